@@ -1,0 +1,1 @@
+"""End-user applications built from the parts: the demo, closed-loop evaluation."""

@@ -1,0 +1,1 @@
+"""Flow math (torch only): time grid, conditional paths, steppers, losses."""

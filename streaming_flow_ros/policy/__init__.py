@@ -1,0 +1,1 @@
+"""Streaming runtime, checkpoints and safety: what the node calls. Imports no ROS."""

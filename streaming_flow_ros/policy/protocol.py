@@ -1,0 +1,116 @@
+"""The interface every runtime policy implements (SFP and the chunk baselines alike).
+
+The node's control timer drives it; only these named methods change its state:
+
+    plan = policy.prepare(obs)        # heavy: encode (SFP) or sample a whole chunk (baselines).
+                                      # Pure w.r.t. the policy state; safe to call in a worker
+                                      # thread while step() runs on the timer thread.
+    policy.reset(action)              # anchor at an action (robot units), drop any plan: hold.
+    policy.start(plan, measured)      # receding horizon: flow time -> 0, re-anchor at the last
+                                      # commanded action (blended towards ``measured``). Cheap.
+    result = policy.step()            # one control tick: the next action (robot units).
+
+Without a plan, or once the plan is used up (flow time reached ``max_flow_time``), ``step()``
+returns the last action with ``hold=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from ..spec import IOSpec
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A frozen observation history, oldest first, robot units.
+
+    state: (T_o, D_s) float; images: camera name -> (T_o, Hh, Ww, C) uint8 at the model's size;
+    stamp: seconds (node clock) of the newest sample.
+    """
+
+    state: np.ndarray
+    images: Mapping[str, np.ndarray] = field(default_factory=dict)
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One tick's output. ``action`` (D_a,) float64 robot units, a fresh array the caller owns.
+
+    t: flow time after the step (0 when holding without a plan).
+    hold: True when no plan is active or it is used up (action == previous action).
+    """
+
+    action: np.ndarray
+    t: float
+    hold: bool
+
+
+@dataclass
+class RuntimeConfig:
+    """Deployment-time settings of a runtime policy (not saved in the checkpoint).
+
+    control_rate_hz: timer rate; one step() advances flow time by
+        data_rate / (control_rate * H) (m sub-steps per data period, method.md "Time").
+    integrator: one velocity pass per tick (euler) or two (midpoint, heun).
+    anchor: "action" re-anchors at the last commanded action; "state" at the measured state.
+    state_blend: with anchor="action", the fraction of (measured - commanded) blended into the
+        anchor at each re-anchor (0 = pure action imitation, 1 = snap to the measured state).
+    max_flow_time: flow time at which the plan is used up and the policy holds (<= 1).
+    start_sigma: std (normalised units) of noise added to the anchor at each re-anchor
+        (0 = deterministic SFP, the default).
+    seed: seed of the runtime's random generator (latent z0, start noise).
+    threads: torch intra-op threads for the runtime (1 keeps tick jitter low).
+    torchscript: trace the velocity net with TorchScript.
+    """
+
+    control_rate_hz: float = 100.0
+    integrator: Literal["euler", "midpoint", "heun"] = "euler"
+    anchor: Literal["action", "state"] = "action"
+    state_blend: float = 0.0
+    max_flow_time: float = 1.0
+    start_sigma: float = 0.0
+    seed: int = 0
+    threads: int = 1
+    torchscript: bool = False
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.control_rate_hz) and 0.1 <= self.control_rate_hz <= 5000.0):
+            raise ValueError(f"control_rate_hz must be in [0.1, 5000], got {self.control_rate_hz}")
+        if self.integrator not in ("euler", "midpoint", "heun"):
+            raise ValueError(f"integrator must be euler|midpoint|heun, got {self.integrator!r}")
+        if self.anchor not in ("action", "state"):
+            raise ValueError(f"anchor must be action|state, got {self.anchor!r}")
+        if not (0.0 <= self.state_blend <= 1.0):
+            raise ValueError(f"state_blend must be in [0, 1], got {self.state_blend}")
+        if not (0.0 < self.max_flow_time <= 1.0):
+            raise ValueError(f"max_flow_time must be in (0, 1], got {self.max_flow_time}")
+        if not (0.0 <= self.start_sigma < 10.0):
+            raise ValueError(f"start_sigma must be in [0, 10), got {self.start_sigma}")
+        if not (1 <= int(self.threads) <= 64):
+            raise ValueError(f"threads must be in [1, 64], got {self.threads}")
+
+
+class RuntimePolicy(Protocol):
+    spec: IOSpec
+    obs_horizon: int
+    config: RuntimeConfig
+
+    def prepare(self, obs: Observation) -> Any: ...
+
+    def reset(self, action: np.ndarray) -> None: ...
+
+    def start(self, plan: Any, measured_state: np.ndarray | None = None) -> None: ...
+
+    def step(self) -> StepResult: ...
+
+    @property
+    def last_action(self) -> np.ndarray | None: ...
+
+    @property
+    def t(self) -> float: ...
