@@ -1,1 +1,1 @@
-"""nets."""
+"""Networks (torch only): time embedding, observation encoders, velocity field."""

@@ -1,1 +1,1 @@
-"""train."""
+"""Training: configs, the loop (EMA, cosine schedule, resume, DDP), the `sfp train` command."""

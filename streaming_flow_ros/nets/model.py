@@ -1,0 +1,136 @@
+"""The SFP model: observation encoder + velocity field + the conditional path it is trained on.
+
+``ModelConfig`` is model-defining (saved in the checkpoint); run-time settings live in
+policy.protocol.RuntimeConfig. Everything here works in normalised units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..flow.losses import draw_targets, flow_matching_loss
+from ..flow.paths import LatentPath, StabilizingPath
+from ..spec import IOSpec
+from .encoders import ObsEncoder
+from .velocity import VelocityNet
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model-defining hyper-parameters (normalised action units for sigma0/sigma1).
+
+    obs_horizon T_o, pred_horizon H (chunk = H + 1 waypoints), action_horizon (waypoints a chunk
+    is executed for by chunk baselines / the default re-anchor budget).
+    path: "stabilizing" (sigma0, k) or "latent" (sigma0, sigma1, k).
+    """
+
+    kind: Literal["sfp"] = "sfp"
+    obs_horizon: int = 2
+    pred_horizon: int = 16
+    action_horizon: int = 8
+    path: Literal["stabilizing", "latent"] = "stabilizing"
+    sigma0: float = 0.1
+    k: float = 5.0
+    sigma1: float = 0.1
+    hidden: int = 256
+    depth: int = 4
+    time_emb_dim: int = 64
+    time_scale: float = 100.0
+    image_channels: tuple[int, ...] = (32, 64, 64)
+    num_keypoints: int = 32
+    image_feat_dim: int = 64
+    crop_frac: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.kind != "sfp":
+            raise ValueError(f"ModelConfig.kind must be 'sfp', got {self.kind!r}")
+        if not (1 <= self.obs_horizon <= 16):
+            raise ValueError(f"obs_horizon must be in 1..16, got {self.obs_horizon}")
+        if not (2 <= self.pred_horizon <= 256):
+            raise ValueError(f"pred_horizon must be in 2..256, got {self.pred_horizon}")
+        if not (1 <= self.action_horizon <= self.pred_horizon):
+            raise ValueError(f"action_horizon must be in 1..pred_horizon, got {self.action_horizon}")
+        if self.path not in ("stabilizing", "latent"):
+            raise ValueError(f"path must be stabilizing|latent, got {self.path!r}")
+        for name in ("sigma0", "k", "sigma1", "time_scale", "crop_frac"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        self.flow_path()  # validates the path parameters
+
+    def flow_path(self) -> StabilizingPath | LatentPath:
+        if self.path == "latent":
+            return LatentPath(sigma0=self.sigma0, sigma1=self.sigma1, k=self.k)
+        return StabilizingPath(sigma0=self.sigma0, k=self.k)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["image_channels"] = list(self.image_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        if "image_channels" in d:
+            d["image_channels"] = tuple(int(c) for c in d["image_channels"])
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ValueError(f"malformed model config: {e}") from e
+
+
+class SFPModel(nn.Module):
+    """Encoder + velocity net. State and actions are normalised; images are uint8."""
+
+    def __init__(self, config: ModelConfig, spec: IOSpec) -> None:
+        super().__init__()
+        self.config = config
+        self.spec = spec
+        self.path = config.flow_path()
+        self.encoder = ObsEncoder(
+            spec,
+            config.obs_horizon,
+            config.image_channels,
+            config.num_keypoints,
+            config.image_feat_dim,
+            config.crop_frac,
+        )
+        self.x_dim = spec.action_dim * self.path.state_dim_factor
+        self.velocity = VelocityNet(
+            self.x_dim,
+            self.encoder.cond_dim,
+            config.hidden,
+            config.depth,
+            config.time_emb_dim,
+            config.time_scale,
+        )
+
+    def encode(self, state_n: torch.Tensor, images: dict[str, torch.Tensor], generator=None) -> torch.Tensor:
+        """(B, T_o, D_s), {name: (B, T_o, Hh, Ww, C) uint8} -> cond (B, cond_dim)."""
+        return self.encoder(state_n, images, generator)
+
+    def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss (so DistributedDataParallel can wrap the model)."""
+        return self.loss(batch, generator)
+
+    def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flow-matching loss on a batch: state_n (B, T_o, D_s), images, chunk_n (B, H+1, D_a)."""
+        cond = self.encode(batch["state_n"], batch["images"], generator)
+        tgt = draw_targets(self.path, batch["chunk_n"], generator)
+        v = self.velocity(tgt.sample.x_t, tgt.t, cond)
+        return flow_matching_loss(v, tgt.sample.dx_t)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,201 @@
+"""The SFP streaming runtime: what the node calls every control tick (see protocol.py).
+
+Per observation (``prepare``, off the timer thread): normalise, encode once, precompute the
+velocity net's FiLM conditioning. Per tick (``step``): one integration step of
+
+    da/dt = v_theta(a, t | h),   a <- a + dt v,   t <- t + dt,   dt = data_rate / (control_rate H)
+
+starting from the anchor (the last commanded action). Each step's ``a`` is the next action.
+Bounded channels (``spec.action_lower/upper``) are clamped after every step, in the flow state
+too. A non-finite result drops the plan and holds; nothing non-finite ever leaves ``step``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import Checkpoint, build_model, read_checkpoint
+from ..flow.stepper import step as flow_step
+from ..nets.model import SFPModel
+from .protocol import Observation, RuntimeConfig, StepResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SFPPlan:
+    """Cached per-observation conditioning: FiLM contribution (1, depth * 2 * hidden)."""
+
+    cache: torch.Tensor
+    stamp: float
+
+
+def check_observation(obs: Observation, spec, obs_horizon: int) -> None:
+    """Raise ValueError unless ``obs`` has the shapes, dtypes and finite values the model needs."""
+    state = np.asarray(obs.state)
+    if state.shape != (obs_horizon, spec.state_dim):
+        raise ValueError(f"observation state shape {state.shape} != ({obs_horizon}, {spec.state_dim})")
+    if not np.isfinite(state).all():
+        raise ValueError("observation state has non-finite values")
+    for cam in spec.cameras:
+        img = obs.images.get(cam.name)
+        want = (obs_horizon, cam.height, cam.width, cam.channels)
+        if img is None:
+            raise ValueError(f"observation lacks camera {cam.name!r}")
+        if img.shape != want or img.dtype != np.uint8:
+            raise ValueError(f"camera {cam.name!r}: {img.shape} {img.dtype}, expected {want} uint8")
+
+
+class StreamingFlowPolicy:
+    """Runtime SFP policy. Only prepare/reset/start/step change or read its rollout state."""
+
+    def __init__(self, model: SFPModel, ckpt: Checkpoint, config: RuntimeConfig | None = None) -> None:
+        self.config = config or RuntimeConfig()
+        self.model = model.eval()
+        self.spec = ckpt.spec
+        self.state_norm = ckpt.state_norm
+        self.action_norm = ckpt.action_norm
+        self.obs_horizon = model.config.obs_horizon
+        self.pred_horizon = model.config.pred_horizon
+        self.dt = self.spec.data_rate_hz / (self.config.control_rate_hz * self.pred_horizon)
+        self._same_names = self.spec.state_names == self.spec.action_names
+        if self.config.anchor == "state" and not self._same_names:
+            raise ValueError("anchor='state' needs state_names == action_names in the checkpoint")
+        self._latent = model.config.path == "latent"
+        self._D = self.spec.action_dim
+        self._lo = np.asarray(self.spec.action_lower, np.float64) if self.spec.action_lower else None
+        self._hi = np.asarray(self.spec.action_upper, np.float64) if self.spec.action_upper else None
+        self._gen = torch.Generator().manual_seed(int(self.config.seed))
+        self._t_buf = torch.zeros(1)
+        self._vel = model.velocity.forward_cached
+        if self.config.torchscript:
+            self._vel = self._traced_velocity()
+        self._x: torch.Tensor | None = None  # (1, x_dim) normalised flow state
+        self._t = 0.0
+        self._plan: SFPPlan | None = None
+        self._last: np.ndarray | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def t(self) -> float:
+        """Flow time of the current plan (0 right after start/reset)."""
+        return self._t
+
+    @property
+    def last_action(self) -> np.ndarray | None:
+        return None if self._last is None else self._last.copy()
+
+    @property
+    def has_plan(self) -> bool:
+        return self._plan is not None and self._t < self.config.max_flow_time - 1e-9
+
+    @property
+    def plan_stamp(self) -> float | None:
+        return None if self._plan is None else self._plan.stamp
+
+    # -- the four operations ------------------------------------------------------------------
+    def prepare(self, obs: Observation) -> SFPPlan:
+        """Encode an observation history (heavy; safe in a worker thread). Does not mutate self."""
+        check_observation(obs, self.spec, self.obs_horizon)
+        state_n = torch.as_tensor(self.state_norm.normalize(np.asarray(obs.state, np.float64)), dtype=torch.float32)
+        images = {c.name: torch.from_numpy(np.ascontiguousarray(obs.images[c.name]))[None] for c in self.spec.cameras}
+        with torch.inference_mode():
+            cond = self.model.encode(state_n[None], images)
+            cache = self.model.velocity.precompute(cond)
+        if not torch.isfinite(cache).all():
+            raise ValueError("observation encoding produced non-finite features")
+        return SFPPlan(cache=cache, stamp=float(obs.stamp))
+
+    def reset(self, action: np.ndarray) -> None:
+        """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
+        self._last = self._checked(action, "reset action")
+        self._plan, self._x, self._t = None, None, 0.0
+
+    def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None) -> None:
+        """Receding horizon: flow time -> 0 at the (blended) anchor, with a new plan."""
+        if not isinstance(plan, SFPPlan):
+            raise ValueError(f"start() needs an SFPPlan from prepare(), got {type(plan).__name__}")
+        measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
+        if self.config.anchor == "state" or self._last is None:
+            if measured is None or not self._same_names:
+                raise ValueError("no anchor: call reset(action) first or pass a measured state")
+            anchor = measured
+        else:
+            anchor = self._last
+            if measured is not None and self._same_names and self.config.state_blend > 0:
+                anchor = anchor + self.config.state_blend * (measured - anchor)
+        a_n = torch.as_tensor(self.action_norm.normalize(anchor), dtype=torch.float32)[None]
+        if self.config.start_sigma > 0:
+            a_n = a_n + self.config.start_sigma * torch.randn(a_n.shape, generator=self._gen)
+        if self._latent:
+            a_n = torch.cat([a_n, torch.randn(a_n.shape, generator=self._gen)], dim=-1)
+        self._x, self._t, self._plan = a_n, 0.0, plan
+        if self._last is None:
+            self._last = anchor.copy()
+
+    def step(self) -> StepResult:
+        """One control tick: integrate one step and return the action (or hold)."""
+        if self._last is None:
+            raise RuntimeError("step() before reset()/start(): no anchor")
+        if not self.has_plan:
+            return StepResult(self._last.copy(), self._t, True)
+        with torch.inference_mode():
+            x = flow_step(self._field, self._x, self._t, self.dt, self.config.integrator)
+        action = self.action_norm.unnormalize(x[0, : self._D].numpy().astype(np.float64))
+        if self._lo is not None or self._hi is not None:
+            clipped = np.clip(action, self._lo, self._hi)
+            if not np.array_equal(clipped, action):
+                action = clipped
+                x = x.clone()
+                x[0, : self._D] = torch.as_tensor(self.action_norm.normalize(action), dtype=x.dtype)
+        if not np.isfinite(action).all():
+            log.error("non-finite action at flow time %.3f: dropping the plan and holding", self._t)
+            self._plan = None
+            return StepResult(self._last.copy(), self._t, True)
+        self._x, self._t, self._last = x, self._t + self.dt, action
+        return StepResult(action.copy(), self._t, False)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _field(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        self._t_buf.fill_(t)
+        return self._vel(x, self._t_buf, self._plan.cache)
+
+    def _checked(self, a: np.ndarray, what: str, dim: int | None = None) -> np.ndarray:
+        dim = self._D if dim is None else dim
+        a = np.asarray(a, np.float64)
+        if a.shape != (dim,):
+            raise ValueError(f"{what} has shape {a.shape}, expected ({dim},)")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{what} has non-finite values: {a}")
+        return a.copy()
+
+    def _traced_velocity(self):
+        vel = self.model.velocity
+        cache = torch.zeros(1, vel.depth * 2 * vel.hidden)
+        example = (torch.zeros(1, vel.x_dim), torch.zeros(1), cache)
+        with torch.inference_mode():
+            traced = torch.jit.trace_module(vel, {"forward_cached": example}, check_trace=False)
+        return traced.forward_cached
+
+
+def _runtimes() -> dict:
+    """Explicit factory: checkpoint kind -> runtime class."""
+    runtimes = {"sfp": StreamingFlowPolicy}
+    try:
+        from ..baselines.registry import BASELINE_RUNTIMES
+    except ImportError:
+        BASELINE_RUNTIMES = {}
+    runtimes.update(BASELINE_RUNTIMES)
+    return runtimes
+
+
+def load_policy(path: str | Path, config: RuntimeConfig | None = None):
+    """Load a checkpoint into the runtime policy of its kind. Raises ValueError on bad files."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt)
+    return _runtimes()[ckpt.kind](model, ckpt, config or RuntimeConfig())

@@ -1,0 +1,133 @@
+"""Checkpoint round trip and loud rejection of corrupt or mismatched files."""
+
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from _core_helpers import tiny_spec
+
+from streaming_flow_ros.checkpoint import (
+    check_compatible,
+    load_model,
+    make_untrained_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from streaming_flow_ros.cli import main as sfp_main
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    return make_untrained_checkpoint(tmp_path / "p.safetensors", tiny_spec(), seed=1)
+
+
+def _rewrite_meta(path, out, edit):
+    """Rewrite the JSON header of a safetensors file through ``edit(doc)``."""
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    doc = json.loads(header["__metadata__"]["sfp_checkpoint"])
+    edit(doc)
+    header["__metadata__"]["sfp_checkpoint"] = json.dumps(doc)
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    out.write_bytes(struct.pack("<Q", len(hb)) + hb + raw[8 + n :])
+    return out
+
+
+def test_round_trip_same_outputs(ckpt, tmp_path):
+    model, c = load_model(ckpt)
+    assert c.spec == tiny_spec() and c.kind == "sfp"
+    x, t = torch.randn(3, 3), torch.rand(3)
+    cond = torch.randn(3, model.encoder.cond_dim)
+    out = save_checkpoint(tmp_path / "again.safetensors", model, c.spec, c.state_norm, c.action_norm, {"a": 1})
+    model2, c2 = load_model(out)
+    with torch.no_grad():
+        assert torch.equal(model.velocity(x, t, cond), model2.velocity(x, t, cond))
+    assert c2.train == {"a": 1}
+    assert np.allclose(c2.action_norm.scale, c.action_norm.scale)
+
+
+def test_truncated_file_is_rejected(ckpt, tmp_path):
+    bad = tmp_path / "trunc.safetensors"
+    bad.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        read_checkpoint(bad)
+
+
+def test_corrupt_header_is_rejected(ckpt, tmp_path):
+    raw = bytearray(ckpt.read_bytes())
+    raw[10:20] = b"\xff" * 10
+    bad = tmp_path / "corrupt.safetensors"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError):
+        read_checkpoint(bad)
+
+
+def test_pickle_is_never_loaded(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    p = tmp_path / "evil.safetensors"
+    p.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(ValueError, match="pickle"):
+        read_checkpoint(p)
+    torch.save({"w": torch.zeros(1)}, tmp_path / "t.pt")
+    with pytest.raises(ValueError, match="pickle"):
+        read_checkpoint(tmp_path / "t.pt")
+
+
+def test_wrong_version_and_kind(ckpt, tmp_path):
+    v = _rewrite_meta(ckpt, tmp_path / "v.safetensors", lambda d: d.update(version=99))
+    with pytest.raises(ValueError, match="version 99"):
+        read_checkpoint(v)
+    k = _rewrite_meta(ckpt, tmp_path / "k.safetensors", lambda d: d.update(kind="mystery"))
+    with pytest.raises(ValueError, match="unknown model kind"):
+        read_checkpoint(k)
+
+
+def test_metadata_that_does_not_match_weights(ckpt, tmp_path):
+    def more_joints(d):
+        d["spec"]["state_names"].append("j4")
+        d["spec"]["action_names"].append("j4")
+        d["spec"]["action_lower"].append(-1.0)
+        d["spec"]["action_upper"].append(1.0)
+        for n in d["normalizers"].values():
+            n["center"].append(0.0)
+            n["scale"].append(1.0)
+
+    bad = _rewrite_meta(ckpt, tmp_path / "j.safetensors", more_joints)
+    with pytest.raises(ValueError, match="do not match"):
+        load_model(bad)
+    bad = _rewrite_meta(ckpt, tmp_path / "h.safetensors", lambda d: d["model"].update(hidden=32))
+    with pytest.raises(ValueError, match="shape"):
+        load_model(bad)
+    bad = _rewrite_meta(ckpt, tmp_path / "n.safetensors", lambda d: d["normalizers"]["action"].update(scale=[1.0]))
+    with pytest.raises(ValueError, match="normaliser"):
+        read_checkpoint(bad)
+
+
+def test_compatibility_check():
+    spec = tiny_spec()
+    check_compatible(spec, ["j3", "j1", "j2", "extra"], ["camera"])
+    with pytest.raises(ValueError, match="j3"):
+        check_compatible(spec, ["j1", "j2"])
+    with pytest.raises(ValueError, match="camera"):
+        check_compatible(spec, None, ["wrist"])
+
+
+def test_sfp_info_prints_metadata(ckpt, capsys):
+    assert sfp_main(["info", str(ckpt)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "sfp-checkpoint" and doc["parameters"] > 0
+    assert doc["spec"]["action_names"] == ["j1", "j2", "j3"]
+
+
+def test_sfp_info_bad_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "x.safetensors").write_bytes(b"nope")
+    assert sfp_main(["info", str(tmp_path / "x.safetensors")]) == 2
+    assert "sfp: error" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+"""The streaming runtime: one flow step per tick, receding horizon, sub-steps, anchoring, holds."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from _core_helpers import tiny_spec
+
+from streaming_flow_ros.checkpoint import make_untrained_checkpoint
+from streaming_flow_ros.flow.stepper import integrate
+from streaming_flow_ros.policy.protocol import Observation, RuntimeConfig
+from streaming_flow_ros.policy.streaming import load_policy
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return make_untrained_checkpoint(tmp_path_factory.mktemp("c") / "p.safetensors", tiny_spec(), seed=3)
+
+
+def obs(stamp=0.0, fill=0):
+    return Observation(np.zeros((2, 3)), {"camera": np.full((2, 24, 24, 3), fill, np.uint8)}, stamp)
+
+
+def test_step_is_one_euler_step_of_the_model(ckpt):
+    p = load_policy(ckpt, RuntimeConfig(control_rate_hz=10.0))  # = data rate: dt = 1/H
+    assert p.dt == pytest.approx(1 / 16)
+    plan = p.prepare(obs())
+    a0 = np.array([0.1, -0.2, 0.3])
+    p.reset(a0)
+    p.start(plan)
+    got = np.array([p.step().action for _ in range(16)])
+    # the same integration done offline on the model, in normalised units
+    x0 = torch.as_tensor(p.action_norm.normalize(a0), dtype=torch.float32)[None]
+    with torch.no_grad():
+        traj = integrate(lambda x, t: p.model.velocity.forward_cached(x, torch.tensor([t]), plan.cache), x0, 16)
+    expect = np.clip(p.action_norm.unnormalize(traj[1:, 0].numpy().astype(np.float64)), -2, 2)
+    assert np.allclose(got, expect, atol=1e-5)
+    r = p.step()  # plan used up at t = 1: hold
+    assert r.hold and np.array_equal(r.action, got[-1]) and p.t == pytest.approx(1.0)
+
+
+def test_new_observation_reanchors_at_last_command(ckpt):
+    p = load_policy(ckpt, RuntimeConfig(control_rate_hz=50.0))
+    p.reset(np.zeros(3))
+    p.start(p.prepare(obs(1.0)))
+    for _ in range(7):
+        last = p.step().action
+    assert p.t == pytest.approx(7 * p.dt)
+    p.start(p.prepare(obs(2.0, fill=200)))
+    assert p.t == 0.0 and p.plan_stamp == 2.0
+    assert np.array_equal(p.last_action, last)  # anchor = last commanded action, no snap
+    r = p.step()
+    assert np.abs(r.action - last).max() < 0.5 and r.t == pytest.approx(p.dt)
+
+
+def test_substeps_integrate_the_same_flow(ckpt):
+    """A faster controller takes m sub-steps per data period of the SAME flow (it does not replay
+    the motion faster): read at the data-period instants, the paths converge as m grows."""
+    at_data_times = {}
+    for rate in (10.0, 50.0, 250.0):
+        m = int(rate / 10)
+        p = load_policy(ckpt, RuntimeConfig(control_rate_hz=rate, integrator="midpoint"))
+        p.reset(np.zeros(3))
+        p.start(p.prepare(obs()))
+        acts = np.array([p.step().action for _ in range(8 * m)])
+        at_data_times[rate] = acts[m - 1 :: m]
+        assert p.t == pytest.approx(0.5)  # 8 data periods of a 16-period chunk, at every rate
+    fine = np.abs(at_data_times[50.0] - at_data_times[250.0]).max()
+    coarse = np.abs(at_data_times[10.0] - at_data_times[250.0]).max()
+    assert fine < 0.005 and fine < coarse
+
+
+def test_state_blend_and_state_anchor(ckpt):
+    p = load_policy(ckpt, RuntimeConfig(state_blend=0.5))
+    p.reset(np.zeros(3))
+    plan = p.prepare(obs())
+    p.start(plan, measured_state=np.array([1.0, 1.0, 1.0]))
+    q = load_policy(ckpt, RuntimeConfig())
+    q.reset(np.full(3, 0.5))
+    q.start(plan)
+    assert np.allclose(p.step().action, q.step().action, atol=1e-6)  # anchored half-way
+    s = load_policy(ckpt, RuntimeConfig(anchor="state"))
+    with pytest.raises(ValueError, match="anchor"):
+        s.start(plan)
+    s.start(plan, measured_state=np.full(3, 0.5))
+    assert np.allclose(s.last_action, 0.5)
+
+
+def test_holds_without_plan_and_rejects_bad_input(ckpt):
+    p = load_policy(ckpt)
+    with pytest.raises(RuntimeError):
+        p.step()
+    p.reset(np.ones(3))
+    r = p.step()
+    assert r.hold and np.array_equal(r.action, np.ones(3))
+    with pytest.raises(ValueError, match="non-finite"):
+        p.reset(np.array([np.nan, 0, 0]))
+    with pytest.raises(ValueError, match="shape"):
+        p.reset(np.ones(4))
+    bad = Observation(np.full((2, 3), np.nan), obs().images)
+    with pytest.raises(ValueError, match="non-finite"):
+        p.prepare(bad)
+    with pytest.raises(ValueError, match="camera"):
+        p.prepare(Observation(np.zeros((2, 3)), {}))
+    with pytest.raises(ValueError, match="uint8"):
+        p.prepare(Observation(np.zeros((2, 3)), {"camera": np.zeros((2, 24, 24, 3), np.float32)}))
+
+
+def test_bounds_are_clamped_every_step(ckpt):
+    p = load_policy(ckpt, RuntimeConfig(control_rate_hz=10.0))
+    p.reset(np.full(3, 1.99))
+    p.start(p.prepare(obs()))
+    acts = np.array([p.step().action for _ in range(16)])
+    assert (acts <= 2.0).all() and (acts >= -2.0).all() and np.isfinite(acts).all()
+
+
+def test_latent_and_torchscript_runtimes(tmp_path):
+    from streaming_flow_ros.nets.model import ModelConfig
+
+    cfg = ModelConfig(path="latent", sigma0=0.01, sigma1=0.1, hidden=32, depth=2, image_channels=(8,), num_keypoints=4, image_feat_dim=8)
+    c = make_untrained_checkpoint(tmp_path / "l.safetensors", tiny_spec(), config=cfg)
+    outs = []
+    for ts in (False, True):
+        p = load_policy(c, RuntimeConfig(seed=5, torchscript=ts))
+        p.reset(np.zeros(3))
+        p.start(p.prepare(obs()))
+        outs.append(np.array([p.step().action for _ in range(5)]))
+    assert np.allclose(outs[0], outs[1], atol=1e-5)  # same seed -> same z0; traced == eager
+
+
+def test_runtime_config_validation():
+    for bad in (dict(control_rate_hz=0), dict(integrator="rk4"), dict(anchor="x"), dict(state_blend=2), dict(max_flow_time=0)):
+        with pytest.raises(ValueError):
+            RuntimeConfig(**bad)
+
+
+def test_core_imports_no_ros():
+    """The core (flow, nets, data, train, policy, checkpoint) must work with rclpy unavailable."""
+    code = (
+        "import sys; sys.modules['rclpy'] = None\n"
+        "import streaming_flow_ros.flow.paths, streaming_flow_ros.flow.stepper, streaming_flow_ros.nets.model\n"
+        "import streaming_flow_ros.train.pipeline, streaming_flow_ros.policy.streaming, streaming_flow_ros.checkpoint\n"
+        "import streaming_flow_ros.data.windows, streaming_flow_ros.toy.run\n"
+        "assert not any(m.startswith(('rclpy', 'sensor_msgs')) and sys.modules[m] for m in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
