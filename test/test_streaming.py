@@ -122,12 +122,33 @@ def test_latent_and_torchscript_runtimes(tmp_path):
     cfg = ModelConfig(path="latent", sigma0=0.01, sigma1=0.1, hidden=32, depth=2, image_channels=(8,), num_keypoints=4, image_feat_dim=8)
     c = make_untrained_checkpoint(tmp_path / "l.safetensors", tiny_spec(), config=cfg)
     outs = []
-    for ts in (False, True):
-        p = load_policy(c, RuntimeConfig(seed=5, torchscript=ts))
+    for backend, ts in (("numpy", False), ("torch", False), ("torch", True)):
+        p = load_policy(c, RuntimeConfig(seed=5, backend=backend, torchscript=ts, integrator="midpoint"))
         p.reset(np.zeros(3))
         p.start(p.prepare(obs()))
-        outs.append(np.array([p.step().action for _ in range(5)]))
-    assert np.allclose(outs[0], outs[1], atol=1e-5)  # same seed -> same z0; traced == eager
+        outs.append(np.array([p.step().action for _ in range(50)]))
+    # same seed -> same z0; numpy == torch eager == TorchScript
+    assert np.allclose(outs[0], outs[1], atol=1e-5) and np.allclose(outs[1], outs[2], atol=1e-5)
+
+
+def test_numpy_velocity_matches_torch_module():
+    from streaming_flow_ros.nets.velocity import VelocityNet
+    from streaming_flow_ros.policy.fast_velocity import NumpyVelocity
+
+    torch.manual_seed(0)
+    net = VelocityNet(x_dim=5, cond_dim=11, hidden=48, depth=3).eval()
+    with torch.no_grad():
+        for prm in net.parameters():  # non-trivial LayerNorm affines and FiLM biases
+            prm.normal_(0, 0.3)
+    fast = NumpyVelocity(net)
+    cond = torch.randn(1, 11)
+    cache = net.precompute(cond)
+    for t in (0.0, 0.37, 1.0, 0.37):  # the second 0.37 comes from the time cache
+        x = torch.randn(1, 5)
+        with torch.no_grad():
+            ref = net.forward_cached(x, torch.tensor([t]), cache)[0].numpy()
+        got = fast(x[0].numpy(), t, NumpyVelocity.cache_from_torch(cache))
+        assert np.allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_runtime_config_validation():

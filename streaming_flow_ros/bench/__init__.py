@@ -1,1 +1,1 @@
-"""bench."""
+"""Benchmarks: print measured numbers (and JSON); never timing assertions in unit tests."""

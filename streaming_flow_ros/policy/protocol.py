@@ -66,7 +66,8 @@ class RuntimeConfig:
         (0 = deterministic SFP, the default).
     seed: seed of the runtime's random generator (latent z0, start noise).
     threads: torch intra-op threads for the runtime (1 keeps tick jitter low).
-    torchscript: trace the velocity net with TorchScript.
+    backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".
+    torchscript: with backend="torch", trace the velocity net with TorchScript.
     """
 
     control_rate_hz: float = 100.0
@@ -77,6 +78,7 @@ class RuntimeConfig:
     start_sigma: float = 0.0
     seed: int = 0
     threads: int = 1
+    backend: Literal["numpy", "torch"] = "numpy"
     torchscript: bool = False
 
     def __post_init__(self) -> None:
@@ -92,6 +94,8 @@ class RuntimeConfig:
             raise ValueError(f"max_flow_time must be in (0, 1], got {self.max_flow_time}")
         if not (0.0 <= self.start_sigma < 10.0):
             raise ValueError(f"start_sigma must be in [0, 10), got {self.start_sigma}")
+        if self.backend not in ("numpy", "torch"):
+            raise ValueError(f"backend must be numpy|torch, got {self.backend!r}")
         if not (1 <= int(self.threads) <= 64):
             raise ValueError(f"threads must be in [1, 64], got {self.threads}")
 

@@ -1,0 +1,115 @@
+"""`sfp bench step`: per-tick latency of the SFP runtime at the default model sizes.
+
+Measures ``policy.step()`` (one Euler step = one velocity-net pass, features cached) for a
+state-only and an image (one 96x96 camera) model, plus ``prepare()`` (the encoder, i.e. the
+time to first action after a new observation), with torch on 1 thread, batch 1. The models are
+real but untrained: weights do not change the cost. Optionally also times toy training.
+
+    sfp bench step [--ticks 5000] [--json PATH] [--torchscript] [--toy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import make_untrained_checkpoint
+from ..nets.model import ModelConfig
+from ..policy.protocol import Observation, RuntimeConfig
+from ..policy.streaming import load_policy
+from ..spec import CameraSpec, IOSpec
+
+JOINTS = tuple(f"joint{i}" for i in range(1, 8))  # a 7-DoF arm
+
+
+def _specs() -> dict[str, IOSpec]:
+    return {
+        "state": IOSpec(JOINTS, JOINTS, (), 10.0),
+        "image": IOSpec(JOINTS, JOINTS, (CameraSpec("camera", 96, 96, 3),), 10.0),
+    }
+
+
+def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
+    a = np.asarray(samples_s) * 1e3
+    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+
+
+def bench_model(spec: IOSpec, ticks: int, torchscript: bool, integrator: str = "euler") -> dict:
+    cfg = ModelConfig()  # the default sizes a user trains with
+    with tempfile.TemporaryDirectory() as d:
+        path = make_untrained_checkpoint(Path(d) / "m.safetensors", spec, config=cfg)
+        # control rate 100 Hz, data rate 10 Hz, H 16: 160 ticks per chunk
+        policy = load_policy(path, RuntimeConfig(control_rate_hz=100.0, torchscript=torchscript, integrator=integrator))
+    rng = np.random.default_rng(0)
+    T = policy.obs_horizon
+    obs = Observation(
+        state=rng.uniform(-1, 1, (T, spec.state_dim)),
+        images={c.name: rng.integers(0, 255, (T, c.height, c.width, c.channels), dtype=np.uint8) for c in spec.cameras},
+    )
+    policy.reset(np.zeros(spec.action_dim))
+    for _ in range(20):  # warm-up
+        policy.start(policy.prepare(obs))
+        policy.step()
+    step_s, prep_s = [], []
+    while len(step_s) < ticks:
+        t0 = time.perf_counter()
+        plan = policy.prepare(obs)
+        policy.start(plan)
+        prep_s.append(time.perf_counter() - t0)
+        for _ in range(80):  # re-anchor every 8 data periods, as in the paper
+            t0 = time.perf_counter()
+            r = policy.step()
+            step_s.append(time.perf_counter() - t0)
+            assert not r.hold
+    return {
+        **percentiles_ms(step_s),
+        "prepare": percentiles_ms(prep_s),
+        "params": sum(p.numel() for p in policy.model.parameters()),
+        "ticks": len(step_s),
+    }
+
+
+def run_bench(ticks: int = 5000, torchscript: bool = False, toy: bool = False) -> dict:
+    torch.set_num_threads(1)
+    out: dict = {name: bench_model(spec, ticks, torchscript) for name, spec in _specs().items()}
+    out["image_midpoint"] = bench_model(_specs()["image"], ticks // 2, torchscript, "midpoint")
+    if toy:
+        from ..toy.run import run_toys
+
+        t0 = time.perf_counter()
+        res, _ = run_toys(steps=2000, n=200)
+        out["toy_train_seconds"] = {k: v.get("train_seconds") for k, v in res.items() if isinstance(v, dict) and "train_seconds" in v}
+        out["toy_total_seconds"] = round(time.perf_counter() - t0, 1)
+    out["machine"] = {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+                      "cpu": platform.processor() or platform.machine()}
+    out["torchscript"] = torchscript
+    return out
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ticks", type=int, default=5000, help="timed steps per model")
+    p.add_argument("--torchscript", action="store_true", help="trace the velocity net")
+    p.add_argument("--toy", action="store_true", help="also time toy training")
+    p.add_argument("--json", help="write results here")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = run_bench(args.ticks, args.torchscript, args.toy)
+    print(f"{'model':16s} {'params':>9s} {'step p50':>9s} {'step p99':>9s} {'step max':>9s} {'encode p50':>11s} {'encode p99':>11s}")
+    for name in ("state", "image", "image_midpoint"):
+        m = out[name]
+        print(f"{name:16s} {m['params']:9d} {m['p50_ms']:8.3f}ms {m['p99_ms']:8.3f}ms {m['max_ms']:8.2f}ms "
+              f"{m['prepare']['p50_ms']:9.3f}ms {m['prepare']['p99_ms']:9.3f}ms")
+    if "toy_train_seconds" in out:
+        print(f"toy training seconds: {out['toy_train_seconds']} (total {out['toy_total_seconds']} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+        print(f"json: {args.json}")
+    return 0

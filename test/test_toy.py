@@ -1,0 +1,50 @@
+"""T1 toys (evaluation.md): stabilising SFP from N(a0, sigma0^2) and the latent variant from a0
+exactly both keep the bifurcation's two modes; the obstacle is passed; crossing marginals match
+(the splice rate is reported, not hidden)."""
+
+import json
+
+import pytest
+
+from streaming_flow_ros.cli import main as sfp_main
+from streaming_flow_ros.toy.run import run_toys
+
+
+@pytest.fixture(scope="module")
+def results():
+    out, _ = run_toys(steps=1500, n=600, seed=0)
+    return out
+
+
+def test_bifurcation_stabilizing(results):
+    m = results["bifurcation"]
+    assert m["mode_balance_error"] <= 0.1 and m["averaged_fraction"] < 0.02
+    assert m["marginal_distance"] < 0.1
+
+
+def test_bifurcation_latent_from_exact_anchor(results):
+    m = results["bifurcation_latent"]
+    assert m["mode_balance_error"] <= 0.1 and m["averaged_fraction"] < 0.02
+
+
+def test_obstacle(results):
+    assert results["obstacle"]["success_rate"] >= 0.9
+    assert 0.2 < results["obstacle"]["left_fraction"] < 0.8  # both sides used
+
+
+def test_crossing_marginals_and_reported_splices(results):
+    m = results["crossing"]
+    assert m["marginal_distance"] < 0.15
+    assert 0.0 <= m["splice_rate"] <= 1.0  # reported; SFP matches marginals, not joints
+
+
+def test_sfp_toy_cli_writes_json_and_png(tmp_path, capsys):
+    js, png = tmp_path / "t.json", tmp_path / "t.png"
+    assert sfp_main(["toy", "--steps", "60", "--samples", "50", "--json", str(js), "--plot", str(png)]) == 0
+    d = json.loads(js.read_text())
+    for key in ("bifurcation", "crossing", "obstacle"):
+        assert key in d
+    assert set(d["bifurcation"]) >= {"mode_balance_error", "averaged_fraction"}
+    assert set(d["crossing"]) >= {"marginal_distance", "splice_rate"}
+    assert "success_rate" in d["obstacle"]
+    assert png.read_bytes()[:4] == b"\x89PNG"
