@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return node_main(["policy_node", *argv[1:]])
     parser = build_parser()
-    # Parse the command name first, then let the module add its own options.
-    args, _ = parser.parse_known_args(argv)
+    # Parse the command name first (without -h, so help can list the module's own options),
+    # then let the module add its options and parse for real.
+    args, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")] or argv)
     module = importlib.import_module(args._module)
     parser = build_parser()
     for action in parser._subparsers._group_actions:  # find the leaf parser again
