@@ -206,6 +206,9 @@ def _runtimes() -> dict:
 
 def load_policy(path: str | Path, config: RuntimeConfig | None = None):
     """Load a checkpoint into the runtime policy of its kind. Raises ValueError on bad files."""
+    config = config or RuntimeConfig()
+    # Process-wide: the runtime's encoder and steps should not fight the control loop for cores.
+    torch.set_num_threads(int(config.threads))
     ckpt = read_checkpoint(path)
     model = build_model(ckpt)
-    return _runtimes()[ckpt.kind](model, ckpt, config or RuntimeConfig())
+    return _runtimes()[ckpt.kind](model, ckpt, config)
