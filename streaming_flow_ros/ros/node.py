@@ -1,5 +1,439 @@
-"""Policy node (under construction)."""
+"""The policy node: a lifecycle node streaming one policy action per control tick.
+
+Data flow (thin glue; the math lives in the policy, the limits in policy/safety.py)::
+
+    joint_states, image_raw ──(convert, cache: ObsBuffer)──> plan worker thread: prepare(obs)
+                                                               │ mailbox (newest plan)
+    control timer (own MutuallyExclusive group, control_rate_hz):
+        fresh plan due? -> policy.start(plan, measured)   (re-anchor: flow time -> 0)
+        policy.step() -> SafetyFilter -> publish ~/action (+ joint_trajectory | commands)
+
+Topics (relative, remap them): subscribes ``joint_states`` (sensor_msgs/JointState) and
+``image_raw`` (one camera) or ``<camera>/image_raw`` (several), sensor QoS (BEST_EFFORT,
+depth 1); publishes ``~/action`` (trajectory_msgs/JointTrajectoryPoint, every tick),
+``joint_trajectory`` (command_mode jtc, RELIABLE), ``commands`` (command_mode forward,
+std_msgs/Float64MultiArray, controller joint order), ``/diagnostics``. Service ``~/enable``
+(std_srvs/SetBool) mirrors the ``enabled`` parameter.
+
+Behaviour:
+- configure loads the checkpoint (``checkpoint`` or the package default); on failure the node
+  stays unconfigured and /diagnostics carries the reason. activate anchors at the first measured
+  joint state (``policy.reset(measured)``); nothing is published before that.
+- dry run (``enabled`` false, the default): the policy runs and ``~/action`` is published, but
+  nothing goes to the controller. Enabling re-anchors at the measured state; disabling and
+  deactivating send one hold of the last commanded position.
+- stale watchdog (node clock): joints or any camera older than ``max_obs_age`` -> the plan is
+  dropped and the node holds the last commanded position (``on_stale: hold`` publishes that hold
+  every tick; ``silent`` publishes nothing). Recovery re-anchors at the last command with the
+  next fresh plan. Ticks never catch up: each tick is one flow step.
+- a tick never publishes non-finite values (the safety filter holds instead).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ..policy.obs_buffer import ObsBuffer
+from ..policy.protocol import Observation, RuntimeConfig, RuntimePolicy
+from ..policy.safety import SafetyFilter
+from . import conversions as cv
+from .params import LIVE, NodeParams, controller_joints, resolve_limits
+from .plan_worker import PlanWorker, PreparedPlan
+from .telemetry import Telemetry, diagnostic_status, one_line
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "default_policy.safetensors"
+SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=qos_profile_sensor_data.durability)
+COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+PolicyLoader = Callable[[str, RuntimeConfig], RuntimePolicy]
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+PARAM_NAMES = frozenset(NodeParams().to_mapping())
 
 
-def main(argv=None) -> int:
-    raise SystemExit("policy_node: under construction")
+def load_checkpoint_policy(path: str, config: RuntimeConfig) -> RuntimePolicy:
+    """The default loader: policy/streaming.py's ``load_policy`` (imports torch lazily)."""
+    from ..policy.streaming import load_policy
+
+    return load_policy(path, config)
+
+
+def warm_up(policy: RuntimePolicy, home: np.ndarray, steps: int = 5) -> None:
+    """One prepare + a few steps on a blank observation at ``home`` (D_a,) rad, so the first real
+    ticks do not pay for lazy initialisation (allocations, kernel selection); then reset."""
+    spec, t_o = policy.spec, policy.obs_horizon
+    images = {c.name: np.zeros((t_o, c.height, c.width, c.channels), np.uint8) for c in spec.cameras}
+    measured = home if spec.state_names == spec.action_names else np.zeros(spec.state_dim)
+    policy.reset(home)
+    policy.start(policy.prepare(Observation(np.zeros((t_o, spec.state_dim)), images, 0.0)), measured)
+    for _ in range(steps):
+        policy.step()
+    policy.reset(home)
+
+
+class PolicyNode(LifecycleNode):
+    """See the module docstring. ``loader`` builds the policy at configure (tests/demos may wrap
+    it); ``telemetry_window`` None keeps every timing sample (benchmarks)."""
+
+    def __init__(self, node_name: str = "policy_node", *, loader: PolicyLoader | None = None,
+                 telemetry_window: int | None = 4096, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self._timer = None
+        self._loader = loader or load_checkpoint_policy
+        for name, value in NodeParams().to_mapping().items():
+            self.declare_parameter(name, value, ParameterDescriptor(dynamic_typing=True))
+        try:
+            self.params = NodeParams.from_mapping({n: self.get_parameter(n).value for n in PARAM_NAMES})
+        except ValueError as e:  # invalid parameters at start: no half-made node left behind
+            super().destroy_node()
+            raise ValueError(f"invalid parameters: {e}") from e
+        self._cfg = self.params  # the parameters in effect (non-live fields frozen at configure)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.telemetry = Telemetry(window=telemetry_window)
+        self.policy: RuntimePolicy | None = None
+        self._reason = "unconfigured"
+        self._input_reasons: dict[str, str] = {}  # input ("joints"/camera) -> last problem
+        self._tick_lock = threading.Lock()
+        self._pubs: list[Any] = []
+        self._subs: list[Any] = []
+        self._timer_group = MutuallyExclusiveCallbackGroup()  # the control tick, alone
+        self._input_group = MutuallyExclusiveCallbackGroup()  # subscriptions: convert + cache
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
+        self._last_log = time.monotonic()
+
+    # ---- parameters and enable -------------------------------------------------------------
+    def _on_set_parameters(self, changed: list[Parameter]) -> SetParametersResult:
+        ours = {p.name: p.value for p in changed if p.name in PARAM_NAMES}
+        try:
+            new = self.params.with_changes(ours)
+            if self.policy is not None:
+                resolve_limits(new, self.policy.spec)
+                controller_joints(new, self.policy.spec)
+        except ValueError as e:
+            return SetParametersResult(successful=False, reason=str(e))
+        self.params = new
+        self._cfg = replace(self._cfg, **{k: getattr(new, k) for k in LIVE})
+        if set(ours) - LIVE:
+            self.get_logger().info(f"{sorted(set(ours) - LIVE)} take effect at the next configure")
+        return SetParametersResult(successful=True)
+
+    def _on_enable(self, req: SetBool.Request, res: SetBool.Response) -> SetBool.Response:
+        result = self.set_parameters([Parameter("enabled", Parameter.Type.BOOL, bool(req.data))])[0]
+        res.success = result.successful
+        res.message = f"enabled={self._cfg.enabled} state={self.lifecycle_state}" + (
+            "" if result.successful else f" ({result.reason})")
+        return res
+
+    @property
+    def lifecycle_state(self) -> str:
+        return self._state_machine.current_state[1]
+
+    @property
+    def status_reason(self) -> str:
+        """Why the node is not streaming ("" when it is): configure failure, stale input, ..."""
+        return self._reason or "; ".join(r for r in self._input_reasons.values() if r)
+
+    def now_s(self) -> float:
+        """Node-clock time, s (follows /clock under use_sim_time)."""
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        cfg = self._cfg = self.params
+        path = cfg.checkpoint or str(DEFAULT_CHECKPOINT)
+        try:
+            if not Path(path).is_file():
+                raise ValueError(f"checkpoint {path!r} does not exist")
+            policy = self._loader(path, cfg.runtime_config())
+            spec = policy.spec
+            self._limits = resolve_limits(cfg, spec)
+            self._ctrl_joints = controller_joints(cfg, spec)
+            warm_up(policy, np.clip(np.zeros(spec.action_dim), self._limits.lower, self._limits.upper))
+        except (ValueError, OSError, ImportError) as e:
+            self._reason = f"configure failed: {e}"
+            self.get_logger().error(self._reason)
+            return TransitionCallbackReturn.FAILURE
+        self.policy, self._spec = policy, spec
+        self._ctrl_index = cv.reorder_index(spec.action_names, self._ctrl_joints)
+        self._safety = SafetyFilter(self._limits)
+        self._buffer = ObsBuffer(spec.state_dim, [c.name for c in spec.cameras], policy.obs_horizon,
+                                 spec.data_rate_hz, cfg.sync_tolerance)
+        poll = 1.0 / spec.data_rate_hz if not spec.cameras else min(0.005, cfg.sync_tolerance / 4)
+        self._worker = PlanWorker(self._buffer.build, policy.prepare, self._is_fresh,
+                                  self._on_prepared, self._on_prepare_error, poll)
+        self._measured: np.ndarray | None = None  # (D_a,) rad, latest joint state
+        self._measured_state: np.ndarray | None = None  # (D_s,)
+        self._action_pub = self.create_publisher(JointTrajectoryPoint, "~/action", COMMAND_QOS)
+        self._jtc_pub = self._fwd_pub = None
+        if cfg.command_mode == "jtc":
+            self._jtc_pub = self.create_publisher(JointTrajectory, "joint_trajectory", COMMAND_QOS)
+        elif cfg.command_mode == "forward":
+            self._fwd_pub = self.create_publisher(Float64MultiArray, "commands", COMMAND_QOS)
+        subs = [self.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS,
+                                         callback_group=self._input_group)]
+        for cam in spec.cameras:
+            topic = "image_raw" if len(spec.cameras) == 1 else f"{cam.name}/image_raw"
+            subs.append(self.create_subscription(
+                Image, topic, lambda m, c=cam: self._on_image(c, m), SENSOR_QOS,
+                callback_group=self._input_group))
+        self._pubs = [p for p in (self._action_pub, self._jtc_pub, self._fwd_pub) if p is not None]
+        self._subs = subs
+        self._tfs = cv.lookahead_time(cfg.lookahead_ticks, cfg.control_rate_hz)
+        self._reason = ""
+        self.get_logger().info(
+            f"configured: {path} joints={list(spec.action_names)} cameras={[c.name for c in spec.cameras]} "
+            f"data_rate={spec.data_rate_hz} Hz control_rate={cfg.control_rate_hz} Hz mode={cfg.command_mode}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._anchored = False
+        self._stale = True
+        self._enabled_now = self._cfg.enabled
+        self._ticks_since_start = 0
+        self._last_tick: float | None = None
+        self.telemetry.started_at = self.now_s()
+        self._worker.start()
+        self._timer = self.create_timer(self._cfg.period, self._on_tick, callback_group=self._timer_group)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_control()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self._reason = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_control()
+        self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_control()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_control(self) -> None:
+        """Stop ticking (waits for a running tick), stop the worker, hold the last command."""
+        if self._timer is not None:
+            self._timer.cancel()
+            with self._tick_lock:
+                self.destroy_timer(self._timer)
+                self._timer = None
+                if self._anchored and self._enabled_now:
+                    self._publish_controller(self._safety.last, None)
+            self._worker.stop()
+
+    def _release(self) -> None:
+        for pub in self._pubs:
+            self.destroy_publisher(pub)
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._pubs, self._subs = [], []
+        self.policy = None
+
+    def destroy_node(self) -> None:
+        if self._timer is not None:
+            self._stop_control()
+        super().destroy_node()
+
+    # ---- inputs (convert + cache only) ------------------------------------------------------
+    def _stamp(self, header_stamp) -> float:
+        s = cv.stamp_seconds(header_stamp)
+        return s if s > 0.0 else self.now_s()
+
+    def _on_joints(self, msg: JointState) -> None:
+        try:
+            state = cv.joint_positions(msg, self._spec.state_names)
+            measured = cv.joint_positions(msg, self._spec.action_names)
+        except cv.JointStateError as e:
+            self.telemetry.input_errors += 1
+            self._input_reasons["joints"] = str(e)
+            self.get_logger().warning(str(e), throttle_duration_sec=5.0)
+            return
+        self._buffer.add_state(self._stamp(msg.header.stamp), state)
+        self.telemetry.joint_msgs += 1
+        self._input_reasons["joints"] = ""
+        self._measured, self._measured_state = measured, state  # action joints, state channels
+
+    def _on_image(self, cam, msg: Image) -> None:
+        try:
+            img = cv.image_to_model(msg, cam)
+        except ValueError as e:
+            self.telemetry.input_errors += 1
+            self._input_reasons[cam.name] = f"camera {cam.name}: {e}"
+            self.get_logger().warning(self._input_reasons[cam.name], throttle_duration_sec=5.0)
+            return
+        self._buffer.add_frame(cam.name, self._stamp(msg.header.stamp), img)
+        self.telemetry.image_msgs += 1
+        self._input_reasons[cam.name] = ""
+        self._worker.wake()
+
+    # ---- plan worker callbacks (worker thread) ----------------------------------------------
+    def _is_fresh(self, stamp: float) -> bool:
+        return self.now_s() - stamp <= self._cfg.max_obs_age
+
+    def _on_prepared(self, p: PreparedPlan) -> None:
+        self.telemetry.add("prepare", p.prepare_s)
+
+    def _on_prepare_error(self, e: BaseException) -> None:
+        self.telemetry.prepare_errors += 1
+        self.telemetry.last_error = f"prepare: {type(e).__name__}: {e}"
+        self.get_logger().error(self.telemetry.last_error, throttle_duration_sec=5.0)
+
+    # ---- control tick (timer thread) --------------------------------------------------------
+    def _on_tick(self) -> None:
+        with self._tick_lock:
+            if self._timer is None or self._timer.is_canceled():
+                return
+            t0 = time.perf_counter()
+            now = self.now_s()
+            tel = self.telemetry
+            if self._last_tick is not None:
+                tel.add("period_err", abs(now - self._last_tick - self._cfg.period))
+            self._last_tick = now
+            try:
+                started = self._tick(now)
+            except Exception as e:  # noqa: BLE001 -- hold-and-log: a failing step holds the
+                # last safe command (re-anchored there) instead of killing the control loop.
+                tel.tick_errors += 1
+                tel.last_error = f"tick: {type(e).__name__}: {e}"
+                self.get_logger().error(tel.last_error, throttle_duration_sec=5.0)
+                if self._anchored:
+                    self.policy.reset(self._safety.last)
+                    self._publish(self._safety.last, None)
+                started = None
+            tel.ticks += 1
+            tel.add("step", time.perf_counter() - t0)
+            if started is not None:
+                tel.add("obs_to_cmd", self.now_s() - started)
+
+    def _tick(self, now: float) -> float | None:
+        """One tick. Returns the stamp of the plan started this tick (for latency), else None."""
+        cfg, tel = self._cfg, self.telemetry
+        if cfg.enabled != self._enabled_now:  # enable requests are applied on this thread
+            self._enabled_now = cfg.enabled
+            if cfg.enabled:
+                self._anchored = False  # re-anchor at the measured state: no jump
+            elif self._anchored:
+                self._publish_controller(self._safety.last, None, force=True)
+        if not self._anchored:  # anchor only at a fresh measured state
+            if self._measured is None or self._buffer.ages(now)["joints"] > cfg.max_obs_age:
+                tel.ticks_stale += 1
+                return None
+            self.policy.reset(self._measured)
+            self._safety.reset(self._measured)
+            self._anchored = True
+        reason = self._buffer.stale_reason(now, cfg.max_obs_age)
+        if reason is not None:
+            if not self._stale:
+                self.get_logger().warning(f"holding: {reason}")
+                self.policy.reset(self._safety.last)  # drop the plan, hold the last command
+            self._stale, self._reason = True, reason
+            self._worker.discard()
+            tel.ticks_stale += 1
+            if cfg.on_stale == "hold":
+                self._publish(self._safety.last, np.zeros(self._limits.dim))
+            return None
+        if self._stale:
+            self.get_logger().info("inputs fresh: streaming resumes with the next plan")
+            self._stale, self._reason = False, ""
+        started = None
+        self._ticks_since_start += 1
+        due = cfg.reanchor == "observation" or self._ticks_since_start >= cfg.reanchor_ticks
+        plan = self._worker.take() if due else None
+        if plan is not None and now - plan.stamp > cfg.max_obs_age:
+            tel.plans_dropped += 1
+            plan = None
+        if plan is not None:  # re-anchor at the last *commanded* (safety-filtered) action
+            self.policy.reset(self._safety.last)
+            self.policy.start(plan.plan, self._measured_state)
+            self._ticks_since_start = 0
+            tel.reanchors += 1
+            started = plan.stamp
+        t_step = time.perf_counter()
+        result = self.policy.step()
+        tel.add("policy_step", time.perf_counter() - t_step)
+        safe = self._safety(result.action)
+        tel.flow_time = result.t
+        tel.ticks_held += int(result.hold)
+        tel.clamped += int(safe.clamped)
+        tel.rate_limited += int(safe.rate_limited)
+        tel.rejected += int(safe.rejected)
+        if safe.rejected:
+            self.policy.reset(safe.action)  # non-finite proposal: hold, drop the plan
+        self._publish(safe.action, safe.delta * cfg.control_rate_hz)
+        return started
+
+    def _publish(self, action: np.ndarray, velocity: np.ndarray | None) -> None:
+        vel = velocity if self._cfg.publish_velocities else None
+        self._action_pub.publish(cv.make_trajectory_point(action, self._tfs, vel))
+        self._publish_controller(action, vel)
+
+    def _publish_controller(self, action: np.ndarray, vel: np.ndarray | None,
+                            force: bool = False) -> None:
+        if not (self._enabled_now or force):
+            return
+        if self._jtc_pub is not None:
+            idx = self._ctrl_index
+            msg = cv.make_joint_trajectory(self._ctrl_joints, action[idx], self._tfs,
+                                           None if vel is None else vel[idx])
+            self._jtc_pub.publish(msg)
+        elif self._fwd_pub is not None:
+            self._fwd_pub.publish(cv.make_forward_command(action[self._ctrl_index]))
+
+    # ---- telemetry --------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now, state, tel = self.now_s(), self.lifecycle_state, self.telemetry
+        s = tel.summary(now, self._cfg.control_rate_hz)
+        ages = {k: v * 1e3 for k, v in self._buffer.ages(now).items()} if self.policy else {}
+        reason = self.status_reason
+        level = OK if state == "active" and not reason else WARN
+        if tel.tick_errors or tel.prepare_errors or reason.startswith("configure failed"):
+            level = ERROR
+        values = {"state": state, "enabled": self._cfg.enabled, "command_mode": self._cfg.command_mode,
+                  **s, **{f"obs_age_{k}_ms": v for k, v in ages.items()}, "last_error": tel.last_error}
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        message = reason or f"{state}, enabled={self._cfg.enabled}"
+        arr.status = [diagnostic_status(f"{self.get_name()}: policy", level, message, values)]
+        self._diag_pub.publish(arr)
+        due = time.monotonic() - self._last_log >= self._cfg.log_period - 0.5 * self._cfg.diagnostics_period
+        if self._cfg.log_period > 0 and due:
+            self._last_log = time.monotonic()
+            if state == "active":
+                self.get_logger().info(one_line(state, self._cfg.enabled, s, ages))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``policy_node`` (and ``sfp node``): ``argv`` like sys.argv (program name
+    first); everything after ``--ros-args`` (remaps, params files, -p) goes to ROS; own option
+    ``--executor events|multi``. Returns 0 on a clean shutdown (SIGINT), 1 if autostart failed,
+    2 on invalid parameters. See runner.run_main."""
+    from .runner import run_main
+
+    return run_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""`sfp bench node`: the real policy node's control loop under a live camera stream.
+
+Setup: the node runs in this process (``run_node_in_thread``, enabled, command_mode jtc) with a
+real checkpoint (``--checkpoint``; default: the package's default policy if present, else an
+untrained model of the default size for a 6-joint arm with one 96x96 camera). A *separate
+process* plays the sensors over DDS on a private domain: ``image_raw`` (rgb8, 320x240 by
+default) at 30 Hz and ``joint_states`` at ``--joint-rate``, each stamped with the system clock at
+publish time. For each control rate (100 Hz, 500 Hz) the node waits for inputs, warms up for
+1 s, then its telemetry is reset and recorded for ``--seconds``. ``--executor both`` also runs
+the MultiThreadedExecutor (the JSON keeps the first executor's numbers).
+
+Note: with 640x480 rgb8 frames (~0.9 MB) Fast DDS's default transports drop most frames on the
+node's BEST_EFFORT (sensor QoS) subscription (only ~8 of 30 per second arrive here); the node
+then re-anchors less often but ticks are unaffected.
+
+Reported (definitions in ros/telemetry.py):
+- ticks delivered / expected (= measured seconds x rate);
+- tick period error p50/p99/max, ms (node clock);
+- step compute p50/p99, ms (one tick: optional re-anchor, policy.step(), safety, publish);
+- observation-to-command latency p50/p99, ms: image header stamp (publish time in the feeder)
+  -> publish of the first command computed after ``policy.start()`` with the plan prepared from
+  that image (node clock = system clock). It includes DDS transport, decode, waiting for a
+  paired joint state, the encoder (``prepare``) and the wait for the next tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+JOINTS = tuple(f"joint_{i}" for i in range(1, 7))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per rate")
+    parser.add_argument("--quick", action="store_true", help="3 s per rate (CI)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0], help="control rates, Hz")
+    parser.add_argument("--executor", choices=("events", "multi", "both"), default="events")
+    parser.add_argument("--checkpoint", type=Path, help="policy checkpoint (default: see module doc)")
+    parser.add_argument("--joint-rate", type=float, default=100.0, help="joint_states rate, Hz")
+    parser.add_argument("--image-size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
+
+
+def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop) -> None:
+    """Sensor process: image_raw at 30 Hz and joint_states at ``joint_rate`` until ``stop``."""
+    import rclpy
+    from sensor_msgs.msg import Image, JointState
+
+    from ..data.image_codec import encode_rgb8
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = rclpy.create_node("sfp_bench_feeder", context=ctx)
+    js_pub = node.create_publisher(JointState, "joint_states", 10)
+    img_pub = node.create_publisher(Image, "image_raw", 10)
+    w, h = size
+    frames = [np.random.default_rng(i).integers(0, 255, (h, w, 3), np.uint8) for i in range(4)]
+    images = [Image(**encode_rgb8(f)) for f in frames]
+    t_js = t_img = time.monotonic()
+    k = 0
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= t_js:
+            t_js += 1.0 / joint_rate
+            msg = JointState(name=list(JOINTS), position=(0.1 * np.sin(now + np.arange(6))).tolist())
+            msg.header.stamp = node.get_clock().now().to_msg()
+            js_pub.publish(msg)
+        if now >= t_img:
+            t_img += 1.0 / 30.0
+            img = images[k % len(images)]
+            k += 1
+            img.header.stamp = node.get_clock().now().to_msg()
+            img_pub.publish(img)
+        time.sleep(max(0.0, min(t_js, t_img) - time.monotonic()))
+    node.destroy_node()
+    rclpy.try_shutdown(context=ctx)
+
+
+def _checkpoint(arg: Path | None, tmp: Path) -> str:
+    from ..ros.node import DEFAULT_CHECKPOINT
+
+    if arg is not None:
+        return str(arg)
+    if DEFAULT_CHECKPOINT.is_file():
+        return str(DEFAULT_CHECKPOINT)
+    try:
+        from ..policy.checkpoint import make_untrained_checkpoint
+    except ImportError:
+        from ..checkpoint import make_untrained_checkpoint
+    from ..nets.model import ModelConfig
+    from ..spec import CameraSpec, IOSpec
+
+    spec = IOSpec(JOINTS, JOINTS, (CameraSpec("cam", 96, 96, 3),), 10.0, (-3.0,) * 6, (3.0,) * 6)
+    return str(make_untrained_checkpoint(tmp / "bench.safetensors", spec, config=ModelConfig()))
+
+
+def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str) -> dict[str, float]:
+    """Run the node at ``rate`` Hz for 1 s warm-up + ``seconds``; return the key numbers."""
+    from ..ros.runner import run_node_in_thread
+    from ..ros.telemetry import Telemetry, percentiles_ms
+
+    params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True,
+              "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0}
+    with run_node_in_thread(ctx, params, executor=executor, telemetry_window=None) as runner:
+        node = runner.node
+        deadline = time.monotonic() + 30.0  # the feeder process may still be starting
+        while (node.status_reason or node.telemetry.reanchors == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if node.telemetry.reanchors == 0:
+            raise RuntimeError(f"the node never received inputs: {node.status_reason}")
+        time.sleep(1.0)
+        node.telemetry = Telemetry(window=None, started_at=node.now_s())
+        time.sleep(seconds)
+        tel = node.telemetry
+        elapsed = node.now_s() - tel.started_at
+        ticks = tel.ticks
+    pe = percentiles_ms(tel.snapshot("period_err"))
+    st = percentiles_ms(tel.snapshot("step"))
+    ol = percentiles_ms(tel.snapshot("obs_to_cmd"))
+    pr = percentiles_ms(tel.snapshot("prepare"))
+    ps = percentiles_ms(tel.snapshot("policy_step"))
+    return {
+        "executor": executor,
+        "ticks": ticks,
+        "ticks_expected": round(elapsed * rate, 1),
+        "ticks_ratio": ticks / max(1.0, elapsed * rate),
+        "period_err_p50_ms": pe[0],
+        "period_err_p99_ms": pe[1],
+        "period_err_max_ms": pe[2],
+        "step_p50_ms": st[0],
+        "step_p99_ms": st[1],
+        "policy_step_p50_ms": ps[0],
+        "policy_step_p99_ms": ps[1],
+        "obs_to_cmd_p50_ms": ol[0],
+        "obs_to_cmd_p99_ms": ol[1],
+        "prepare_p50_ms": pr[0],
+        "reanchors": tel.reanchors,
+        "ticks_stale": tel.ticks_stale,
+    }
+
+
+def _line(rate: float, r: dict) -> str:
+    return (
+        f"{rate:6.0f} Hz [{r['executor']:6s}] ticks {r['ticks']}/{r['ticks_expected']:.0f} "
+        f"({100 * r['ticks_ratio']:.2f} %)  period err p50/p99/max "
+        f"{r['period_err_p50_ms']:.3f}/{r['period_err_p99_ms']:.3f}/{r['period_err_max_ms']:.2f} ms  "
+        f"step p50/p99 {r['step_p50_ms']:.3f}/{r['step_p99_ms']:.3f} ms (policy.step p50 "
+        f"{r['policy_step_p50_ms']:.3f})  obs->cmd p50/p99 "
+        f"{r['obs_to_cmd_p50_ms']:.1f}/{r['obs_to_cmd_p99_ms']:.1f} ms  (prepare p50 "
+        f"{r['prepare_p50_ms']:.1f} ms, {r['reanchors']} re-anchors, {r['ticks_stale']} stale ticks)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import rclpy
+    from domain_coordinator import domain_id
+
+    seconds = 3.0 if args.quick else float(args.seconds)
+    if not (seconds > 0):
+        raise ValueError(f"--seconds must be > 0, got {seconds}")
+    executors = ("events", "multi") if args.executor == "both" else (args.executor,)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp, domain_id() as did:
+        checkpoint = _checkpoint(args.checkpoint, Path(tmp))
+        stop = mp.get_context("spawn").Event()
+        feeder = mp.get_context("spawn").Process(
+            target=_feeder, args=(did, args.joint_rate, tuple(args.image_size), stop), daemon=True)
+        feeder.start()
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=did)
+        try:
+            print(f"checkpoint {checkpoint}; camera {args.image_size[0]}x{args.image_size[1]} @ 30 Hz, "
+                  f"joint_states @ {args.joint_rate:g} Hz, {seconds:g} s per rate")
+            for ex in executors:
+                for rate in args.rates:
+                    r = measure(ctx, checkpoint, float(rate), seconds, ex)
+                    print(_line(rate, r), flush=True)
+                    if ex == executors[0]:
+                        results[f"{rate:g}"] = r
+        finally:
+            rclpy.try_shutdown(context=ctx)
+            stop.set()
+            feeder.join(5.0)
+            if feeder.is_alive():
+                feeder.terminate()
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,220 @@
+"""The policy node's parameters: one self-validating dataclass. No rclpy here, so presets and
+tests can validate parameter sets without a node.
+
+The node declares every field as a ROS parameter (same name, dynamic typing), builds
+``NodeParams.from_mapping`` at start (a ValueError keeps the node unconfigured) and validates
+every ``set_parameters`` call the same way (rejected with the reason). Fields in ``LIVE`` take
+effect at once; the rest at the next configure. config/policy.yaml documents each field.
+
+Units: rates Hz, times s, positions rad, velocities rad/s.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+
+from ..policy.protocol import RuntimeConfig
+from ..policy.safety import SafetyLimits
+from ..spec import IOSpec
+
+CommandMode = Literal["jtc", "forward", "none"]
+COMMAND_MODES = ("jtc", "forward", "none")
+REANCHOR_MODES = ("observation", "ticks")
+STALE_MODES = ("hold", "silent")
+
+# Applied immediately on set; everything else waits for the next configure.
+LIVE = frozenset({"enabled", "max_obs_age", "on_stale", "log_period", "publish_velocities"})
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    """Validated node parameters (see config/policy.yaml for the documentation of each)."""
+
+    checkpoint: str = ""
+    control_rate_hz: float = 100.0
+    command_mode: CommandMode = "jtc"
+    enabled: bool = False
+    autostart: bool = False
+    controller_joints: tuple[str, ...] = ()
+    lookahead_ticks: int = 2
+    publish_velocities: bool = False
+    position_lower: tuple[float, ...] = ()
+    position_upper: tuple[float, ...] = ()
+    max_velocity: tuple[float, ...] = (1.0,)
+    reanchor: Literal["observation", "ticks"] = "observation"
+    reanchor_ticks: int = 10
+    max_obs_age: float = 0.5
+    sync_tolerance: float = 0.05
+    on_stale: Literal["hold", "silent"] = "hold"
+    integrator: Literal["euler", "midpoint", "heun"] = "euler"
+    anchor: Literal["action", "state"] = "action"
+    state_blend: float = 0.0
+    max_flow_time: float = 1.0
+    start_sigma: float = 0.0
+    seed: int = 0
+    threads: int = 1
+    torchscript: bool = False
+    diagnostics_period: float = 1.0
+    log_period: float = 10.0
+
+    def __post_init__(self) -> None:
+        def in_range(name: str, lo: float, hi: float) -> None:
+            v = getattr(self, name)
+            if not (math.isfinite(v) and lo <= v <= hi):
+                raise ValueError(f"{name} must be in [{lo}, {hi}], got {v}")
+
+        in_range("control_rate_hz", 1.0, 2000.0)
+        in_range("lookahead_ticks", 1, 100)
+        in_range("reanchor_ticks", 1, 100000)
+        in_range("max_obs_age", 1e-3, 60.0)
+        in_range("sync_tolerance", 1e-4, 1.0)
+        in_range("diagnostics_period", 0.01, 60.0)
+        in_range("log_period", 0.0, 3600.0)
+        for name, choices in (
+            ("command_mode", COMMAND_MODES),
+            ("reanchor", REANCHOR_MODES),
+            ("on_stale", STALE_MODES),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
+        if len(set(self.controller_joints)) != len(self.controller_joints) or not all(
+            self.controller_joints
+        ):
+            raise ValueError(f"controller_joints must be unique, non-empty names: {list(self.controller_joints)}")
+        if len(self.position_lower) != len(self.position_upper):
+            raise ValueError(
+                f"position_lower has {len(self.position_lower)} values, position_upper "
+                f"{len(self.position_upper)}"
+            )
+        for lo, hi in zip(self.position_lower, self.position_upper):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"position limits must be finite with lower < upper, got [{lo}, {hi}]")
+        if not self.max_velocity or not all(math.isfinite(v) and v > 0 for v in self.max_velocity):
+            raise ValueError(f"max_velocity must be one or more finite values > 0 rad/s, got {list(self.max_velocity)}")
+        self.runtime_config()  # RuntimeConfig validates the pass-through fields
+
+    def runtime_config(self) -> RuntimeConfig:
+        """The policy runtime's deployment config."""
+        return RuntimeConfig(
+            control_rate_hz=self.control_rate_hz,
+            integrator=self.integrator,
+            anchor=self.anchor,
+            state_blend=self.state_blend,
+            max_flow_time=self.max_flow_time,
+            start_sigma=self.start_sigma,
+            seed=self.seed,
+            threads=self.threads,
+            torchscript=self.torchscript,
+        )
+
+    @property
+    def period(self) -> float:
+        """Control period, s."""
+        return 1.0 / self.control_rate_hz
+
+    def to_mapping(self) -> dict[str, Any]:
+        """Plain ROS-parameter values (tuples -> lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], strict: bool = True) -> NodeParams:
+        """Build from ROS-parameter-like values (YAML/`get_parameters`), coercing ints to floats
+        and None (an empty YAML list) to (). Unknown keys raise when ``strict``."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if strict and unknown:
+            raise ValueError(f"unknown node parameters {unknown}")
+        kwargs = {n: _coerce(n, values[n], f.default) for n, f in known.items() if n in values}
+        return cls(**kwargs)
+
+    def with_changes(self, changes: Mapping[str, Any]) -> NodeParams:
+        """A validated copy with ``changes`` (ROS-parameter values) applied."""
+        merged = self.to_mapping()
+        merged.update(changes)
+        return NodeParams.from_mapping(merged)
+
+
+class ParameterTypeError(TypeError, ValueError):
+    """A parameter value of the wrong type (a ValueError too, so one except clause catches all)."""
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ParameterTypeError(f"{name} must be a bool, got {value!r}")
+        return value
+    if isinstance(default, int):
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral:
+            raise ParameterTypeError(f"{name} must be an integer, got {value!r}")
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterTypeError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ParameterTypeError(f"{name} must be a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if value is None:
+            return ()
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, array.array)):
+            raise ParameterTypeError(f"{name} must be a list, got {value!r}")
+        items = list(value)
+        if name == "controller_joints":
+            if not all(isinstance(v, str) for v in items):
+                raise ParameterTypeError(f"{name} must be a list of strings, got {items!r}")
+            return tuple(items)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            raise ParameterTypeError(f"{name} must be a list of numbers, got {items!r}")
+        return tuple(float(v) for v in items)
+    raise AssertionError(f"no coercion for {name}")  # internal: every field type is covered
+
+
+def resolve_limits(params: NodeParams, spec: IOSpec) -> SafetyLimits:
+    """Safety limits for ``spec.action_names``: the intersection of the node's position limits
+    (if set) and the checkpoint's action bounds (if any); unbounded where neither is set.
+    ``max_velocity`` has one value (all joints) or one per action joint.
+
+    Raises ValueError naming the size mismatch or an empty intersection.
+    """
+    d = spec.action_dim
+    lower = np.full(d, -np.inf)
+    upper = np.full(d, np.inf)
+    for lo_v, hi_v, label in (
+        (params.position_lower, params.position_upper, "position_lower/upper"),
+        (spec.action_lower, spec.action_upper, "checkpoint action bounds"),
+    ):
+        if lo_v:
+            if len(lo_v) != d:
+                raise ValueError(f"{label} has {len(lo_v)} values for {d} joints {list(spec.action_names)}")
+            lower = np.maximum(lower, np.asarray(lo_v, np.float64))
+        if hi_v:
+            if len(hi_v) != d:
+                raise ValueError(f"{label} has {len(hi_v)} values for {d} joints {list(spec.action_names)}")
+            upper = np.minimum(upper, np.asarray(hi_v, np.float64))
+    if not (lower < upper).all():
+        raise ValueError(f"position limits and checkpoint bounds do not overlap: [{lower}, {upper}]")
+    vel = np.asarray(params.max_velocity, np.float64)
+    if vel.size not in (1, d):
+        raise ValueError(f"max_velocity has {vel.size} values; need 1 or {d}")
+    return SafetyLimits.from_velocity(lower, upper, np.broadcast_to(vel, (d,)), params.control_rate_hz)
+
+
+def controller_joints(params: NodeParams, spec: IOSpec) -> tuple[str, ...]:
+    """The controller's joint order: ``controller_joints`` if set (must be a permutation of the
+    checkpoint's action names), else the action names."""
+    joints = params.controller_joints or spec.action_names
+    if sorted(joints) != sorted(spec.action_names):
+        raise ValueError(
+            f"controller_joints {list(joints)} do not match the checkpoint's action joints "
+            f"{list(spec.action_names)}"
+        )
+    return tuple(joints)

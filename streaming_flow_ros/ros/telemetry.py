@@ -1,0 +1,139 @@
+"""Control-loop telemetry of the policy node: counters and rolling timing samples, rendered as
+diagnostic_msgs/DiagnosticStatus and as a one-line log summary.
+
+Definitions (all on the node clock unless said otherwise):
+
+- tick period error: |actual period between consecutive control ticks - nominal period|, ms;
+- step compute: wall time (time.perf_counter) of one tick's work (re-anchor if any, one
+  ``policy.step()``, safety filter, message build and publish), ms; ``policy_step`` is the
+  ``policy.step()`` call alone;
+- obs-to-command latency: time the first command computed from a new plan was published minus
+  the stamp of that plan's newest observation (the image's header stamp), ms;
+- prepare: wall time of one ``policy.prepare(obs)`` (encoder) on the worker thread, ms;
+- ticks expected: elapsed node time since activation x control rate.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+
+def percentiles_ms(samples, qs=(50, 99)) -> list[float]:
+    """Percentiles of samples given in seconds, in ms (NaN when empty), plus the max."""
+    a = np.asarray(list(samples), np.float64)
+    if a.size == 0:
+        return [float("nan")] * (len(qs) + 1)
+    return [float(x) * 1e3 for x in np.percentile(a, qs)] + [float(a.max()) * 1e3]
+
+
+@dataclass
+class Telemetry:
+    """Counters and samples; ``window`` None keeps every sample (benchmarks)."""
+
+    window: int | None = 4096
+    ticks: int = 0
+    ticks_held: int = 0
+    ticks_stale: int = 0
+    reanchors: int = 0
+    clamped: int = 0
+    rate_limited: int = 0
+    rejected: int = 0
+    tick_errors: int = 0
+    prepare_errors: int = 0
+    plans_dropped: int = 0
+    joint_msgs: int = 0
+    image_msgs: int = 0
+    input_errors: int = 0
+    flow_time: float = 0.0
+    started_at: float | None = None  # node-clock s at activation
+    last_error: str = ""
+    period_err: deque = field(init=False)
+    periods: deque = field(init=False)
+    step: deque = field(init=False)
+    policy_step: deque = field(init=False)
+    obs_to_cmd: deque = field(init=False)
+    prepare: deque = field(init=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for name in ("period_err", "periods", "step", "policy_step", "obs_to_cmd", "prepare"):
+            setattr(self, name, deque(maxlen=self.window))
+
+    def add(self, name: str, value: float) -> None:
+        """Append a sample (seconds) to the named series; thread-safe."""
+        with self._lock:
+            getattr(self, name).append(float(value))
+
+    def snapshot(self, name: str) -> list[float]:
+        with self._lock:
+            return list(getattr(self, name))
+
+    def expected_ticks(self, now: float, rate_hz: float) -> float:
+        return 0.0 if self.started_at is None else max(0.0, (now - self.started_at) * rate_hz)
+
+    def summary(self, now: float, rate_hz: float) -> dict[str, float]:
+        """Key numbers (ms for times) for logs and diagnostics."""
+        pe50, pe99, pemax = percentiles_ms(self.snapshot("period_err"))
+        st50, st99, stmax = percentiles_ms(self.snapshot("step"))
+        ol50, ol99, _ = percentiles_ms(self.snapshot("obs_to_cmd"))
+        pr50, pr99, _ = percentiles_ms(self.snapshot("prepare"))
+        return {
+            "ticks": self.ticks,
+            "ticks_expected": round(self.expected_ticks(now, rate_hz), 1),
+            "ticks_held": self.ticks_held,
+            "ticks_stale": self.ticks_stale,
+            "reanchors": self.reanchors,
+            "period_err_p50_ms": pe50,
+            "period_err_p99_ms": pe99,
+            "period_err_max_ms": pemax,
+            "step_p50_ms": st50,
+            "step_p99_ms": st99,
+            "step_max_ms": stmax,
+            "obs_to_cmd_p50_ms": ol50,
+            "obs_to_cmd_p99_ms": ol99,
+            "prepare_p50_ms": pr50,
+            "prepare_p99_ms": pr99,
+            "clamped": self.clamped,
+            "rate_limited": self.rate_limited,
+            "rejected": self.rejected,
+            "tick_errors": self.tick_errors,
+            "prepare_errors": self.prepare_errors,
+            "plans_dropped": self.plans_dropped,
+            "joint_msgs": self.joint_msgs,
+            "image_msgs": self.image_msgs,
+            "input_errors": self.input_errors,
+            "flow_time": round(self.flow_time, 4),
+        }
+
+
+def diagnostic_status(
+    name: str, level: bytes, message: str, values: dict[str, object]
+) -> DiagnosticStatus:
+    """A DiagnosticStatus with ``values`` rendered as strings (floats to 3 decimals)."""
+
+    def fmt(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    return DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=name,
+        values=[KeyValue(key=k, value=fmt(v)) for k, v in values.items()],
+    )
+
+
+def one_line(state: str, enabled: bool, s: dict[str, float], ages_ms: dict[str, float]) -> str:
+    """The periodic log summary."""
+    ages = " ".join(f"{k}={v:.0f}ms" for k, v in ages_ms.items())
+    return (
+        f"{state} enabled={enabled} ticks={s['ticks']}/{s['ticks_expected']:.0f} "
+        f"held={s['ticks_held']} stale={s['ticks_stale']} reanchors={s['reanchors']} "
+        f"period_err p99={s['period_err_p99_ms']:.2f}ms step p99={s['step_p99_ms']:.2f}ms "
+        f"obs->cmd p50={s['obs_to_cmd_p50_ms']:.1f}ms age {ages}"
+    )

@@ -1,0 +1,120 @@
+"""ros/params.py: validation, coercion of ROS parameter values, limits, config/policy.yaml."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from streaming_flow_ros.ros.params import NodeParams, controller_joints, resolve_limits
+from streaming_flow_ros.spec import IOSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = IOSpec(("a", "b"), ("a", "b"), (), 10.0, (-1.0, -2.0), (1.0, 2.0))
+
+
+def test_defaults_valid_and_round_trip():
+    p = NodeParams()
+    assert p.enabled is False and p.command_mode == "jtc"
+    assert NodeParams.from_mapping(p.to_mapping()) == p
+    assert p.runtime_config().control_rate_hz == p.control_rate_hz
+    assert p.period == pytest.approx(0.01)
+
+
+def test_coercion_from_ros_values():
+    p = NodeParams.from_mapping({"control_rate_hz": 500, "max_velocity": [1, 2.5],
+                                 "controller_joints": None, "lookahead_ticks": 3.0})
+    assert p.control_rate_hz == 500.0 and isinstance(p.control_rate_hz, float)
+    assert p.max_velocity == (1.0, 2.5) and p.controller_joints == () and p.lookahead_ticks == 3
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"control_rate_hz": 0.0}, "control_rate_hz"),
+        ({"control_rate_hz": math.nan}, "control_rate_hz"),
+        ({"command_mode": "position"}, "command_mode"),
+        ({"reanchor": "sometimes"}, "reanchor"),
+        ({"on_stale": "panic"}, "on_stale"),
+        ({"lookahead_ticks": 0}, "lookahead_ticks"),
+        ({"max_obs_age": -1.0}, "max_obs_age"),
+        ({"max_velocity": []}, "max_velocity"),
+        ({"max_velocity": [1.0, -1.0]}, "max_velocity"),
+        ({"position_lower": [0.0], "position_upper": []}, "position_lower"),
+        ({"position_lower": [1.0], "position_upper": [0.0]}, "lower < upper"),
+        ({"controller_joints": ["a", "a"]}, "controller_joints"),
+        ({"integrator": "rk4"}, "integrator"),
+        ({"state_blend": 2.0}, "state_blend"),
+        ({"enabled": "yes"}, "enabled must be a bool"),
+        ({"control_rate_hz": "fast"}, "must be a number"),
+        ({"lookahead_ticks": 1.5}, "integer"),
+        ({"max_velocity": "1.0"}, "list"),
+        ({"controller_joints": [1, 2]}, "strings"),
+        ({"no_such_param": 1}, "unknown node parameters"),
+    ],
+)
+def test_invalid_values_raise_naming_the_field(values, match):
+    with pytest.raises(ValueError, match=match):
+        NodeParams.from_mapping(values)
+
+
+def test_with_changes_validates():
+    p = NodeParams()
+    assert p.with_changes({"enabled": True}).enabled is True
+    with pytest.raises(ValueError):
+        p.with_changes({"control_rate_hz": -5.0})
+
+
+def test_resolve_limits_intersects_and_scales_velocity():
+    p = NodeParams.from_mapping({"position_lower": [-0.5, -3.0], "position_upper": [2.0, 1.0],
+                                 "max_velocity": [1.0, 2.0], "control_rate_hz": 200.0})
+    lim = resolve_limits(p, SPEC)
+    np.testing.assert_allclose(lim.lower, [-0.5, -2.0])
+    np.testing.assert_allclose(lim.upper, [1.0, 1.0])
+    np.testing.assert_allclose(lim.max_step, [0.005, 0.01])
+    unbounded = resolve_limits(NodeParams(), IOSpec(("a",), ("a",)))
+    assert np.isinf(unbounded.lower).all() and unbounded.max_step.tolist() == [0.01]
+
+
+def test_resolve_limits_errors():
+    with pytest.raises(ValueError, match="for 2 joints"):
+        resolve_limits(NodeParams.from_mapping({"position_lower": [0.0], "position_upper": [1.0]}), SPEC)
+    with pytest.raises(ValueError, match="do not overlap"):
+        resolve_limits(NodeParams.from_mapping({"position_lower": [1.5, 0.0], "position_upper": [3.0, 1.0]}), SPEC)
+    with pytest.raises(ValueError, match="max_velocity"):
+        resolve_limits(NodeParams.from_mapping({"max_velocity": [1.0, 1.0, 1.0]}), SPEC)
+
+
+def test_controller_joints_must_match_checkpoint():
+    assert controller_joints(NodeParams(), SPEC) == ("a", "b")
+    assert controller_joints(NodeParams.from_mapping({"controller_joints": ["b", "a"]}), SPEC) == ("b", "a")
+    with pytest.raises(ValueError, match="do not match"):
+        controller_joints(NodeParams.from_mapping({"controller_joints": ["a", "c"]}), SPEC)
+
+
+def test_policy_yaml_documents_every_parameter_with_defaults():
+    doc = yaml.safe_load((ROOT / "config" / "policy.yaml").read_text())
+    values = doc["/**"]["ros__parameters"]
+    assert set(values) == set(NodeParams().to_mapping())
+    assert NodeParams.from_mapping(values) == NodeParams()
+    text = (ROOT / "config" / "policy.yaml").read_text()
+    for name in values:  # a comment mentions or precedes every key
+        assert f"{name}:" in text
+
+
+def test_robot_presets_validate():
+    presets = sorted((ROOT / "config" / "robots").glob("*.yaml"))
+    assert {p.stem for p in presets} >= {"sim", "ur", "franka_fr3", "xarm7", "kinova_gen3", "so101"}
+    for path in presets:
+        doc = yaml.safe_load(path.read_text())
+        p = NodeParams.from_mapping(doc["/**"]["ros__parameters"])
+        n = len(p.controller_joints)
+        assert n >= 3 and len(p.position_lower) == n and len(p.max_velocity) in (1, n), path.name
+        assert all(v <= 2.5 for v in p.max_velocity), f"{path.name}: streaming limits must be conservative"
+        topics = doc["policy_launch_topics"]["ros__parameters"]
+        assert set(topics) == {"joint_states", "image_raw", "joint_trajectory", "commands"}
+        if p.command_mode == "forward":
+            assert topics["commands"]
+        spec = IOSpec(p.controller_joints, p.controller_joints)
+        resolve_limits(p, spec)
