@@ -95,8 +95,12 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+        head = f.read(9)
+    size = path.stat().st_size
+    # A safetensors file is <u64 little-endian header length><JSON header starting with "{">.
+    # Only a file that is NOT that is sniffed for pickle/zip (the length's first byte can be 0x80).
+    looks_safetensors = len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size
+    if not looks_safetensors and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise ValueError(
             f"{path} looks like a pickle / torch.save file; checkpoints here are safetensors and "
             "are never unpickled"

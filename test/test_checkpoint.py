@@ -131,3 +131,16 @@ def test_sfp_info_bad_file_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "x.safetensors").write_bytes(b"nope")
     assert sfp_main(["info", str(tmp_path / "x.safetensors")]) == 2
     assert "sfp: error" in capsys.readouterr().err
+
+
+def test_header_length_starting_with_0x80_is_not_taken_for_a_pickle(ckpt, tmp_path):
+    """Regression: the u64 header length of a valid file can start with byte 0x80."""
+    raw = ckpt.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = raw[8 : 8 + n].rstrip(b" ")
+    pad = (0x80 - (len(header) % 256)) % 256  # make the length's low byte 0x80
+    hb = header + b" " * pad
+    out = tmp_path / "x80.safetensors"
+    out.write_bytes(struct.pack("<Q", len(hb)) + hb + raw[8 + n :])
+    assert out.read_bytes()[0] == 0x80
+    assert read_checkpoint(out).kind == "sfp"
