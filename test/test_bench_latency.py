@@ -1,0 +1,62 @@
+"""`sfp bench latency`: runs end to end and writes the documented JSON. No timing thresholds
+(a shared CI machine is noisy): only that every number is there, finite and positive."""
+
+import json
+import math
+
+import pytest
+from _core_helpers import tiny_spec
+
+from streaming_flow_ros.bench.common import format_table, percentiles_ms
+from streaming_flow_ros.bench.latency import METHODS
+from streaming_flow_ros.cli import main as sfp_main
+
+KEYS = ("ttfa_ms_p50", "ttfa_ms_p99", "step_ms_p99", "ms_per_action")
+
+
+def _check_methods(methods):
+    assert set(methods) == set(METHODS)
+    for name, row in methods.items():
+        for k in (*KEYS, "step_ms_p50", "prepare_ms_p50", "ms_per_action_wall_p50", "ms_per_data_period_at_100hz"):
+            assert math.isfinite(row[k]) and row[k] > 0, (name, k, row[k])
+        assert row["chunks"] >= 1 and row["steps"] == row["chunks"] * row["action_horizon"]
+        assert row["params"]["total"] == row["params"]["encoder"] + row["params"]["net"] > 0
+        assert row["ttfa_ms_p50"] >= row["prepare_ms_p50"]
+        assert all(math.isfinite(v) and v > 0 for v in row["x_sfp"].values())
+    assert methods["sfp"]["x_sfp"]["ttfa_ms_p50"] == pytest.approx(1.0)
+
+
+def test_quick_bench_writes_the_documented_json(tmp_path, capsys):
+    out = tmp_path / "lat.json"
+    assert sfp_main(["bench", "latency", "--quick", "--rounds", "2", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {"methods", "machine", "versions", "specs", "settings"} <= set(doc)
+    _check_methods(doc["methods"])
+    assert set(doc["specs"]) == {"state", "image"} and doc["primary_spec"] == "image"
+    for res in doc["specs"].values():
+        _check_methods(res["methods"])
+    assert doc["specs"]["image"]["spec"]["cameras"] == ["camera 96x96x3"]
+    assert doc["versions"]["torch"] and doc["versions"]["diffusers"] != "not installed"
+    assert doc["machine"]["cpu_count"] >= 1 and doc["settings"]["torch_threads"] == 1
+    text = capsys.readouterr().out
+    assert "dp_ddpm" in text and "TTFA xSFP" in text
+
+
+def test_bench_with_a_given_checkpoint(tmp_path):
+    from streaming_flow_ros.baselines.config import FMChunkConfig
+    from streaming_flow_ros.baselines.train import make_untrained_baseline_checkpoint
+    from streaming_flow_ros.bench.latency import BenchSettings, run_latency
+
+    ck = make_untrained_baseline_checkpoint(tmp_path / "fm.safetensors", tiny_spec(), FMChunkConfig(down_dims=(16, 32)))
+    doc = run_latency(BenchSettings(rounds=1, round_budget_s=0.0, warmup=1), {"fm_chunk": ck})
+    assert doc["primary_spec"] == "checkpoint" and doc["specs"]["checkpoint"]["given"] == ["fm_chunk"]
+    _check_methods(doc["methods"])
+    assert doc["methods"]["fm_chunk"]["params"]["net"] < doc["methods"]["dp_ddim"]["params"]["net"]
+
+
+def test_common_helpers():
+    p = percentiles_ms([0.001, 0.002, 0.003])
+    assert p["p50"] == pytest.approx(2.0) and p["max"] == pytest.approx(3.0) and p["n"] == 3
+    assert math.isnan(percentiles_ms([])["p50"])
+    table = format_table(["a", "b"], [["x", 1.5], ["yy", float("nan")]])
+    assert table.splitlines()[0].startswith("a") and "nan" in table
