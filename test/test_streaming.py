@@ -167,3 +167,52 @@ def test_core_imports_no_ros():
         "assert not any(m.startswith(('rclpy', 'sensor_msgs')) and sys.modules[m] for m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_frame_feature_cache_is_exact_and_reuses_older_frames(ckpt):
+    p = load_policy(ckpt)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (4, 24, 24, 3), dtype=np.uint8)
+    for i in range(3):  # sliding history: frame i+1 is newest, frame i was newest last time
+        o = Observation(rng.normal(size=(2, 3)), {"camera": frames[i : i + 2]}, float(i))
+        cached = p._encode(o)
+        with torch.inference_mode():
+            ref = p.model.encode(
+                torch.as_tensor(p.state_norm.normalize(o.state), dtype=torch.float32)[None],
+                {"camera": torch.from_numpy(o.images["camera"])[None]},
+            )
+        assert torch.allclose(cached, ref, atol=1e-6)
+    assert p._encode.misses == 4 and p._encode.hits == 2  # each frame encoded once
+
+
+def test_start_noise_first_only_then_deterministic(ckpt):
+    plan_src = load_policy(ckpt)
+    plan = plan_src.prepare(obs())
+    runs = {}
+    for mode in ("first", "every"):
+        p = load_policy(ckpt, RuntimeConfig(start_sigma=0.2, start_noise=mode, seed=1))
+        p.reset(np.zeros(3))
+        p.start(plan)
+        first = p.step().action
+        a1 = p.last_action
+        p.start(plan)  # a re-anchor: no new noise in "first" mode
+        q = load_policy(ckpt, RuntimeConfig())  # deterministic reference from the same anchor
+        q.reset(a1)
+        q.start(plan)
+        runs[mode] = (first, np.abs(p.step().action - q.step().action).max())
+    assert np.abs(runs["first"][0]).max() > 1e-3  # the first start was perturbed
+    assert runs["first"][1] < 1e-6  # later re-anchors are deterministic
+    assert runs["every"][1] > 1e-3  # "every" perturbs each re-anchor
+
+
+def test_start_with_explicit_anchor_continues_from_it(ckpt):
+    p = load_policy(ckpt)
+    plan = p.prepare(obs())
+    p.reset(np.zeros(3))
+    p.start(plan, anchor=np.full(3, 0.4))
+    q = load_policy(ckpt)
+    q.reset(np.full(3, 0.4))
+    q.start(plan)
+    assert np.allclose(p.step().action, q.step().action)
+    with pytest.raises(ValueError, match="anchor"):
+        p.start(plan, anchor=np.array([np.inf, 0, 0]))

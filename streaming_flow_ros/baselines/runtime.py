@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..policy.obs_encoding import CachedObsEncoder
 from ..policy.protocol import Observation, RuntimeConfig, StepResult
 from ..policy.streaming import check_observation
 from .models import DPModel, make_scheduler
@@ -96,6 +97,7 @@ class _ChunkRuntime:
         self.model = model.eval()
         self.spec = ckpt.spec
         self.state_norm = ckpt.state_norm
+        self._encode = CachedObsEncoder(model.encoder, self.state_norm)
         self.action_norm = ckpt.action_norm
         mc = model.config
         self.obs_horizon = mc.obs_horizon
@@ -138,13 +140,11 @@ class _ChunkRuntime:
     def prepare(self, obs: Observation) -> ChunkPlan:
         """Encode ``obs`` and sample a whole chunk (heavy; safe in a worker thread)."""
         check_observation(obs, self.spec, self.obs_horizon)
-        state_n = torch.as_tensor(self.state_norm.normalize(np.asarray(obs.state, np.float64)), dtype=torch.float32)
-        images = {c.name: torch.from_numpy(np.ascontiguousarray(obs.images[c.name]))[None] for c in self.spec.cameras}
+        cond = self._encode(obs)  # the same cached per-frame encoding as SFP
         with self._gen_lock:
             seed = int(torch.randint(0, 2**62, (1,), generator=self._gen))
         gen = torch.Generator().manual_seed(seed)
         with torch.inference_mode():
-            cond = self.model.encode(state_n[None], images)
             chunk_n = self._sample(cond, gen)  # (1, H, D_a)
         actions = self.action_norm.unnormalize(chunk_n[0].numpy().astype(np.float64))
         if not np.isfinite(actions).all():
@@ -158,13 +158,17 @@ class _ChunkRuntime:
         self._last = self._checked(action, "reset action")
         self._plan, self._waypoints, self._t = None, None, 0.0
 
-    def start(self, plan: ChunkPlan, measured_state: np.ndarray | None = None) -> None:
-        """Begin executing ``plan`` from the (blended) anchor; flow time -> 0."""
+    def start(self, plan: ChunkPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None) -> None:
+        """Begin executing ``plan`` from the (blended) anchor; flow time -> 0.
+
+        anchor: the action to continue from (robot units); default the last action produced."""
         if not isinstance(plan, ChunkPlan):
             raise ValueError(f"start() needs a ChunkPlan from prepare(), got {type(plan).__name__}")  # noqa: TRY004 (as SFP)
         if plan.actions.shape != (self.pred_horizon, self._D):
             raise ValueError(f"plan actions {plan.actions.shape} != ({self.pred_horizon}, {self._D})")
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
+        if anchor is not None:
+            self._last = self._checked(anchor, "anchor")
         if self.config.anchor == "state" or self._last is None:
             if measured is None or not self._same_names:
                 raise ValueError("no anchor: call reset(action) first or pass a measured state")

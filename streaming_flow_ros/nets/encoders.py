@@ -108,6 +108,16 @@ class ObsEncoder(nn.Module):
         )
         self.cond_dim = obs_horizon * (spec.state_dim + len(spec.cameras) * image_feat_dim)
 
+    def frame_features(self, name: str, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Features of single frames of camera ``name``: (N, Hh, Ww, C) uint8 -> (N, F)."""
+        return self.cams[name](frames, generator)
+
+    def combine(self, state_n: torch.Tensor, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """state_n (B, T_o, D_s) and per-camera features (B, T_o, F) -> cond (B, cond_dim)."""
+        B = state_n.shape[0]
+        parts = [state_n, *(feats[name] for name in self.cams)]
+        return torch.cat(parts, dim=-1).reshape(B, -1)  # (B, T_o * per-step dims)
+
     def forward(
         self,
         state_n: torch.Tensor,
@@ -115,9 +125,9 @@ class ObsEncoder(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         B, To, _ = state_n.shape
-        parts = [state_n]
-        for name, enc in self.cams.items():
+        feats = {}
+        for name in self.cams:
             img = images[name]  # (B, T_o, Hh, Ww, C)
-            feats = enc(img.reshape(B * To, *img.shape[2:]), generator)  # (B*T_o, F)
-            parts.append(feats.reshape(B, To, -1))
-        return torch.cat(parts, dim=-1).reshape(B, -1)  # (B, T_o * per-step dims)
+            f = self.frame_features(name, img.reshape(B * To, *img.shape[2:]), generator)  # (B*T_o, F)
+            feats[name] = f.reshape(B, To, -1)
+        return self.combine(state_n, feats)

@@ -5,9 +5,13 @@ The node's control timer drives it; only these named methods change its state:
     plan = policy.prepare(obs)        # heavy: encode (SFP) or sample a whole chunk (baselines).
                                       # Pure w.r.t. the policy state; safe to call in a worker
                                       # thread while step() runs on the timer thread.
-    policy.reset(action)              # anchor at an action (robot units), drop any plan: hold.
-    policy.start(plan, measured)      # receding horizon: flow time -> 0, re-anchor at the last
-                                      # commanded action (blended towards ``measured``). Cheap.
+    policy.reset(action)              # a fresh start (new episode, resume after a hold): anchor
+                                      # at an action (robot units), drop any plan: hold.
+    policy.start(plan, measured, anchor=None)
+                                      # receding horizon: flow time -> 0, re-anchor at ``anchor``
+                                      # (default: the last action the policy produced; the node
+                                      # passes the safety-filtered command it actually sent),
+                                      # blended towards ``measured``. Cheap.
     result = policy.step()            # one control tick: the next action (robot units).
 
 Without a plan, or once the plan is used up (flow time reached ``max_flow_time``), ``step()``
@@ -62,8 +66,12 @@ class RuntimeConfig:
     state_blend: with anchor="action", the fraction of (measured - commanded) blended into the
         anchor at each re-anchor (0 = pure action imitation, 1 = snap to the measured state).
     max_flow_time: flow time at which the plan is used up and the policy holds (<= 1).
-    start_sigma: std (normalised units) of noise added to the anchor at each re-anchor
-        (0 = deterministic SFP, the default).
+    start_sigma: std (normalised units) of noise added to the anchor (0 = deterministic SFP,
+        the default): SFP's start distribution N(a0, sigma0^2), which picks a mode when the
+        demonstrations are multimodal.
+    start_noise: when start_sigma applies: "first" (only the first start after reset(): one
+        mode-choosing kick from rest, then deterministic re-anchors that keep the mode) or
+        "every" (every re-anchor; jittery at high re-anchor rates).
     seed: seed of the runtime's random generator (latent z0, start noise).
     threads: torch intra-op threads for the runtime (1 keeps tick jitter low).
     backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".
@@ -76,6 +84,7 @@ class RuntimeConfig:
     state_blend: float = 0.0
     max_flow_time: float = 1.0
     start_sigma: float = 0.0
+    start_noise: Literal["first", "every"] = "first"
     seed: int = 0
     threads: int = 1
     backend: Literal["numpy", "torch"] = "numpy"
@@ -94,6 +103,8 @@ class RuntimeConfig:
             raise ValueError(f"max_flow_time must be in (0, 1], got {self.max_flow_time}")
         if not (0.0 <= self.start_sigma < 10.0):
             raise ValueError(f"start_sigma must be in [0, 10), got {self.start_sigma}")
+        if self.start_noise not in ("first", "every"):
+            raise ValueError(f"start_noise must be first|every, got {self.start_noise!r}")
         if self.backend not in ("numpy", "torch"):
             raise ValueError(f"backend must be numpy|torch, got {self.backend!r}")
         if not (1 <= int(self.threads) <= 64):
@@ -109,7 +120,7 @@ class RuntimePolicy(Protocol):
 
     def reset(self, action: np.ndarray) -> None: ...
 
-    def start(self, plan: Any, measured_state: np.ndarray | None = None) -> None: ...
+    def start(self, plan: Any, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None) -> None: ...
 
     def step(self) -> StepResult: ...
 

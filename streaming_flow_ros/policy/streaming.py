@@ -25,6 +25,7 @@ from ..checkpoint import Checkpoint, build_model, read_checkpoint
 from ..flow.stepper import step as flow_step
 from ..nets.model import SFPModel
 from .fast_velocity import NumpyVelocity
+from .obs_encoding import CachedObsEncoder
 from .protocol import Observation, RuntimeConfig, StepResult
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class StreamingFlowPolicy:
         self._lo = np.asarray(self.spec.action_lower, np.float64) if self.spec.action_lower else None
         self._hi = np.asarray(self.spec.action_upper, np.float64) if self.spec.action_upper else None
         self._gen = torch.Generator().manual_seed(int(self.config.seed))
+        self._encode = CachedObsEncoder(model.encoder, self.state_norm)
         self._t_buf = torch.zeros(1)
         if self.config.backend == "numpy":
             self._np_vel = NumpyVelocity(model.velocity)
@@ -87,6 +89,7 @@ class StreamingFlowPolicy:
         self._t = 0.0
         self._plan: SFPPlan | None = None
         self._last: np.ndarray | None = None
+        self._fresh = True  # the next start() is the first since reset(): start noise applies
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -110,10 +113,8 @@ class StreamingFlowPolicy:
     def prepare(self, obs: Observation) -> SFPPlan:
         """Encode an observation history (heavy; safe in a worker thread). Does not mutate self."""
         check_observation(obs, self.spec, self.obs_horizon)
-        state_n = torch.as_tensor(self.state_norm.normalize(np.asarray(obs.state, np.float64)), dtype=torch.float32)
-        images = {c.name: torch.from_numpy(np.ascontiguousarray(obs.images[c.name]))[None] for c in self.spec.cameras}
+        cond = self._encode(obs)  # per-frame features cached across observations
         with torch.inference_mode():
-            cond = self.model.encode(state_n[None], images)
             cache = self.model.velocity.precompute(cond)
         if not torch.isfinite(cache).all():
             raise ValueError("observation encoding produced non-finite features")
@@ -122,29 +123,33 @@ class StreamingFlowPolicy:
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
         self._last = self._checked(action, "reset action")
-        self._plan, self._x, self._t = None, None, 0.0
+        self._plan, self._x, self._t, self._fresh = None, None, 0.0, True
 
-    def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None) -> None:
-        """Receding horizon: flow time -> 0 at the (blended) anchor, with a new plan."""
+    def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None) -> None:
+        """Receding horizon: flow time -> 0 at the (blended) anchor, with a new plan.
+
+        anchor: the action to continue from (robot units); default the last action produced."""
         if not isinstance(plan, SFPPlan):
             raise ValueError(f"start() needs an SFPPlan from prepare(), got {type(plan).__name__}")
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
+        if anchor is not None:
+            self._last = self._checked(anchor, "anchor")
         if self.config.anchor == "state" or self._last is None:
             if measured is None or not self._same_names:
                 raise ValueError("no anchor: call reset(action) first or pass a measured state")
-            anchor = measured
+            a0 = measured
         else:
-            anchor = self._last
+            a0 = self._last
             if measured is not None and self._same_names and self.config.state_blend > 0:
-                anchor = anchor + self.config.state_blend * (measured - anchor)
-        a_n = self.action_norm.normalize(anchor)
-        if self.config.start_sigma > 0:
+                a0 = a0 + self.config.state_blend * (measured - a0)
+        a_n = self.action_norm.normalize(a0)
+        if self.config.start_sigma > 0 and (self.config.start_noise == "every" or self._fresh):
             a_n = a_n + self.config.start_sigma * torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
         if self._latent:
             a_n = np.concatenate([a_n, torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()])
-        self._x, self._t, self._plan = a_n.astype(np.float32), 0.0, plan
+        self._x, self._t, self._plan, self._fresh = a_n.astype(np.float32), 0.0, plan, False
         if self._last is None:
-            self._last = anchor.copy()
+            self._last = a0.copy()
 
     def step(self) -> StepResult:
         """One control tick: integrate one step and return the action (or hold)."""

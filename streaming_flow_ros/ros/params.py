@@ -57,6 +57,7 @@ class NodeParams:
     state_blend: float = 0.0
     max_flow_time: float = 1.0
     start_sigma: float = 0.0
+    start_noise: Literal["first", "every"] = "first"
     seed: int = 0
     threads: int = 1
     torchscript: bool = False
@@ -108,6 +109,7 @@ class NodeParams:
             state_blend=self.state_blend,
             max_flow_time=self.max_flow_time,
             start_sigma=self.start_sigma,
+            start_noise=self.start_noise,
             seed=self.seed,
             threads=self.threads,
             torchscript=self.torchscript,
