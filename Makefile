@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint bench toy clean
+.PHONY: venv demo test lint toy eval default-policy clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,25 @@ test: $(STAMP)
 
 toy: $(STAMP)
 	$(VENV)/bin/sfp toy
+
+# Closed-loop success rate of the default policy through the real node (README number).
+eval: $(STAMP)
+	$(VENV)/bin/sfp eval sim --episodes 50 --json runs/eval_default.json
+
+# Regenerates streaming_flow_ros/assets/default_policy.safetensors through the same pipeline a
+# user runs on their own bags: expert demos recorded as rosbag2 (MCAP) -> sfp dataset build ->
+# sfp train. ~20-30 min on 2 CPU cores.
+DEFAULT_RUN := runs/default_policy
+default-policy: $(STAMP)
+	$(VENV)/bin/sfp dataset record-sim --episodes 200 --seed 1 --out $(DEFAULT_RUN)/bags
+	$(VENV)/bin/sfp dataset build $(DEFAULT_RUN)/bags/episode_* --out $(DEFAULT_RUN)/dataset --overwrite \
+	    --joint-topic /joint_states --camera-topic camera=/camera/image_raw --rate 10 \
+	    --action-source command --action-topic /joint_trajectory_controller/joint_trajectory \
+	    --action-lower=-2.6,-2.7,-2.7 --action-upper=2.6,2.7,2.7
+	$(VENV)/bin/sfp train --dataset $(DEFAULT_RUN)/dataset --out $(DEFAULT_RUN)/train \
+	    --config config/train/sim.yaml --no-resume --no-progress
+	mkdir -p streaming_flow_ros/assets
+	cp $(DEFAULT_RUN)/train/policy.safetensors streaming_flow_ros/assets/default_policy.safetensors
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff==0.17.6

@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ValueError as e:  # boundary errors carry a clear message; no traceback for users
+        if args.verbose:
+            raise
         print(f"sfp: error: {e}", file=sys.stderr)
         return 2
 
