@@ -43,14 +43,14 @@ EPOCH_NS = 1_700_000_000 * 10**9
 
 
 def write_bag(rec: Recording, path: str | Path, *, storage: str = "mcap", start_ns: int = EPOCH_NS,
-              command_period: float = 0.1) -> Path:
+              command_period: float = 0.1, compress: bool = False) -> Path:
     """Write one recording as a rosbag2 directory at ``path`` (must not exist)."""
     events = [(t, 0, i) for i, t in enumerate(rec.joint_time)]
     events += [(t, 1, i) for i, t in enumerate(rec.image_time)]
     events += [(t, 2, i) for i, t in enumerate(rec.command_time)]
     events.sort()  # by time, then sensors before the command computed from them
     names = list(rec.joint_names)
-    with BagWriter(path, storage=storage) as w:
+    with BagWriter(path, storage=storage, compress=compress) as w:
         for t, kind, i in events:
             t_ns = start_ns + round(t * 1e9)
             if kind == 0:
@@ -64,7 +64,7 @@ def write_bag(rec: Recording, path: str | Path, *, storage: str = "mcap", start_
 
 
 def record_expert_bags(episodes: int, out_dir: str | Path, *, seed: int = 0, storage: str = "mcap",
-                       joint_state_rate_hz: float = 100.0, camera_rate_hz: float = 30.0,
+                       joint_state_rate_hz: float = 100.0, camera_rate_hz: float = 30.0, compress: bool = False,
                        arm_config: ArmConfig | None = None, task_config: TaskConfig | None = None) -> list[Path]:
     """Record ``episodes`` clean expert episodes as bags under ``out_dir``; returns the bag paths.
 
@@ -96,7 +96,8 @@ def record_expert_bags(episodes: int, out_dir: str | Path, *, seed: int = 0, sto
             log.warning("episode seed %d: expert failed: %s", s, rec.metrics)
             continue
         k = len(paths)
-        path = write_bag(rec, out / f"episode_{k:05d}", storage=storage, start_ns=EPOCH_NS + k * 1000 * 10**9)
+        path = write_bag(rec, out / f"episode_{k:05d}", storage=storage, start_ns=EPOCH_NS + k * 1000 * 10**9,
+                         compress=compress)
         paths.append(path)
         index.append({"bag": path.name, "seed": s, "scene": rec.scene.to_dict(), "side": rec.info["side"],
                       "metrics": rec.metrics.to_dict()})
@@ -115,10 +116,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="base seed of the scenes")
     parser.add_argument("--joint-state-rate", type=float, default=100.0, help="Hz of /joint_states")
     parser.add_argument("--camera-rate", type=float, default=30.0, help="Hz of /camera/image_raw")
+    parser.add_argument("--compress", action="store_true", help="zstd-compress MCAP chunks (~10x smaller)")
 
 
 def run(args: argparse.Namespace) -> int:
     paths = record_expert_bags(args.episodes, args.out, seed=args.seed, storage=args.storage,
-                               joint_state_rate_hz=args.joint_state_rate, camera_rate_hz=args.camera_rate)
+                               joint_state_rate_hz=args.joint_state_rate, camera_rate_hz=args.camera_rate,
+                               compress=args.compress)
     print(f"recorded {len(paths)} bags in {args.out} (index: {Path(args.out) / 'episodes.json'})")
     return 0
