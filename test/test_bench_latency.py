@@ -60,3 +60,14 @@ def test_common_helpers():
     assert math.isnan(percentiles_ms([])["p50"])
     table = format_table(["a", "b"], [["x", 1.5], ["yy", float("nan")]])
     assert table.splitlines()[0].startswith("a") and "nan" in table
+
+
+def test_node_comparison_runs_every_method_through_the_node():
+    from streaming_flow_ros.bench.latency import NODE_PARAMS, run_node_comparison
+
+    node = run_node_comparison(seconds=1.0)
+    assert set(node["methods"]) == set(NODE_PARAMS)
+    sfp = node["methods"]["sfp"]
+    assert sfp["ticks"] > 0 and sfp["reanchors"] > 0 and sfp["obs_to_cmd_p50_ms"] > 0
+    for r in node["methods"].values():
+        assert {"ticks_ratio", "period_err_p99_ms", "obs_to_cmd_p50_ms", "obs_to_cmd_p99_ms"} <= set(r)

@@ -352,6 +352,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dp", type=Path, help="trained DP checkpoint (used for DDPM and DDIM)")
     parser.add_argument("--fm-chunk", type=Path, help="trained FM-chunk checkpoint")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--node", action="store_true",
+                        help="also run each method in the real node at 100 Hz with a live camera")
+    parser.add_argument("--node-seconds", type=float, default=10.0, help="measured seconds per method (--node)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -365,8 +368,48 @@ def run(args: argparse.Namespace) -> int:
     ckpts = {"sfp": args.sfp, "sfp_k0": args.sfp_k0, "dp": args.dp, "fm_chunk": args.fm_chunk}
     doc = run_latency(settings, ckpts)
     print(format_report(doc))
+    if args.node:
+        doc["node"] = run_node_comparison(3.0 if args.quick else args.node_seconds, settings.seed)
+        print(format_node_report(doc["node"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2))
         print(f"json: {args.json}")
     return 0
+
+
+# Node parameters per method: SFP re-anchors on every new observation; a chunk policy executes
+# action_horizon (8) waypoints of a chunk, then starts the newest one (80 ticks at 100 Hz).
+NODE_PARAMS: dict[str, dict] = {
+    "sfp": {"reanchor": "observation"},
+    "sfp_k0": {"reanchor": "observation"},
+    "dp_ddpm": {"reanchor": "ticks", "reanchor_ticks": 80, "sampler": "ddpm"},
+    "dp_ddim": {"reanchor": "ticks", "reanchor_ticks": 80, "sampler": "ddim"},
+    "fm_chunk": {"reanchor": "ticks", "reanchor_ticks": 80, "sampler": "euler"},
+}
+
+
+def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0) -> dict[str, Any]:
+    """Each method's (untrained, default-size, one 96x96 camera) checkpoint in the real node at
+    ``rate`` Hz with a 30 Hz camera stream: ticks, period error, observation-to-command."""
+    from .node import compare_methods
+
+    spec = bench_specs()["image"]
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpts = make_untrained_checkpoints(spec, Path(tmp), list(SLOT_KINDS), seed)
+        slot = {"sfp": "sfp", "sfp_k0": "sfp_k0", "dp_ddpm": "dp", "dp_ddim": "dp", "fm_chunk": "fm_chunk"}
+        methods = {m: (str(ckpts[slot[m]]), NODE_PARAMS[m]) for m in NODE_PARAMS}
+        res = compare_methods(methods, rate=rate, seconds=seconds)
+    base = res["sfp"]["obs_to_cmd_p50_ms"]
+    for r in res.values():
+        r["obs_to_cmd_p50_x_sfp"] = r["obs_to_cmd_p50_ms"] / base if base > 0 else float("nan")
+    return {"rate_hz": rate, "seconds": seconds, "methods": res, "params": NODE_PARAMS}
+
+
+def format_node_report(node: dict[str, Any]) -> str:
+    lines = [f"through the node at {node['rate_hz']:g} Hz, camera 30 Hz ({node['seconds']:g} s each):",
+             f"{'method':10s} {'ticks':>8s} {'period p99':>11s} {'obs->cmd p50':>13s} {'p99':>8s} {'x sfp':>6s}"]
+    for m, r in node["methods"].items():
+        lines.append(f"{m:10s} {100 * r['ticks_ratio']:7.2f}% {r['period_err_p99_ms']:9.2f}ms "
+                     f"{r['obs_to_cmd_p50_ms']:11.1f}ms {r['obs_to_cmd_p99_ms']:6.1f}ms {r['obs_to_cmd_p50_x_sfp']:6.1f}")
+    return "\n".join(lines)

@@ -103,13 +103,15 @@ def _checkpoint(arg: Path | None, tmp: Path) -> str:
     return str(make_untrained_checkpoint(tmp / "bench.safetensors", spec, config=ModelConfig()))
 
 
-def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str) -> dict[str, float]:
-    """Run the node at ``rate`` Hz for 1 s warm-up + ``seconds``; return the key numbers."""
+def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
+            extra_params: dict | None = None) -> dict[str, float]:
+    """Run the node at ``rate`` Hz for 1 s warm-up + ``seconds``; return the key numbers.
+    ``extra_params`` are further node parameters (e.g. sampler, reanchor for chunk baselines)."""
     from ..ros.runner import run_node_in_thread
     from ..ros.telemetry import Telemetry, percentiles_ms
 
     params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True,
-              "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0}
+              "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0, **(extra_params or {})}
     with run_node_in_thread(ctx, params, executor=executor, telemetry_window=None) as runner:
         node = runner.node
         deadline = time.monotonic() + 30.0  # the feeder process may still be starting
@@ -146,6 +148,34 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str) ->
         "reanchors": tel.reanchors,
         "ticks_stale": tel.ticks_stale,
     }
+
+
+def compare_methods(methods: dict[str, tuple[str, dict]], rate: float = 100.0, seconds: float = 10.0,
+                    joint_rate: float = 100.0, image_size: tuple[int, int] = (320, 240)) -> dict[str, dict]:
+    """The same live measurement for several policies, one after the other, with one sensor
+    feeder: ``methods`` maps a name to (checkpoint, extra node parameters)."""
+    import rclpy
+    from domain_coordinator import domain_id
+
+    out: dict[str, dict] = {}
+    with domain_id() as did:
+        stop = mp.get_context("spawn").Event()
+        feeder = mp.get_context("spawn").Process(
+            target=_feeder, args=(did, joint_rate, tuple(image_size), stop), daemon=True)
+        feeder.start()
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=did)
+        try:
+            for name, (ckpt, extra) in methods.items():
+                out[name] = measure(ctx, ckpt, rate, seconds, "events", extra)
+                log.info("%s: %s", name, _line(rate, out[name]))
+        finally:
+            rclpy.try_shutdown(context=ctx)
+            stop.set()
+            feeder.join(5.0)
+            if feeder.is_alive():
+                feeder.terminate()
+    return out
 
 
 def _line(rate: float, r: dict) -> str:

@@ -26,6 +26,7 @@ from ..spec import IOSpec
 CommandMode = Literal["jtc", "forward", "none"]
 COMMAND_MODES = ("jtc", "forward", "none")
 REANCHOR_MODES = ("observation", "ticks")
+SAMPLERS = ("", "ddpm", "ddim", "euler")
 STALE_MODES = ("hold", "silent")
 
 # Applied immediately on set; everything else waits for the next configure.
@@ -58,6 +59,7 @@ class NodeParams:
     max_flow_time: float = 1.0
     start_sigma: float = 0.0
     start_noise: Literal["first", "every"] = "first"
+    sampler: str = ""  # chunk baselines only: "" (the kind's default) | ddpm | ddim | euler
     seed: int = 0
     threads: int = 1
     torchscript: bool = False
@@ -98,11 +100,14 @@ class NodeParams:
                 raise ValueError(f"position limits must be finite with lower < upper, got [{lo}, {hi}]")
         if not self.max_velocity or not all(math.isfinite(v) and v > 0 for v in self.max_velocity):
             raise ValueError(f"max_velocity must be one or more finite values > 0 rad/s, got {list(self.max_velocity)}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}")
         self.runtime_config()  # RuntimeConfig validates the pass-through fields
 
     def runtime_config(self) -> RuntimeConfig:
-        """The policy runtime's deployment config."""
-        return RuntimeConfig(
+        """The policy runtime's deployment config (a ChunkRuntimeConfig when ``sampler`` is set,
+        which chooses DP-DDPM / DP-DDIM / FM-chunk sampling for a chunk-baseline checkpoint)."""
+        base = RuntimeConfig(
             control_rate_hz=self.control_rate_hz,
             integrator=self.integrator,
             anchor=self.anchor,
@@ -114,6 +119,11 @@ class NodeParams:
             threads=self.threads,
             torchscript=self.torchscript,
         )
+        if not self.sampler:
+            return base
+        from ..baselines.runtime import ChunkRuntimeConfig  # torch only when a sampler is chosen
+
+        return ChunkRuntimeConfig.extend(base, self.sampler)
 
     @property
     def period(self) -> float:
