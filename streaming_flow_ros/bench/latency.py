@@ -389,7 +389,8 @@ NODE_PARAMS: dict[str, dict] = {
 }
 
 
-def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0) -> dict[str, Any]:
+def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0,
+                        methods: list[str] | None = None) -> dict[str, Any]:
     """Each method's (untrained, default-size, one 96x96 camera) checkpoint in the real node at
     ``rate`` Hz with a 30 Hz camera stream: ticks, period error, observation-to-command."""
     from .node import compare_methods
@@ -398,8 +399,8 @@ def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0) -> d
     with tempfile.TemporaryDirectory() as tmp:
         ckpts = make_untrained_checkpoints(spec, Path(tmp), list(SLOT_KINDS), seed)
         slot = {"sfp": "sfp", "sfp_k0": "sfp_k0", "dp_ddpm": "dp", "dp_ddim": "dp", "fm_chunk": "fm_chunk"}
-        methods = {m: (str(ckpts[slot[m]]), NODE_PARAMS[m]) for m in NODE_PARAMS}
-        res = compare_methods(methods, rate=rate, seconds=seconds)
+        chosen = {m: (str(ckpts[slot[m]]), NODE_PARAMS[m]) for m in (methods or NODE_PARAMS)}
+        res = compare_methods(chosen, rate=rate, seconds=seconds)
     base = res["sfp"]["obs_to_cmd_p50_ms"]
     for r in res.values():
         r["obs_to_cmd_p50_x_sfp"] = r["obs_to_cmd_p50_ms"] / base if base > 0 else float("nan")

@@ -104,7 +104,7 @@ def _checkpoint(arg: Path | None, tmp: Path) -> str:
 
 
 def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
-            extra_params: dict | None = None) -> dict[str, float]:
+            extra_params: dict | None = None, require_plan: bool = True) -> dict[str, float]:
     """Run the node at ``rate`` Hz for 1 s warm-up + ``seconds``; return the key numbers.
     ``extra_params`` are further node parameters (e.g. sampler, reanchor for chunk baselines)."""
     from ..ros.runner import run_node_in_thread
@@ -117,7 +117,7 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
         deadline = time.monotonic() + 30.0  # the feeder process may still be starting
         while (node.status_reason or node.telemetry.reanchors == 0) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if node.telemetry.reanchors == 0:
+        if node.telemetry.reanchors == 0 and require_plan:
             raise RuntimeError(f"the node never received inputs: {node.status_reason}")
         time.sleep(1.0)
         node.telemetry = Telemetry(window=None, started_at=node.now_s())
@@ -167,7 +167,8 @@ def compare_methods(methods: dict[str, tuple[str, dict]], rate: float = 100.0, s
         rclpy.init(context=ctx, domain_id=did)
         try:
             for name, (ckpt, extra) in methods.items():
-                out[name] = measure(ctx, ckpt, rate, seconds, "events", extra)
+                # a slow chunk sampler may finish no plan in the wait: record that, don't fail
+                out[name] = measure(ctx, ckpt, rate, seconds, "events", extra, require_plan=False)
                 log.info("%s: %s", name, _line(rate, out[name]))
         finally:
             rclpy.try_shutdown(context=ctx)
