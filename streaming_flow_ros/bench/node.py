@@ -50,8 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
 
 
-def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop) -> None:
-    """Sensor process: image_raw at 30 Hz and joint_states at ``joint_rate`` until ``stop``."""
+def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop, names: tuple[str, ...] = JOINTS) -> None:
+    """Sensor process: image_raw at 30 Hz and joint_states (``names``) at ``joint_rate`` until ``stop``."""
     import rclpy
     from sensor_msgs.msg import Image, JointState
 
@@ -71,7 +71,7 @@ def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop) -> None
         now = time.monotonic()
         if now >= t_js:
             t_js += 1.0 / joint_rate
-            msg = JointState(name=list(JOINTS), position=(0.1 * np.sin(now + np.arange(6))).tolist())
+            msg = JointState(name=list(names), position=(0.1 * np.sin(now + np.arange(len(names)))).tolist())
             msg.header.stamp = node.get_clock().now().to_msg()
             js_pub.publish(msg)
         if now >= t_img:
@@ -101,6 +101,14 @@ def _checkpoint(arg: Path | None, tmp: Path) -> str:
 
     spec = IOSpec(JOINTS, JOINTS, (CameraSpec("cam", 96, 96, 3),), 10.0, (-3.0,) * 6, (3.0,) * 6)
     return str(make_untrained_checkpoint(tmp / "bench.safetensors", spec, config=ModelConfig()))
+
+
+def _state_names(checkpoint: str) -> tuple[str, ...]:
+    """The joints the checkpoint reads (the feeder publishes exactly these)."""
+    from ..checkpoint import read_checkpoint
+
+    spec = read_checkpoint(checkpoint).spec
+    return tuple(dict.fromkeys((*spec.state_names, *spec.action_names)))
 
 
 def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
@@ -204,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = _checkpoint(args.checkpoint, Path(tmp))
         stop = mp.get_context("spawn").Event()
         feeder = mp.get_context("spawn").Process(
-            target=_feeder, args=(did, args.joint_rate, tuple(args.image_size), stop), daemon=True)
+            target=_feeder, args=(did, args.joint_rate, tuple(args.image_size), stop, _state_names(checkpoint)),
+            daemon=True)
         feeder.start()
         ctx = rclpy.Context()
         rclpy.init(context=ctx, domain_id=did)

@@ -10,6 +10,7 @@ executor. ``node.main`` is the process entry point; this is the library entry po
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
 
 from .node import PolicyLoader, PolicyNode
@@ -141,7 +143,13 @@ def run_main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     tune_process()
     context = rclpy.Context()
-    rclpy.init(args=argv, context=context)
+    # Our own SIGINT/SIGTERM handling: a KeyboardInterrupt raised inside the native executor
+    # surfaces as a pybind11 RuntimeError (a crash instead of a hold). The handler only sets an
+    # event; the spin loop (0.1 s slices) sees it and shuts down in order.
+    rclpy.init(args=argv, context=context, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     parser = argparse.ArgumentParser(prog=argv[0] if argv else "policy_node")
     parser.add_argument("--executor", choices=("events", "multi"), default="events")
     args = parser.parse_args(remove_ros_args(argv)[1:])
@@ -158,7 +166,7 @@ def run_main(argv: list[str] | None = None) -> int:
         if node.params.autostart and not autostart(node):
             code = 1
         else:
-            spin(executor, context)
+            spin(executor, context, stop)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
