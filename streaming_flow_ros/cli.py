@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("streaming_flow_ros.apps.demo", "run the policy node on the simulated arm (main job)"),
     "toy": ("streaming_flow_ros.toy.run", "train and evaluate the toy multimodal tasks"),
     "train": ("streaming_flow_ros.train.cli", "train a policy from a dataset"),
+    "train-baseline": ("streaming_flow_ros.baselines.train", "train a chunk baseline (DP, FM-chunk)"),
     "info": ("streaming_flow_ros.policy.info", "print a checkpoint's metadata"),
     "node": ("streaming_flow_ros.ros.node", "run the policy node (accepts --ros-args)"),
     "sim": ("streaming_flow_ros.ros.sim_cli", "run the simulated arm and camera nodes"),

@@ -113,8 +113,8 @@ def untrained_normalizers(spec: IOSpec) -> tuple[MinMaxNormalizer, MinMaxNormali
     return (action_norm if same else MinMaxNormalizer.identity(spec.state_dim)), action_norm
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streaming_flow_ros.baselines.train")
+def configure(p: argparse.ArgumentParser) -> None:
+    """`sfp train-baseline`: train a chunk baseline (dp | fm_chunk) on a dataset directory."""
     p.add_argument("--dataset", required=True, help="dataset directory (dataset.json)")
     p.add_argument("--out", required=True, help="output directory (policy.safetensors, train_state.pt)")
     p.add_argument("--kind", choices=sorted(BASELINE_KINDS), default="dp")
@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int)
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run(args: argparse.Namespace) -> int:
     if args.config:
         import yaml
 
@@ -145,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     path, res = train_baseline(args.dataset, args.out, cfg, resume=not args.no_resume)
     print(f"trained {res.steps} steps in {res.seconds:.1f} s: loss {res.final_loss:.4f}\ncheckpoint: {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry for `python -m` / `torchrun -m streaming_flow_ros.baselines.train`."""
+    p = argparse.ArgumentParser(prog="sfp train-baseline")
+    configure(p)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
 
 
 if __name__ == "__main__":
