@@ -13,7 +13,8 @@ a zero stamp). Pairing (a small approximate time sync, like message_filters'):
 - State-only models (no cameras) sample joint states the same way, ``s_new`` = newest state.
 
 Staleness: ``ages(now)`` gives the age of the newest joint state and of each camera's newest
-frame; ``stale_reason(now, max_age)`` says which is missing or too old (None when fresh).
+frame; ``stale_reason(now, max_age)`` says which is missing, too old or (after the clock jumped
+back) too far in the future (None when fresh).
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ class ObsBuffer:
                 return f"no {name} received yet"
             if age > max_age:
                 return f"{name} stale: {age:.3f} s old > max_obs_age {max_age:.3f} s"
+            if age < -max_age:  # the clock jumped back (bag loop): wait for data on the new clock
+                return f"{name} stamped {-age:.3f} s ahead of the clock (clock jumped back?)"
         return None
 
     def newest_stamp(self) -> float | None:
@@ -205,14 +208,15 @@ class ObsBuffer:
 
     def build(self, after: float | None = None) -> Observation | None:
         """The observation history ending at the newest paired sample, or None if there is none
-        (or if its stamp is not newer than ``after`` s).
+        (or if its stamp is not newer than ``after`` s -- unless it is older than ``after`` by
+        more than ``CLOCK_RESET``: the clock jumped back and the series restarted).
 
         Returns ``Observation(state (T_o, D_s) float64, images {camera: (T_o, Hh, Ww, C) uint8},
         stamp = newest sample's stamp)``; arrays are fresh copies.
         """
         with self._lock:
             newest = self._newest_pair()
-            if newest is None or (after is not None and newest[0] <= after):
+            if newest is None or (after is not None and after - _Series.CLOCK_RESET <= newest[0] <= after):
                 return None
             samples = []
             for k in range(self.obs_horizon):

@@ -27,6 +27,13 @@ Behaviour:
   every tick; ``silent`` publishes nothing). Recovery re-anchors at the last command with the
   next fresh plan. Ticks never catch up: each tick is one flow step.
 - a tick never publishes non-finite values (the safety filter holds instead).
+- anchoring (activate, enable) needs the measured state within the position limits, or outside
+  by at most ``ANCHOR_WALK_IN_S`` of travel at ``max_velocity`` (the safety filter then walks the
+  command in); further out the node does not stream and says why.
+- inputs: a malformed message is dropped and counted (``input_errors``, diagnostics), never
+  raised into the executor; a header stamp more than ``max_obs_age`` ahead of the node clock is
+  rejected (it would blind the watchdog); a stamp that far behind after the clock jumped back
+  (bag loop) counts as stale until newer data arrives.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 PolicyLoader = Callable[[str, RuntimeConfig], RuntimePolicy]
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 PARAM_NAMES = frozenset(NodeParams().to_mapping())
+ANCHOR_WALK_IN_S = 1.0  # s: anchoring outside the limits only if walking in takes at most this
 
 
 def load_checkpoint_policy(path: str, config: RuntimeConfig) -> RuntimePolicy:
@@ -171,6 +179,11 @@ class PolicyNode(LifecycleNode):
             self._reason = f"configure failed: {e}"
             self.get_logger().error(self._reason)
             return TransitionCallbackReturn.FAILURE
+        except Exception as e:  # noqa: BLE001 -- fail the transition with the reason: rclpy would
+            # turn it into an unexplained ERROR transition (a malformed checkpoint's TypeError...).
+            self._reason = f"configure failed: {type(e).__name__}: {e}"
+            self.get_logger().error(self._reason)
+            return TransitionCallbackReturn.FAILURE
         self.policy, self._spec = policy, spec
         self._ctrl_index = cv.reorder_index(spec.action_names, self._ctrl_joints)
         self._safety = SafetyFilter(self._limits)
@@ -259,39 +272,58 @@ class PolicyNode(LifecycleNode):
 
     # ---- inputs (convert + cache only) ------------------------------------------------------
     def _stamp(self, header_stamp) -> float:
+        """Header stamp s (0: the receive time). A stamp more than ``max_obs_age`` ahead of the
+        node clock is rejected (ValueError): it would blind the stale watchdog."""
+        now = self.now_s()
         s = cv.stamp_seconds(header_stamp)
-        return s if s > 0.0 else self.now_s()
+        if s <= 0.0:
+            return now
+        if s - now > self._cfg.max_obs_age:
+            raise ValueError(f"header stamp {s:.3f} s is {s - now:.3f} s ahead of the node clock")
+        return s
+
+    def _input_error(self, key: str, text: str) -> None:
+        self.telemetry.input_errors += 1
+        self._input_reasons[key] = text
+        self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     def _on_joints(self, msg: JointState) -> None:
         try:
             state = cv.joint_positions(msg, self._spec.state_names)
             measured = cv.joint_positions(msg, self._spec.action_names)
-        except cv.JointStateError as e:
-            self.telemetry.input_errors += 1
-            self._input_reasons["joints"] = str(e)
-            self.get_logger().warning(str(e), throttle_duration_sec=5.0)
+            stamp = self._stamp(msg.header.stamp)
+            self._buffer.add_state(stamp, state)
+        except ValueError as e:
+            self._input_error("joints", str(e) if isinstance(e, cv.JointStateError) else f"joint_states: {e}")
             return
-        self._buffer.add_state(self._stamp(msg.header.stamp), state)
+        except Exception as e:  # noqa: BLE001 -- drop-and-log: one malformed message must not
+            # kill the executor (and with it the control loop); the watchdog holds if inputs stop.
+            self._input_error("joints", f"joint_states dropped: {type(e).__name__}: {e}")
+            return
         self.telemetry.joint_msgs += 1
         self._input_reasons["joints"] = ""
-        self._measured, self._measured_state = measured, state  # action joints, state channels
+        newest = self._buffer.latest_state()
+        if newest is not None and newest[0] == stamp:  # a late (out-of-order) message is history only
+            self._measured, self._measured_state = measured, state  # action joints, state channels
 
     def _on_image(self, cam, msg: Image) -> None:
         try:
             img = cv.image_to_model(msg, cam)
+            self._buffer.add_frame(cam.name, self._stamp(msg.header.stamp), img)
         except ValueError as e:
-            self.telemetry.input_errors += 1
-            self._input_reasons[cam.name] = f"camera {cam.name}: {e}"
-            self.get_logger().warning(self._input_reasons[cam.name], throttle_duration_sec=5.0)
+            self._input_error(cam.name, f"camera {cam.name}: {e}")
             return
-        self._buffer.add_frame(cam.name, self._stamp(msg.header.stamp), img)
+        except Exception as e:  # noqa: BLE001 -- drop-and-log, as in _on_joints
+            self._input_error(cam.name, f"camera {cam.name} dropped: {type(e).__name__}: {e}")
+            return
         self.telemetry.image_msgs += 1
         self._input_reasons[cam.name] = ""
         self._worker.wake()
 
     # ---- plan worker callbacks (worker thread) ----------------------------------------------
     def _is_fresh(self, stamp: float) -> bool:
-        return self.now_s() - stamp <= self._cfg.max_obs_age
+        """|now - stamp| <= max_obs_age: a stamp far ahead means the clock jumped back."""
+        return abs(self.now_s() - stamp) <= self._cfg.max_obs_age
 
     def _on_prepared(self, p: PreparedPlan) -> None:
         self.telemetry.add("prepare", p.prepare_s)
@@ -338,7 +370,14 @@ class PolicyNode(LifecycleNode):
             elif self._anchored:
                 self._publish_controller(self._safety.last, None, force=True)
         if not self._anchored:  # anchor only at a fresh measured state
-            if self._measured is None or self._buffer.ages(now)["joints"] > cfg.max_obs_age:
+            if self._measured is None or abs(self._buffer.ages(now)["joints"]) > cfg.max_obs_age:
+                tel.ticks_stale += 1
+                return None
+            outside = self._outside_reason(self._measured)
+            if outside:  # never stream from a state the limits cannot walk back from in time
+                if self._reason != outside:
+                    self.get_logger().error(outside)
+                self._stale, self._reason = True, outside
                 tel.ticks_stale += 1
                 return None
             self.policy.reset(self._measured)
@@ -383,6 +422,21 @@ class PolicyNode(LifecycleNode):
             self.policy.reset(safe.action)  # non-finite proposal: hold, drop the plan
         self._publish(safe.action, safe.delta * cfg.control_rate_hz)
         return started
+
+    def _outside_reason(self, measured: np.ndarray) -> str:
+        """Why the node must not anchor at ``measured`` (D_a,) rad, or "". Outside the position
+        limits the safety filter walks the command in at max_velocity; a state further out than
+        ANCHOR_WALK_IN_S of that travel (a bad sensor value, wrong limits) is refused."""
+        lim = self._limits
+        margin = lim.max_step * self._cfg.control_rate_hz * ANCHOR_WALK_IN_S  # rad
+        out = np.maximum(lim.lower - measured, 0.0) + np.maximum(measured - lim.upper, 0.0)
+        bad = np.flatnonzero(out > margin)
+        if bad.size == 0:
+            return ""
+        names = [self._spec.action_names[i] for i in bad]
+        return (f"not anchoring: measured {names} = {measured[bad].tolist()} rad lie more than "
+                f"{margin[bad].tolist()} rad outside the limits [{lim.lower[bad].tolist()}, "
+                f"{lim.upper[bad].tolist()}] (move the robot inside or fix position_lower/upper)")
 
     def _publish(self, action: np.ndarray, velocity: np.ndarray | None) -> None:
         vel = velocity if self._cfg.publish_velocities else None

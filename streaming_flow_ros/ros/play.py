@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import itertools
 import logging
 import threading
@@ -41,14 +42,24 @@ if TYPE_CHECKING:
     from typing import Self  # Python >= 3.11; annotations only (Humble runs 3.10)
 
 log = logging.getLogger(__name__)
+INTERFACE_DIRS = ("msg", "srv", "action")
 
 
 def message_class(msgtype: str) -> type:
-    """The rclpy message class for ``pkg/msg/Name`` (ValueError if its package is missing)."""
+    """The rclpy message class for ``pkg/msg/Name`` (ValueError if its package is missing).
+
+    The type name comes from the bag (untrusted data): only an installed *interface* package
+    (one with a ``msg``/``srv``/``action`` subpackage, found without importing anything) is
+    imported, so a crafted bag cannot make this import an arbitrary module.
+    """
     parts = msgtype.split("/")
-    if len(parts) != 3:
+    if len(parts) != 3 or not all(p.isidentifier() for p in parts) or parts[1] not in INTERFACE_DIRS:
         raise ValueError(f"malformed message type {msgtype!r} (want pkg/msg/Name)")
     pkg, sub, name = parts
+    spec = importlib.util.find_spec(pkg)  # top-level lookup: imports nothing
+    if spec is None or not any(Path(d, sub, "__init__.py").is_file() for d in spec.submodule_search_locations or ()):
+        raise ValueError(f"message type {msgtype} is not available to rclpy here (no interface package {pkg!r}); "
+                         "install its package or leave the topic out with --topics")
     try:
         return getattr(importlib.import_module(f"{pkg}.{sub}"), name)
     except (ImportError, AttributeError) as e:

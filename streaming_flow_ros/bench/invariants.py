@@ -1,0 +1,398 @@
+"""A live invariant checker for the policy node's outputs: subscribes to what the node publishes
+(over DDS, like any controller) and flags every message that breaks the command contract.
+Used by the reliability tests (test/invariants.py) and by `sfp soak`.
+
+The contract checked (ros/node.py's module docstring, docs/ros.md "Command output contract"),
+per stream — ``action`` (``<node>/action``, JointTrajectoryPoint, every tick, dry run too) and
+``controller`` (``joint_trajectory`` JointTrajectory or ``commands`` Float64MultiArray):
+
+- shape: JTC: ``header.stamp == 0``, exactly one point, ``joint_names`` == the controller
+  joints (configured order), positions sized to them, velocities empty or sized,
+  ``time_from_start`` == lookahead (> 0); forward: one value per controller joint; action
+  point: one position per action joint, ``time_from_start`` == lookahead (> 0).
+- finite: every position (and velocity) finite.
+- limits: within [lower, upper] (tolerance ``abs_tol``) -- or, when the previous command (or
+  the measured anchor) was already outside (a robot started beyond its soft limits), not
+  further outside than it (safety.py: "walks in at the step rate").
+- step: ``|x_k - x_(k-1)| <= max_step`` per joint (max_velocity / control_rate) up to
+  ``step_rel_tol``. Allowed exception: re-anchoring at the measured state when the node is
+  enabled or activated (the first controller command of a new enabled segment; one jump of
+  the action stream within ``grace_s`` of the event), which must then be within
+  ``max_step + anchor_tol`` of the latest measured joint state (if joint states are watched).
+- enable gate: no controller command while disabled or not active, except within ``grace_s``
+  of the disable / deactivate event (the tick in flight and the single hold); each enabled
+  segment of two or more commands ends with a hold (last command == the one before it), unless
+  it was re-enabled within ``grace_s`` (the node applies enable changes at its next tick, so a
+  shorter off period may never reach it). No action point while not active (same grace).
+- stale inputs (optional, ``max_obs_age`` set): when no joint state or watched image has
+  arrived for ``max_obs_age + stale_margin`` s, every command is a hold (== the previous one,
+  ``on_stale: hold``) or there is none (``on_stale: silent``). Receive times are the checker's
+  wall clock, so leave this off when inputs are stamped on another clock (sim time).
+
+Enable and lifecycle state come from the graph itself: ``/parameter_events`` (the node's
+``enabled`` parameter) and ``<node>/transition_event``. Memory is constant (counters, the last
+commands, at most ``keep`` stored violations), so it can watch a soak of any length.
+
+Caveat: the node's command publishers are RELIABLE with depth 1; a reader that falls far
+behind can miss a sample, which would show as a step of up to 2 x max_step here (reported,
+never hidden). ``summary()["max_step_ratio"]`` shows how close the stream came to the limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from lifecycle_msgs.msg import TransitionEvent
+from rcl_interfaces.msg import ParameterEvent
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_parameter_events
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from ..ros.conversions import lookahead_time
+from ..ros.params import NodeParams, controller_joints, resolve_limits
+from ..spec import IOSpec
+
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+ACTIVE_LABELS = frozenset({"activating", "active"})
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What the node promised at configure. Arrays (D_a,) in action order: lower/upper rad,
+    max_step rad per tick; time_from_start s."""
+
+    action_names: tuple[str, ...]
+    controller_joints: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    max_step: np.ndarray
+    time_from_start: float
+    command_mode: str = "jtc"
+    on_stale: str = "hold"
+
+    @classmethod
+    def from_params(cls, params: NodeParams, spec: IOSpec) -> Contract:
+        lim = resolve_limits(params, spec)
+        return cls(tuple(spec.action_names), controller_joints(params, spec), lim.lower, lim.upper,
+                   lim.max_step, lookahead_time(params.lookahead_ticks, params.control_rate_hz),
+                   params.command_mode, params.on_stale)
+
+    @classmethod
+    def from_node(cls, node: Any) -> Contract:
+        """From a configured PolicyNode (the parameters in effect since its configure)."""
+        if node.policy is None:
+            raise ValueError("the policy node is not configured: no contract to check yet")
+        return cls.from_params(getattr(node, "_cfg", node.params), node.policy.spec)
+
+
+@dataclass(frozen=True)
+class Violation:
+    t: float  # time.monotonic() at receipt, s
+    stream: str  # "action" | "controller"
+    rule: str
+    detail: str
+
+
+@dataclass
+class _Stream:
+    name: str
+    prev: np.ndarray | None = None
+    prev2: np.ndarray | None = None  # the one before prev (hold detection at segment ends)
+    count: int = 0
+    holds: int = 0
+    anchor_until: float | None = None  # action: one re-anchor jump is allowed until then
+    segment_first: bool = True  # controller: the next command opens an enabled segment
+    segment_len: int = 0  # controller: commands since the segment opened
+    max_step_ratio: float = 0.0
+
+
+@dataclass
+class _Inputs:
+    last_rx: dict[str, float] = field(default_factory=dict)  # topic -> time.monotonic()
+    measured: np.ndarray | None = None  # (D_a,) latest joint positions, action order
+
+
+class InvariantChecker:
+    """Subscribes ``node`` (the checker's own rclpy node; the caller spins it) to the outputs of
+    the policy node named ``policy_node`` (fully qualified, e.g. "/policy_node").
+
+    Args:
+        contract: see :class:`Contract` (``Contract.from_node(policy_node)`` in-process).
+        joint_trajectory_topic / commands_topic: controller topics as the node publishes them
+            after remapping (resolved against ``node``'s namespace).
+        joint_states_topic: watched for the measured state (re-anchor check) and staleness;
+            None to skip.
+        image_topics: watched for staleness only.
+        enabled / active: the node's state when the checker starts (later from the graph).
+        max_obs_age: enables the stale-input rule (s); None = off.
+    """
+
+    def __init__(self, node: Node, contract: Contract, *, policy_node: str = "/policy_node",
+                 joint_trajectory_topic: str = "joint_trajectory", commands_topic: str = "commands",
+                 joint_states_topic: str | None = "joint_states", image_topics: Sequence[str] = (),
+                 enabled: bool = False, active: bool = True, max_obs_age: float | None = None,
+                 stale_margin: float = 0.25, grace_s: float = 0.5, anchor_tol: float = 0.05,
+                 step_rel_tol: float = 1e-6, abs_tol: float = 1e-9, keep: int = 200) -> None:
+        self.node, self.contract = node, contract
+        self.policy_node = policy_node.rstrip("/")
+        self.max_obs_age, self.stale_margin = max_obs_age, stale_margin
+        self.grace_s, self.anchor_tol = grace_s, anchor_tol
+        self.step_rel_tol, self.abs_tol, self.keep = step_rel_tol, abs_tol, keep
+        self._lock = threading.Lock()
+        self.violations: list[Violation] = []  # the first ``keep``
+        self.violation_count = 0
+        self.rule_counts: dict[str, int] = {}
+        self.events: list[tuple[float, str]] = []  # (time, "enabled"/"disabled"/lifecycle label), last 100
+        self.enabled, self.active = bool(enabled), bool(active)
+        self._off_since: float | None = None if (self.enabled and self.active) else time.monotonic()
+        self._inactive_since: float | None = None if self.active else time.monotonic()
+        self._streams = {"action": _Stream("action"), "controller": _Stream("controller")}
+        now = time.monotonic()
+        self._streams["action"].anchor_until = now + grace_s
+        self._inputs = _Inputs()
+        self._ctrl_index = np.array([contract.action_names.index(n) for n in contract.controller_joints],
+                                    np.intp)  # action[idx] = controller order
+        self._inverse = np.argsort(self._ctrl_index)  # controller[inv] = action order
+        subs = [
+            (JointTrajectoryPoint, f"{self.policy_node}/action", self._on_action, RELIABLE),
+            (ParameterEvent, "/parameter_events", self._on_param_event, qos_profile_parameter_events),
+            (TransitionEvent, f"{self.policy_node}/transition_event", self._on_transition, RELIABLE),
+        ]
+        if contract.command_mode == "jtc":
+            subs.append((JointTrajectory, joint_trajectory_topic, self._on_jtc, RELIABLE))
+        elif contract.command_mode == "forward":
+            subs.append((Float64MultiArray, commands_topic, self._on_forward, RELIABLE))
+        if joint_states_topic:
+            subs.append((JointState, joint_states_topic, self._on_joints, SENSOR))
+        for topic in image_topics:
+            subs.append((Image, topic, lambda m, t=topic: self._on_input(t), SENSOR))
+        self._stale_topics = ([joint_states_topic] if joint_states_topic else []) + list(image_topics)
+        self._inputs.last_rx = dict.fromkeys(self._stale_topics, now)  # nothing is stale at start
+        self._subs = [node.create_subscription(t, n, cb, q) for t, n, cb, q in subs]
+
+    # ---- results ----------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "violations": self.violation_count,
+                "rules": dict(self.rule_counts),
+                "action_msgs": self._streams["action"].count,
+                "controller_msgs": self._streams["controller"].count,
+                "holds": {k: s.holds for k, s in self._streams.items()},
+                "max_step_ratio": {k: round(s.max_step_ratio, 6) for k, s in self._streams.items()},
+                "first": [f"{v.stream}/{v.rule}: {v.detail}" for v in self.violations[:5]],
+            }
+
+    def counts(self) -> tuple[int, int]:
+        """(action points, controller commands) checked so far."""
+        with self._lock:
+            return self._streams["action"].count, self._streams["controller"].count
+
+    def finish(self) -> None:
+        """End-of-run checks: a finished enabled segment must end with a hold. Call after the
+        policy node was disabled or deactivated (e.g. after ``runner.stop()``) and the last
+        messages had time to arrive."""
+        with self._lock:
+            if not (self.enabled and self.active):
+                self._check_segment_end(time.monotonic())
+
+    def destroy(self) -> None:
+        for s in self._subs:
+            self.node.destroy_subscription(s)
+        self._subs = []
+
+    # ---- graph events -----------------------------------------------------------------------
+    def _on_param_event(self, msg: ParameterEvent) -> None:
+        if msg.node != self.policy_node:
+            return
+        for p in (*msg.new_parameters, *msg.changed_parameters):
+            if p.name == "enabled":
+                with self._lock:
+                    self._set_state(p.value.bool_value, self.active, "enabled" if p.value.bool_value else "disabled")
+
+    def _on_transition(self, msg: TransitionEvent) -> None:
+        label = msg.goal_state.label
+        with self._lock:
+            self._set_state(self.enabled, label in ACTIVE_LABELS, label)
+
+    def _set_state(self, enabled: bool, active: bool, label: str) -> None:
+        now = time.monotonic()
+        self.events = [*self.events[-99:], (now, label)]
+        was_on, was_active = self.enabled and self.active, self.active
+        self.enabled, self.active = enabled, active
+        on = enabled and active
+        if was_on and not on:
+            self._off_since = now
+        if active and not was_active:  # activation re-anchors both streams at the measured state
+            self._inactive_since = None
+            self._streams["action"].anchor_until = now + self.grace_s
+        elif was_active and not active:
+            self._inactive_since = now
+        if on and not was_on:
+            if self._off_since is None or now - self._off_since >= self.grace_s:
+                self._check_segment_end(now)  # (a shorter off period may fall between two ticks)
+            self._off_since = None
+            ctrl = self._streams["controller"]
+            ctrl.segment_len, ctrl.segment_first = 0, True
+            self._streams["action"].anchor_until = now + self.grace_s
+
+    def _check_segment_end(self, now: float) -> None:
+        ctrl = self._streams["controller"]
+        if ctrl.segment_len >= 2 and not np.array_equal(ctrl.prev, ctrl.prev2):
+            self._violate(now, "controller", "no_hold_on_disable",
+                          f"enabled segment of {ctrl.segment_len} commands ended without a hold")
+        ctrl.segment_len = 0
+
+    # ---- inputs -----------------------------------------------------------------------------
+    def _on_input(self, topic: str) -> None:
+        with self._lock:
+            self._inputs.last_rx[topic] = time.monotonic()
+
+    def _on_joints(self, msg: JointState) -> None:
+        names = list(msg.name)
+        pos = np.asarray(msg.position, np.float64)
+        if len(names) != pos.size or len(set(names)) != len(names):
+            return
+        index = {n: i for i, n in enumerate(names)}
+        if not all(n in index for n in self.contract.action_names):
+            return
+        q = pos[[index[n] for n in self.contract.action_names]]
+        if np.isfinite(q).all():
+            with self._lock:
+                self._inputs.measured = q
+                self._inputs.last_rx[self._stale_topics[0]] = time.monotonic()
+
+    def _inputs_stale(self, now: float) -> bool:
+        if self.max_obs_age is None or not self._stale_topics:
+            return False
+        limit = self.max_obs_age + self.stale_margin
+        return any(now - self._inputs.last_rx.get(t, -1e9) > limit for t in self._stale_topics)
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def _on_action(self, msg: JointTrajectoryPoint) -> None:
+        now = time.monotonic()
+        c = self.contract
+        n = len(c.action_names)
+        with self._lock:
+            problems = self._point_problems(msg, n)
+            if problems:
+                self._violate(now, "action", "shape", problems)
+                return
+            if not self.active and self._inactive_since is not None and now - self._inactive_since > self.grace_s:
+                self._violate(now, "action", "action_while_inactive",
+                              f"{now - self._inactive_since:.3f} s after deactivation")
+            self._check_values(now, "action", np.asarray(msg.positions, np.float64))
+
+    def _on_jtc(self, msg: JointTrajectory) -> None:
+        now = time.monotonic()
+        c = self.contract
+        with self._lock:
+            problems = []
+            if (msg.header.stamp.sec, msg.header.stamp.nanosec) != (0, 0):
+                problems.append(f"header.stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} != 0")
+            if tuple(msg.joint_names) != c.controller_joints:
+                problems.append(f"joint_names {list(msg.joint_names)} != {list(c.controller_joints)}")
+            if len(msg.points) != 1:
+                problems.append(f"{len(msg.points)} points, expected 1")
+            else:
+                p = self._point_problems(msg.points[0], len(c.controller_joints))
+                if p:
+                    problems.append(p)
+            if problems:
+                self._violate(now, "controller", "shape", "; ".join(problems))
+                return
+            values = np.asarray(msg.points[0].positions, np.float64)
+            self._controller(now, values[self._inverse])
+
+    def _on_forward(self, msg: Float64MultiArray) -> None:
+        now = time.monotonic()
+        values = np.asarray(msg.data, np.float64)
+        with self._lock:
+            if values.size != len(self.contract.controller_joints):
+                self._violate(now, "controller", "shape",
+                              f"{values.size} values for {len(self.contract.controller_joints)} joints")
+                return
+            self._controller(now, values[self._inverse])
+
+    def _point_problems(self, p: JointTrajectoryPoint, n: int) -> str:
+        out = []
+        if len(p.positions) != n:
+            out.append(f"{len(p.positions)} positions for {n} joints")
+        if len(p.velocities) not in (0, n):
+            out.append(f"{len(p.velocities)} velocities for {n} joints")
+        elif len(p.velocities) and not np.isfinite(np.asarray(p.velocities, np.float64)).all():
+            out.append("non-finite velocities")
+        if len(p.accelerations) or len(p.effort):
+            out.append("accelerations/effort set")
+        tfs = p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec
+        if not (tfs > 0.0 and abs(tfs - self.contract.time_from_start) < 1e-6):
+            out.append(f"time_from_start {tfs} s, expected {self.contract.time_from_start} s (> 0)")
+        return "; ".join(out)
+
+    def _controller(self, now: float, x: np.ndarray) -> None:
+        if not (self.enabled and self.active):
+            since = self._off_since
+            if since is None or now - since > self.grace_s:
+                state = f"enabled={self.enabled} active={self.active}"
+                self._violate(now, "controller", "command_while_disabled",
+                              f"{state}, {now - (since or now):.3f} s after the off event")
+        self._check_values(now, "controller", x)
+        self._streams["controller"].segment_len += 1
+
+    def _check_values(self, now: float, stream: str, x: np.ndarray) -> None:
+        c, s = self.contract, self._streams[stream]
+        s.count += 1
+        if not np.isfinite(x).all():
+            self._violate(now, stream, "finite", f"non-finite command {x.tolist()}")
+            return
+        measured = self._inputs.measured
+        if stream == "controller":
+            allow_anchor, s.segment_first = s.segment_first, False
+        else:
+            allow_anchor = s.anchor_until is not None and now <= s.anchor_until
+        anchored = s.prev is None  # a first command or an allowed re-anchor jump: judged by measured
+        if s.prev is not None:
+            ratio = float(np.max(np.abs(x - s.prev) / c.max_step))
+            too_far = (np.abs(x - s.prev) > c.max_step * (1 + self.step_rel_tol) + self.abs_tol).any()
+            if too_far and allow_anchor:
+                s.anchor_until, anchored = None, True
+                if measured is not None and (np.abs(x - measured) > c.max_step + self.anchor_tol).any():
+                    self._violate(now, stream, "anchor", f"re-anchor at {x.tolist()}, measured {measured.tolist()}")
+            elif too_far:
+                self._violate(now, stream, "step",
+                              f"|{x.tolist()} - {s.prev.tolist()}| > max_step {c.max_step.tolist()} ({ratio:.3f}x)")
+            else:
+                s.max_step_ratio = max(s.max_step_ratio, ratio)
+            if np.array_equal(x, s.prev):
+                s.holds += 1
+            elif self._inputs_stale(now) and c.on_stale == "hold":
+                self._violate(now, stream, "hold_while_stale", f"moved to {x.tolist()} with stale inputs")
+        ref = measured if anchored else s.prev
+        out = _outside(x, c.lower, c.upper)
+        bad = out > self.abs_tol
+        if bad.any():  # outside: only a robot that started outside, walking in
+            ref_out = _outside(ref, c.lower, c.upper) if ref is not None else np.zeros_like(out)
+            if (out[bad] > ref_out[bad] + self.abs_tol).any():
+                self._violate(now, stream, "limits", f"{x.tolist()} outside [{c.lower.tolist()}, {c.upper.tolist()}]")
+        if self._inputs_stale(now) and c.on_stale == "silent":
+            self._violate(now, stream, "command_while_stale", "on_stale=silent but a command arrived")
+        s.prev2, s.prev = s.prev, x
+
+    def _violate(self, now: float, stream: str, rule: str, detail: str) -> None:
+        self.violation_count += 1
+        self.rule_counts[rule] = self.rule_counts.get(rule, 0) + 1
+        if len(self.violations) < self.keep:
+            self.violations.append(Violation(now, stream, rule, detail))
+
+
+def _outside(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Per-joint distance outside [lower, upper] (0 inside), rad."""
+    return np.maximum(lower - x, 0.0) + np.maximum(x - upper, 0.0)

@@ -1,0 +1,260 @@
+"""`sfp soak`: a long run of the real policy node on the simulated arm, watched by the invariant
+checker, reporting what drifts over time.
+
+Setup (one process, private namespace ``/sfp_soak`` so nothing reaches a real arm's topics):
+the simulator nodes (arm with joint_trajectory_controller semantics at ``--joint-rate``, camera
+96x96 at ``--camera-rate``, task with episodes that auto-reset at the time limit) and the policy
+node at ``--rate`` Hz, enabled, command_mode jtc, remapped onto the sim like the demo. The
+checkpoint is ``--checkpoint``, else the package default policy if installed, else a real
+untrained SFP checkpoint for the sim spec (``sim.rollout.sim_io_spec()``). An
+:class:`~streaming_flow_ros.bench.invariants.InvariantChecker` subscribes to the node's outputs
+(action points and JTC commands) with the stale-input rule on.
+
+Reported per ``--window`` seconds (default 10) and overall:
+
+- ticks delivered / expected (node clock x rate), over the measured span;
+- tick period error p50/p99/max, ms (ros/telemetry.py definition), per window and overall;
+- RSS (VmRSS of this process, MB) at the end of each window; growth = last window - first;
+- invariant violations (must be 0), commands checked, holds, episodes, node error counters.
+
+JSON (``--json``): {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb",
+"violations"} plus "windows", "checker", "node", "machine" and the settings. Exit status 1 when
+any invariant was violated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+NAMESPACE = "/sfp_soak"
+HIST_BIN_MS = 0.01  # period-error histogram resolution
+HIST_MAX_MS = 200.0  # larger errors land in the last bin
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured duration, s")
+    parser.add_argument("--rate", type=float, default=200.0, help="control rate, Hz")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--checkpoint", type=Path, help="policy checkpoint (default: see module doc)")
+    parser.add_argument("--window", type=float, default=10.0, help="report window, s")
+    parser.add_argument("--joint-rate", type=float, default=200.0, help="sim joint_states rate, Hz")
+    parser.add_argument("--camera-rate", type=float, default=30.0, help="sim camera rate, Hz")
+    parser.add_argument("--seed", type=int, default=0, help="simulator seed")
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (VmRSS), MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _checkpoint(arg: Path | None, tmp: Path) -> str:
+    from ..ros.node import DEFAULT_CHECKPOINT
+
+    if arg is not None:
+        return str(arg)
+    if DEFAULT_CHECKPOINT.is_file():
+        return str(DEFAULT_CHECKPOINT)
+    from ..checkpoint import make_untrained_checkpoint
+    from ..sim.rollout import sim_io_spec
+
+    return str(make_untrained_checkpoint(tmp / "untrained_sim.safetensors", sim_io_spec()))
+
+
+class _Histogram:
+    """Fixed-size histogram of millisecond samples (constant memory over any run length)."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(int(HIST_MAX_MS / HIST_BIN_MS) + 1, np.int64)
+        self.max_ms = 0.0
+
+    def add(self, samples_ms: np.ndarray) -> None:
+        if samples_ms.size:
+            idx = np.minimum((samples_ms / HIST_BIN_MS).astype(np.int64), self.counts.size - 1)
+            np.add.at(self.counts, idx, 1)
+            self.max_ms = max(self.max_ms, float(samples_ms.max()))
+
+    def percentile(self, q: float) -> float:
+        n = int(self.counts.sum())
+        if n == 0:
+            return float("nan")
+        k = int(np.searchsorted(np.cumsum(self.counts), q / 100.0 * n))
+        return (k + 1) * HIST_BIN_MS  # upper edge of the bin
+
+
+def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, window_s: float = 10.0,
+         joint_rate: float = 200.0, camera_rate: float = 30.0, seed: int = 0,
+         domain_id: int | None = None, on_window=None) -> dict[str, Any]:
+    """Run the soak and return the results dict (see the module docstring). ``on_window(row)``
+    is called after each window (printing); ``domain_id`` None = ROS_DOMAIN_ID / default."""
+    import rclpy
+
+    from ..apps.closed_loop import REMAPS, load_preset
+    from ..ros.runner import make_executor, run_node_in_thread, spin
+    from ..ros.sim_nodes import SimWorld, create_sim_nodes
+    from .common import machine_info
+    from .invariants import Contract, InvariantChecker
+
+    if not (seconds > 0 and window_s > 0):
+        raise ValueError(f"seconds and window must be > 0, got {seconds}, {window_s}")
+    machine_start = machine_info()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain_id) if domain_id is not None else rclpy.init(context=ctx)
+    threads: list[threading.Thread] = []
+    stop = threading.Event()
+    executors = []
+    sim = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = _checkpoint(checkpoint, Path(tmp))
+            world = SimWorld(seed=seed)
+            sim = create_sim_nodes(world, context=ctx, namespace=NAMESPACE, joint_state_rate_hz=joint_rate,
+                                   camera_rate_hz=camera_rate, auto_reset=True)
+            sim_exec = make_executor("events", ctx)
+            for n in sim.all():
+                sim_exec.add_node(n)
+            executors.append(sim_exec)
+            threads.append(threading.Thread(target=spin, args=(sim_exec, ctx, stop), name="sfp-soak-sim", daemon=True))
+            threads[-1].start()
+            deadline = time.monotonic() + 10.0
+            while world.time < 0.2:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the simulator did not start within 10 s")
+                time.sleep(0.01)
+            preset = load_preset("sim")
+            params = {**preset, "checkpoint": ckpt, "control_rate_hz": float(rate), "enabled": True,
+                      "log_period": 0.0, "diagnostics_period": 1.0}
+            runner = run_node_in_thread(ctx, params, namespace=NAMESPACE, cli_args=REMAPS,
+                                        telemetry_window=max(4096, int(2 * rate * window_s)))
+            node = runner.node
+            checker_node = rclpy.create_node("sfp_soak_invariants", namespace=NAMESPACE, context=ctx)
+            checker = InvariantChecker(
+                checker_node, Contract.from_node(node), policy_node=node.get_fully_qualified_name(),
+                joint_trajectory_topic="joint_trajectory_controller/joint_trajectory",
+                joint_states_topic="joint_states", image_topics=["camera/image_raw"],
+                enabled=True, active=True, max_obs_age=float(preset.get("max_obs_age", 0.5)))
+            chk_exec = make_executor("events", ctx)
+            chk_exec.add_node(checker_node)
+            executors.append(chk_exec)
+            threads.append(threading.Thread(target=spin, args=(chk_exec, ctx, stop), name="sfp-soak-check", daemon=True))
+            threads[-1].start()
+            result = _measure(node, world, checker, seconds, rate, window_s, on_window)
+            runner.stop()  # deactivate: the single hold, then the node is destroyed
+            time.sleep(0.5)
+            checker.finish()
+            result["checker"] = checker.summary()
+            result["violations"] = result["checker"]["violations"]
+            result["checkpoint"] = ckpt
+            checker.destroy()
+            checker_node.destroy_node()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5.0)
+        for ex in executors:
+            ex.shutdown()
+        if sim is not None:
+            sim.destroy()
+        rclpy.try_shutdown(context=ctx)
+    result["machine"] = {"start": machine_start, "end": machine_info()}
+    return result
+
+
+def _measure(node, world, checker, seconds: float, rate: float, window_s: float, on_window) -> dict[str, Any]:
+    tel = node.telemetry
+    deadline = time.monotonic() + 10.0
+    while tel.reanchors == 0:  # streaming: inputs arrived and the first plan started
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the policy node did not start streaming: {node.status_reason}")
+        time.sleep(0.05)
+    hist = _Histogram()
+    windows: list[dict[str, Any]] = []
+    t_start, ticks_start, node_start = time.monotonic(), tel.ticks, node.now_s()
+    ticks_prev, node_prev = ticks_start, node_start
+    checked_prev = sum(checker.counts())
+    n_windows = max(1, round(seconds / window_s))
+    for k in range(n_windows):
+        end = t_start + min(seconds, (k + 1) * window_s)
+        while time.monotonic() < end:
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+        ticks, now = tel.ticks, node.now_s()
+        new = ticks - ticks_prev
+        samples = np.asarray(tel.snapshot("period_err")[-new:] if new > 0 else [], np.float64) * 1e3
+        hist.add(samples)
+        checked = sum(checker.counts())
+        s = checker.summary()
+        row = {
+            "t_s": round(time.monotonic() - t_start, 1),
+            "ticks": new,
+            "ticks_ratio": round(new / max(1e-9, (now - node_prev) * rate), 4),
+            "period_err_p50_ms": float(np.percentile(samples, 50)) if samples.size else float("nan"),
+            "period_err_p99_ms": float(np.percentile(samples, 99)) if samples.size else float("nan"),
+            "period_err_max_ms": float(samples.max()) if samples.size else float("nan"),
+            "rss_mb": round(rss_mb(), 2),
+            "checked": checked - checked_prev,
+            "violations": s["violations"],
+            "episode": world.episode,
+        }
+        windows.append(row)
+        if on_window is not None:
+            on_window(row)
+        ticks_prev, node_prev, checked_prev = ticks, now, checked
+    elapsed_node = node_prev - node_start
+    summary = tel.summary(node.now_s(), rate)
+    return {
+        "seconds": round(time.monotonic() - t_start, 2),
+        "rate_hz": rate,
+        "ticks": ticks_prev - ticks_start,
+        "ticks_expected": round(elapsed_node * rate, 1),
+        "ticks_ratio": round((ticks_prev - ticks_start) / max(1e-9, elapsed_node * rate), 4),
+        "period_err_p50_ms": round(hist.percentile(50), 3),
+        "period_err_p99_ms": round(hist.percentile(99), 3),
+        "period_err_max_ms": round(hist.max_ms, 3),
+        "rss_first_mb": windows[0]["rss_mb"],
+        "rss_last_mb": windows[-1]["rss_mb"],
+        "rss_growth_mb": round(windows[-1]["rss_mb"] - windows[0]["rss_mb"], 2),
+        "episodes": world.episode + 1,
+        "windows": windows,
+        "node": {k: summary[k] for k in ("reanchors", "ticks_stale", "ticks_held", "clamped", "rate_limited",
+                                          "rejected", "tick_errors", "prepare_errors", "plans_dropped",
+                                          "input_errors", "step_p99_ms", "obs_to_cmd_p50_ms")},
+    }
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    print(f"t={row['t_s']:7.1f}s ticks={row['ticks']:6d} ratio={row['ticks_ratio']:.3f} "
+          f"period_err p50={row['period_err_p50_ms']:.3f} p99={row['period_err_p99_ms']:.3f} "
+          f"max={row['period_err_max_ms']:.2f} ms rss={row['rss_mb']:.1f} MB "
+          f"checked={row['checked']} violations={row['violations']} episode={row['episode']}", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.getLogger("streaming_flow_ros").setLevel(logging.WARNING)
+    print(f"soak: {args.seconds:g} s at {args.rate:g} Hz on the simulator (namespace {NAMESPACE})", flush=True)
+    res = soak(args.seconds, args.rate, args.checkpoint, args.window, args.joint_rate, args.camera_rate,
+               args.seed, on_window=_print_row)
+    print(f"ticks {res['ticks']}/{res['ticks_expected']:.0f} (ratio {res['ticks_ratio']:.4f}); period error "
+          f"p50 {res['period_err_p50_ms']:.3f} p99 {res['period_err_p99_ms']:.3f} max {res['period_err_max_ms']:.2f} ms; "
+          f"RSS {res['rss_first_mb']:.1f} -> {res['rss_last_mb']:.1f} MB ({res['rss_growth_mb']:+.2f}); "
+          f"episodes {res['episodes']}; commands checked {res['checker']['action_msgs']} action + "
+          f"{res['checker']['controller_msgs']} controller; violations {res['violations']}")
+    if res["violations"]:
+        print(f"violations: {res['checker']['rules']} first: {res['checker']['first']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(res, indent=2, default=float))
+        print(f"wrote {args.json}")
+    return 1 if res["violations"] else 0

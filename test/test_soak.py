@@ -1,0 +1,31 @@
+"""`sfp soak` in CI: 30 s of the real node at 200 Hz on the simulator (camera on, episodes
+auto-resetting) under the invariant checker. The 10-minute run and its numbers are in
+docs/RELIABILITY.md; here only the contract: no violation, ticks delivered, JSON keys."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from domain_coordinator import domain_id
+
+from streaming_flow_ros import cli
+
+KEYS = {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb", "violations"}
+
+
+def test_soak_30s(tmp_path, monkeypatch, capfd):
+    out = tmp_path / "soak.json"
+    with domain_id() as did:
+        monkeypatch.setenv("ROS_DOMAIN_ID", str(did))
+        rc = cli.main(["soak", "--seconds", "30", "--rate", "200", "--json", str(out)])
+    printed = capfd.readouterr().out
+    res = json.loads(out.read_text())
+    print(printed)
+    assert KEYS <= set(res), sorted(res)
+    assert res["violations"] == 0 and rc == 0, res["checker"]
+    assert res["ticks_ratio"] > 0.9, res
+    assert res["seconds"] >= 29.0 and len(res["windows"]) == 3
+    assert math.isfinite(res["period_err_p99_ms"]) and math.isfinite(res["rss_growth_mb"])
+    assert res["checker"]["controller_msgs"] > 0.8 * 30 * 200  # the checker saw the stream
+    assert "violations 0" in printed
