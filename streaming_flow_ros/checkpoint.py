@@ -117,7 +117,9 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         doc = json.loads(meta[META_KEY])
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: checkpoint metadata is not valid JSON: {e}") from e
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: checkpoint metadata is a {type(doc).__name__}, not a JSON object")
+    if doc.get("format") != FORMAT:
         raise ValueError(f"{path}: metadata format is {doc.get('format')!r}, expected {FORMAT!r}")
     if doc.get("version") != VERSION:
         raise ValueError(
@@ -136,6 +138,8 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         action_norm = MinMaxNormalizer.from_dict(norms["action"], spec.action_dim)
     except KeyError as e:
         raise ValueError(f"{path}: checkpoint metadata lacks {e}") from e
+    except (TypeError, AttributeError) as e:  # a field of the wrong JSON type (list for object...)
+        raise ValueError(f"{path}: malformed checkpoint metadata: {type(e).__name__}: {e}") from e
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from e
     return Checkpoint(kind, model_config, spec, state_norm, action_norm, tensors, doc.get("train", {}), path)

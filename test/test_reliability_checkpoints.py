@@ -181,8 +181,6 @@ def test_hand_cases_leave_the_node_unconfigured(good, tmp_path):
     assert not marker.exists(), "a pickle was unpickled"
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoint.py raises TypeError/AttributeError (not ValueError) for "
-                   "structurally wrong metadata; the node still fails configure with the reason (reported)")
 @pytest.mark.parametrize("meta", ['[1, 2]', "normalizers-list"])
 def test_loader_raises_value_error_on_structurally_wrong_metadata(good, tmp_path, meta):
     header, doc, body = split(good)

@@ -384,3 +384,21 @@ def test_invalid_parameters_at_start(bad):
     tally("parameters")
     with ros_context() as ctx, pytest.raises(ValueError, match="invalid parameters"):
         create_policy_node(ctx, bad)
+
+
+def test_huge_step_costs_no_memory_in_the_codec():
+    """Images whose claimed step is huge but whose data is short are rejected before anything
+    is allocated by ``step`` (rows are a strided view of the data, never padded copies)."""
+    import resource
+    import types
+
+    from streaming_flow_ros.data.image_codec import ImageDecodeError, decode_image
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    one_row = types.SimpleNamespace(height=1, width=1, encoding="rgb8", is_bigendian=0, step=2**31, data=b"\x01\x02\x03")
+    with pytest.raises(ImageDecodeError, match="step"):
+        decode_image(one_row)
+    tall = types.SimpleNamespace(height=3, width=1, encoding="rgb8", is_bigendian=0, step=2**31, data=b"\x00" * 9)
+    with pytest.raises(ImageDecodeError):
+        decode_image(tall)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB

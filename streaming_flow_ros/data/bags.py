@@ -353,7 +353,19 @@ class RawMessage:
     data: bytes
 
 
-_READ_ERRORS = (AnyReaderError, ReaderError, SerdeError, TypesysError, OSError, KeyError, EOFError)
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """Errors the storage libraries raise on damaged files: apsw (sqlite3) errors, and the
+    OverflowError / MemoryError a corrupted length field in an MCAP record produces."""
+    try:
+        import apsw
+
+        return (apsw.Error, OverflowError, MemoryError)
+    except ImportError:
+        return (OverflowError, MemoryError)
+
+
+_READ_ERRORS = (AnyReaderError, ReaderError, SerdeError, TypesysError, OSError, KeyError, EOFError,
+                *_storage_errors())
 
 
 class BagReader:

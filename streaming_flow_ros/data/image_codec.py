@@ -2,8 +2,8 @@
 rosbags-deserialised messages alike (they share the field names).
 
 Supported encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16, 16UC1, 32FC1 (8UC1/8UC3 alias
-mono8/bgr8). Rows may be padded (``step`` > width * bytes per pixel); ``is_bigendian`` is
-honoured for 16- and 32-bit encodings.
+mono8/bgr8). Rows may be padded (``step`` > width * bytes per pixel); ``data`` must hold
+``step * height`` bytes; ``is_bigendian`` is honoured for 16- and 32-bit encodings.
 
 Model images are uint8 (Hh, Ww, C) with C = 3 (RGB) or 1. 16-bit images map 0..65535 to
 0..255; 32FC1 maps [0, 1] to 0..255 (clipped) and rejects non-finite pixels.
@@ -55,11 +55,10 @@ def decode_image(msg) -> np.ndarray:
     if step < row_bytes:
         raise ImageDecodeError(f"step {step} < width*bpp {row_bytes} for {enc} {w} px wide")
     buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, np.ndarray)) else msg.data, np.uint8)
-    if buf.size < step * (h - 1) + row_bytes:
-        raise ImageDecodeError(f"image data has {buf.size} bytes, need {step * (h - 1) + row_bytes}")
-    if buf.size < step * h:  # last row may be unpadded
-        buf = np.concatenate([buf, np.zeros(step * h - buf.size, np.uint8)])
-    rows = buf[: step * h].reshape(h, step)[:, :row_bytes]  # drop row padding
+    if buf.size < step * h:  # sensor_msgs/Image: data is step * height bytes
+        raise ImageDecodeError(f"image data has {buf.size} bytes, step * height needs {step * h}")
+    # (h, row_bytes) view with the row stride ``step``: drops the row padding without copying.
+    rows = np.lib.stride_tricks.as_strided(buf, shape=(h, row_bytes), strides=(step, 1), writeable=False)
     order = ">" if msg.is_bigendian else "<"
     px = np.ascontiguousarray(rows).view(np.dtype(order + kind) if nbytes > 1 else np.uint8)
     px = px.reshape(h, w, ch)
