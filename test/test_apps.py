@@ -54,3 +54,9 @@ def test_sfp_demo_and_eval_commands(tmp_path, ros_domain, capfd):  # capfd: rclp
     e = json.loads(js.read_text())
     assert {"episodes", "success_rate", "collision_rate", "ticks_ratio"} <= set(e)
     assert e["episodes"] == 1 and 0.0 < e["ticks_ratio"] <= 1.0
+
+
+def test_offline_closed_loop_evaluator_runs_the_default_policy():
+    from streaming_flow_ros.apps.offline_eval import main as offline_main
+
+    assert offline_main([str(DEFAULT_CHECKPOINT), "--episodes", "1"]) == 0

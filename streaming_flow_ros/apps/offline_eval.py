@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -64,7 +64,7 @@ def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate
     cfg = runtime or RuntimeConfig(control_rate_hz=control_rate_hz)
     per = []
     for i in range(episodes):
-        policy = load_policy(checkpoint, cfg) if i == 0 else policy
+        policy = load_policy(checkpoint, replace(cfg, seed=cfg.seed + i))  # noise seed per episode
         s = episode_seed(seed, i)
         rec = rollout(scene_for_seed(s), PolicySource(policy, reanchor_every), command_rate_hz=control_rate_hz,
                       stop_after_success=0.3)
@@ -87,9 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
-    p.add_argument("--reanchor-every", type=int, default=1, help="observations per re-anchor")
+    p.add_argument("--reanchor-every", type=int, default=8, help="observations per re-anchor (sim preset: 8)")
+    p.add_argument("--start-sigma", type=float, default=0.1, help="start noise on the first plan (sim preset: 0.1)")
+    p.add_argument("--noise-seed", type=int, default=0, help="runtime seed of episode 0 (episode i: + i)")
     a = p.parse_args(argv)
-    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every)
+    rc = RuntimeConfig(control_rate_hz=a.rate, start_sigma=a.start_sigma, start_noise="first", seed=a.noise_seed)
+    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc)
     print(json.dumps({k: v for k, v in r.items() if k != "per_episode"}))
     return 0
 
