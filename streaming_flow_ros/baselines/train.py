@@ -22,14 +22,12 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_checkpoint
-from ..data.episodes import load_dataset
 from ..data.normalizer import MinMaxNormalizer
-from ..data.windows import WindowDataset, split_episodes
 from ..spec import IOSpec
 from ..train.config import TrainConfig
-from ..train.trainer import TrainResult, train
+from ..train.pipeline import train_model_on_dataset
+from ..train.trainer import TrainResult
 from .config import DPConfig, FMChunkConfig
-from .models import count_parameters
 from .registry import BASELINE_KINDS
 
 log = logging.getLogger(__name__)
@@ -65,31 +63,7 @@ def train_baseline(dataset: str | Path, out_dir: str | Path, cfg: BaselineTrainC
                    resume: bool = True) -> tuple[Path, TrainResult]:
     """Train the baseline ``cfg.model.kind`` on a dataset directory; returns (checkpoint, result).
     Mirrors train.pipeline.train_from_dataset (and runs under torchrun the same way)."""
-    spec, episodes = load_dataset(dataset)
-    train_ids, val_ids = split_episodes(len(episodes), cfg.val_fraction, cfg.seed)
-    tr = [episodes[i] for i in train_ids]
-    va = [episodes[i] for i in val_ids]
-    state_norm = MinMaxNormalizer.fit(np.concatenate([e.state for e in tr])) if spec.state_dim else MinMaxNormalizer.identity(0)
-    action_norm = MinMaxNormalizer.fit(np.concatenate([e.action for e in tr]))
-    mc = cfg.model
-    cams = [c.name for c in spec.cameras]
-    source = WindowDataset(tr, cams, mc.obs_horizon, mc.pred_horizon, state_norm, action_norm)
-    val = WindowDataset(va, cams, mc.obs_horizon, mc.pred_horizon, state_norm, action_norm) if va else None
-    model = build_baseline(mc, spec)
-    out = Path(out_dir)
-    ckpt_path = out / CHECKPOINT_NAME
-    log.info(
-        "training %s on %d episodes (%d windows), validating on %d; %d parameters",
-        mc.kind, len(tr), len(source), len(va), count_parameters(model),
-    )
-
-    def save(ema_model, info):
-        info = {**info, "episodes_train": len(tr), "episodes_val": len(va), "dataset": str(dataset),
-                "config": cfg.to_dict()}
-        save_checkpoint(ckpt_path, ema_model, spec, state_norm, action_norm, info)
-
-    result = train(model, source, cfg, out, save, val, resume)
-    return ckpt_path, result
+    return train_model_on_dataset(dataset, out_dir, cfg, lambda spec: build_baseline(cfg.model, spec), resume)
 
 
 def make_untrained_baseline_checkpoint(path: str | Path, spec: IOSpec, config: BaselineConfig,

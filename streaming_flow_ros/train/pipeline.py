@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch.distributed as dist
+from torch import nn
 
 from ..checkpoint import save_checkpoint
 from ..data.episodes import load_dataset
 from ..data.normalizer import MinMaxNormalizer
 from ..data.windows import WindowDataset, split_episodes
 from ..nets.model import SFPModel, count_parameters
+from ..spec import IOSpec
 from .config import TrainConfig
 from .trainer import TrainResult, train
 
@@ -29,6 +32,19 @@ def train_from_dataset(dataset: str | Path, out_dir: str | Path, cfg: TrainConfi
     Runs under torchrun too: initialise the process group from the environment first
     (``init_distributed``), every rank calls this, rank 0 writes the files.
     """
+    return train_model_on_dataset(dataset, out_dir, cfg, lambda spec: SFPModel(cfg.model, spec), resume)
+
+
+def train_model_on_dataset(
+    dataset: str | Path,
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    build: Callable[[IOSpec], nn.Module],
+    resume: bool = True,
+) -> tuple[Path, TrainResult]:
+    """The shared pipeline (SFP and the chunk baselines): episode-level split, normalisers fitted
+    on the training episodes, windows, ``build(spec)`` -> model, the generic trainer, EMA weights
+    saved with the spec and normalisers."""
     spec, episodes = load_dataset(dataset)
     train_ids, val_ids = split_episodes(len(episodes), cfg.val_fraction, cfg.seed)
     tr = [episodes[i] for i in train_ids]
@@ -39,12 +55,12 @@ def train_from_dataset(dataset: str | Path, out_dir: str | Path, cfg: TrainConfi
     cams = [c.name for c in spec.cameras]
     source = WindowDataset(tr, cams, mc.obs_horizon, mc.pred_horizon, state_norm, action_norm)
     val = WindowDataset(va, cams, mc.obs_horizon, mc.pred_horizon, state_norm, action_norm) if va else None
-    model = SFPModel(mc, spec)
+    model = build(spec)
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_NAME
     log.info(
-        "training on %d episodes (%d windows), validating on %d; %d parameters",
-        len(tr), len(source), len(va), count_parameters(model),
+        "training %s on %d episodes (%d windows), validating on %d; %d parameters",
+        mc.kind, len(tr), len(source), len(va), count_parameters(model),
     )
 
     def save(ema_model, info):
