@@ -26,6 +26,7 @@ Reported (definitions in ros/telemetry.py):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -158,32 +159,42 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
     }
 
 
-def compare_methods(methods: dict[str, tuple[str, dict]], rate: float = 100.0, seconds: float = 10.0,
-                    joint_rate: float = 100.0, image_size: tuple[int, int] = (320, 240)) -> dict[str, dict]:
-    """The same live measurement for several policies, one after the other, with one sensor
-    feeder: ``methods`` maps a name to (checkpoint, extra node parameters)."""
+@contextlib.contextmanager
+def live_inputs(names: tuple[str, ...], joint_rate: float, image_size: tuple[int, int]):
+    """A private DDS domain with a sensor feeder process (``names`` joint states + camera);
+    yields an initialised rclpy context on that domain, cleans everything up on exit."""
     import rclpy
     from domain_coordinator import domain_id
 
-    out: dict[str, dict] = {}
     with domain_id() as did:
         stop = mp.get_context("spawn").Event()
         feeder = mp.get_context("spawn").Process(
-            target=_feeder, args=(did, joint_rate, tuple(image_size), stop), daemon=True)
+            target=_feeder, args=(did, joint_rate, tuple(image_size), stop, tuple(names)), daemon=True)
         feeder.start()
         ctx = rclpy.Context()
         rclpy.init(context=ctx, domain_id=did)
         try:
-            for name, (ckpt, extra) in methods.items():
-                # a slow chunk sampler may finish no plan in the wait: record that, don't fail
-                out[name] = measure(ctx, ckpt, rate, seconds, "events", extra, require_plan=False)
-                log.info("%s: %s", name, _line(rate, out[name]))
+            yield ctx
         finally:
             rclpy.try_shutdown(context=ctx)
             stop.set()
             feeder.join(5.0)
             if feeder.is_alive():
                 feeder.terminate()
+
+
+def compare_methods(methods: dict[str, tuple[str, dict]], rate: float = 100.0, seconds: float = 10.0,
+                    joint_rate: float = 100.0, image_size: tuple[int, int] = (320, 240)) -> dict[str, dict]:
+    """The same live measurement for several policies, one after the other, with one sensor
+    feeder: ``methods`` maps a name to (checkpoint, extra node parameters); the feeder publishes
+    the first checkpoint's joints (all methods must share them)."""
+    out: dict[str, dict] = {}
+    names = _state_names(next(iter(methods.values()))[0])
+    with live_inputs(names, joint_rate, image_size) as ctx:
+        for name, (ckpt, extra) in methods.items():
+            # a slow chunk sampler may finish no plan in the wait: record that, don't fail
+            out[name] = measure(ctx, ckpt, rate, seconds, "events", extra, require_plan=False)
+            log.info("%s: %s", name, _line(rate, out[name]))
     return out
 
 
@@ -200,24 +211,14 @@ def _line(rate: float, r: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import rclpy
-    from domain_coordinator import domain_id
-
     seconds = 3.0 if args.quick else float(args.seconds)
     if not (seconds > 0):
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     executors = ("events", "multi") if args.executor == "both" else (args.executor,)
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp, domain_id() as did:
+    with tempfile.TemporaryDirectory() as tmp:
         checkpoint = _checkpoint(args.checkpoint, Path(tmp))
-        stop = mp.get_context("spawn").Event()
-        feeder = mp.get_context("spawn").Process(
-            target=_feeder, args=(did, args.joint_rate, tuple(args.image_size), stop, _state_names(checkpoint)),
-            daemon=True)
-        feeder.start()
-        ctx = rclpy.Context()
-        rclpy.init(context=ctx, domain_id=did)
-        try:
+        with live_inputs(_state_names(checkpoint), args.joint_rate, tuple(args.image_size)) as ctx:
             print(f"checkpoint {checkpoint}; camera {args.image_size[0]}x{args.image_size[1]} @ 30 Hz, "
                   f"joint_states @ {args.joint_rate:g} Hz, {seconds:g} s per rate")
             for ex in executors:
@@ -226,12 +227,6 @@ def run(args: argparse.Namespace) -> int:
                     print(_line(rate, r), flush=True)
                     if ex == executors[0]:
                         results[f"{rate:g}"] = r
-        finally:
-            rclpy.try_shutdown(context=ctx)
-            stop.set()
-            feeder.join(5.0)
-            if feeder.is_alive():
-                feeder.terminate()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
