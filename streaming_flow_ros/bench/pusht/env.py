@@ -1,0 +1,112 @@
+"""Push-T (gym-pusht) with state observations, wrapped for the benchmark.
+
+Units: pixels (the 512 x 512 workspace), radians, seconds. Observation (D_s = 5):
+``agent_x, agent_y, block_x, block_y, block_angle``; action (D_a = 2): the PD target
+``agent_x, agent_y`` (the environment's own action: a target position, kp 100 / kv 20).
+
+Two deliberate choices, the same for every method:
+- ``block_angle`` is wrapped to [goal - pi, goal + pi) instead of gym-pusht's [0, 2 pi): the
+  branch cut then sits opposite the goal orientation (pi/4), not 45 degrees from it.
+- ``control_hz`` sets how long one ``step`` lasts (gym-pusht integrates 10 ms physics steps at
+  its ``control_hz``; 10 Hz = 10 physics steps per action, 50 Hz = 2). The PD gains never change.
+
+``coverage`` (fraction of the goal T covered by the block) comes from gym-pusht's ``info``;
+``reward = clip(coverage / 0.95, 0, 1)``; success is ``coverage > 0.95`` (the env terminates).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...spec import IOSpec
+
+STATE_NAMES = ("agent_x", "agent_y", "block_x", "block_y", "block_angle")
+ACTION_NAMES = ("agent_x", "agent_y")
+DATA_RATE_HZ = 10.0
+WORKSPACE = (0.0, 512.0)  # action bounds, pixels (gym-pusht's action space)
+GOAL_POSE = (256.0, 256.0, math.pi / 4)
+SUCCESS_COVERAGE = 0.95
+MAX_STEPS = 300  # at the data rate (30 s)
+KP, KV = 100.0, 20.0  # gym-pusht's defaults; asserted, never changed
+
+
+def pusht_spec() -> IOSpec:
+    """The dataset / checkpoint interface of the benchmark."""
+    lo, hi = WORKSPACE
+    return IOSpec(
+        state_names=STATE_NAMES,
+        action_names=ACTION_NAMES,
+        data_rate_hz=DATA_RATE_HZ,
+        action_lower=(lo, lo),
+        action_upper=(hi, hi),
+        extra={"task": "pusht-state", "goal_pose": list(GOAL_POSE)},
+    )
+
+
+def wrap_angle(theta: float, center: float = GOAL_POSE[2]) -> float:
+    """theta wrapped to [center - pi, center + pi)."""
+    return float((theta - center + math.pi) % (2 * math.pi) - math.pi + center)
+
+
+def import_gym_pusht():
+    """Import gym-pusht headless (no window, no pygame banner); ImportError names the package."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        from gym_pusht.envs.pusht import PushTEnv
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(f"the Push-T benchmark needs gym-pusht (pip install gym-pusht): {e}") from e
+    return PushTEnv
+
+
+@dataclass
+class StepOut:
+    """One step: obs (5,) float64, reward, coverage, success (coverage > 0.95)."""
+
+    obs: np.ndarray
+    reward: float
+    coverage: float
+    success: bool
+
+
+class PushTState:
+    """gym-pusht's PushTEnv (state observations) without gymnasium's wrappers (no time limit:
+    the caller counts steps), at ``control_hz`` (10 = the data rate)."""
+
+    def __init__(self, control_hz: float = DATA_RATE_HZ) -> None:
+        PushTEnv = import_gym_pusht()
+        self.env = PushTEnv(obs_type="state", render_mode="rgb_array")
+        if (self.env.k_p, self.env.k_v) != (KP, KV):
+            raise ValueError(f"gym-pusht PD gains {self.env.k_p}/{self.env.k_v} != {KP}/{KV}")
+        n = 1.0 / (self.env.dt * control_hz)
+        if abs(n - round(n)) > 1e-6 or round(n) < 1:
+            raise ValueError(f"control_hz {control_hz} must divide 1 / {self.env.dt} s physics steps")
+        self.env.control_hz = control_hz
+        self.control_hz = float(control_hz)
+
+    def reset(self, seed: int) -> np.ndarray:
+        obs, _ = self.env.reset(seed=int(seed))
+        return self._obs(obs)
+
+    def step(self, action: np.ndarray) -> StepOut:
+        a = np.clip(np.asarray(action, np.float64), *WORKSPACE)
+        obs, reward, _, _, info = self.env.step(a)
+        cov = float(info["coverage"])
+        return StepOut(self._obs(obs), float(reward), cov, cov > SUCCESS_COVERAGE)
+
+    def coverage(self) -> float:
+        return float(self.env._get_coverage())
+
+    @property
+    def agent_velocity(self) -> np.ndarray:
+        return np.array(self.env.agent.velocity, np.float64)
+
+    @staticmethod
+    def _obs(obs: np.ndarray) -> np.ndarray:
+        o = np.asarray(obs, np.float64).copy()
+        o[4] = wrap_angle(o[4])
+        return o

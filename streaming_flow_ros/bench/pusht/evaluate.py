@@ -1,0 +1,127 @@
+"""Closed-loop Push-T evaluation of a runtime policy (any RuntimePolicy: SFP or a chunk
+baseline), driven as apps/offline_eval.py drives the arm simulator: one ``step()`` per control
+tick, a new observation every data period (history of T_o samples at the data rate),
+``prepare`` + ``start`` every ``reanchor_every`` observations.
+
+Settings (the same for every method):
+- episodes on seeds ``seed0 .. seed0 + episodes - 1``, ``max_steps`` data periods each (300 =
+  30 s), stopped early at success (coverage > 0.95: the score is 1 from then on);
+- ``delay``: the policy's observation at control step i is the one from step i - delay
+  (stress test; control steps);
+- ``control_mult``: control rate = control_mult x data rate; the env is stepped at the control
+  rate (PD target updated every tick, the same gains), SFP takes 1/m-size flow steps and chunk
+  policies interpolate their waypoints (runtime semantics, policy/protocol.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ...baselines.registry import POLICY_TYPES
+from ...baselines.runtime import ChunkRuntimeConfig
+from ...policy.protocol import Observation, RuntimeConfig
+from ...policy.streaming import load_policy
+from .env import DATA_RATE_HZ, MAX_STEPS, WORKSPACE, PushTState
+from .metrics import summarize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    episodes: int = 50
+    seed0: int = 0
+    max_steps: int = MAX_STEPS
+    delay: int = 0
+    control_mult: int = 1
+    reanchor_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.max_steps < 1:
+            raise ValueError(f"episodes and max_steps must be >= 1, got {self.episodes}, {self.max_steps}")
+        if self.delay < 0 or self.control_mult < 1 or self.reanchor_every < 1:
+            raise ValueError(f"bad delay/control_mult/reanchor_every: {self.delay}/{self.control_mult}/{self.reanchor_every}")
+
+
+def default_reanchor(method: str, action_horizon: int = 8) -> int:
+    """Chunk methods re-plan when their chunk is used up (every action_horizon observations);
+    SFP re-anchors at every observation unless told otherwise."""
+    return 1 if POLICY_TYPES[method][1] is None else action_horizon
+
+
+def runtime_config(method: str, control_rate_hz: float, seed: int = 0) -> RuntimeConfig:
+    """The runtime config of ``method`` (POLICY_TYPES): deterministic SFP (start at the last
+    commanded action, Euler), DP with DDPM-100 / DDIM-10, FM-chunk with 10 Euler steps."""
+    if method not in POLICY_TYPES:
+        raise ValueError(f"unknown method {method!r} (known: {sorted(POLICY_TYPES)})")
+    base = RuntimeConfig(control_rate_hz=control_rate_hz, seed=seed, threads=1)
+    sampler = POLICY_TYPES[method][1]
+    return base if sampler is None else ChunkRuntimeConfig.extend(base, sampler=sampler)
+
+
+def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
+    """One episode; returns the coverage after every control step."""
+    m, T_o = s.control_mult, policy.obs_horizon
+    control_rate = DATA_RATE_HZ * m
+    history = [env.reset(seed)]  # history[i]: the observation at the start of control step i
+    policy.reset(history[0][:2])
+    coverage, n_obs = [], 0
+    for i in range(s.max_steps * m):
+        if i % m == 0:
+            j = max(0, i - s.delay)
+            idx = [max(0, j - m * (T_o - 1 - q)) for q in range(T_o)]  # data-rate spacing
+            if n_obs % s.reanchor_every == 0:
+                plan = policy.prepare(Observation(np.stack([history[k] for k in idx]), {}, j / control_rate))
+                policy.start(plan)
+            n_obs += 1
+        out = env.step(policy.step().action)
+        coverage.append(out.coverage)
+        history.append(out.obs)
+        if out.success:
+            break
+    return coverage
+
+
+def evaluate_checkpoint(checkpoint: str, method: str, s: EvalSettings, seed: int = 0) -> dict:
+    """Score / success of ``method`` (a POLICY_TYPES name) loaded from ``checkpoint``."""
+    env = PushTState(DATA_RATE_HZ * s.control_mult)
+    policy = load_policy(checkpoint, runtime_config(method, DATA_RATE_HZ * s.control_mult, seed))
+    t0 = time.perf_counter()
+    covs = [rollout(policy, env, s.seed0 + e, s) for e in range(s.episodes)]
+    res = summarize(covs)
+    res.update(method=method, checkpoint=str(checkpoint), seconds=time.perf_counter() - t0, settings=asdict(s))
+    log.info("%s: score %.3f success %.2f (%d episodes, %.0f s)", method, res["score"], res["success"],
+             s.episodes, res["seconds"])
+    return res
+
+
+def evaluate_random(s: EvalSettings, seed: int = 0) -> dict:
+    """The floor: a new uniformly random PD target in the workspace every data period."""
+    env = PushTState(DATA_RATE_HZ * s.control_mult)
+    rng = np.random.default_rng(seed)
+    covs = []
+    for e in range(s.episodes):
+        env.reset(s.seed0 + e)
+        cov = []
+        for i in range(s.max_steps * s.control_mult):
+            if i % s.control_mult == 0:
+                a = rng.uniform(*WORKSPACE, size=2)
+            out = env.step(a)
+            cov.append(out.coverage)
+            if out.success:
+                break
+        covs.append(cov)
+    return {**summarize(covs), "method": "random", "settings": asdict(s)}
+
+
+def evaluate_expert(s: EvalSettings) -> dict:
+    """The scripted expert under the same protocol (seeds, steps): the ceiling of the demos."""
+    from .collect import run_expert
+
+    env = PushTState(DATA_RATE_HZ)
+    covs = [list(run_expert(env, s.seed0 + e, s.max_steps).coverage) for e in range(s.episodes)]
+    return {**summarize(covs), "method": "expert", "settings": asdict(s)}

@@ -1,0 +1,83 @@
+"""The compared methods and how each is trained on a Push-T dataset (same windows, normaliser,
+episode split, optimiser, EMA and trainer for all: train/pipeline.py, baselines/train.py).
+
+Training "slots": dp_ddim and dp_ddpm are one DP checkpoint sampled two ways (as in Diffusion
+Policy), so four networks are trained per seed: sfp, sfp_k0, dp, fm_chunk.
+
+CPU sizes (evaluation.md: paper-size nets cost seconds per chunk here): SFP velocity net
+hidden 256 x depth 4, DP / FM-chunk U-Net channels (24, 48, 96): both ~0.7 M parameters
+(printed in the results). Horizons: T_o 2, H 16, action horizon 8. SFP: sigma0 0.4, k 15
+(the authors' Push-T state setting); sfp_k0 changes only k.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from ...baselines.config import DPConfig, FMChunkConfig
+from ...baselines.train import BaselineTrainConfig, train_baseline
+from ...nets.model import ModelConfig
+from ...train.config import TrainConfig
+from ...train.pipeline import train_from_dataset
+
+log = logging.getLogger(__name__)
+
+METHODS = ("sfp", "sfp_k0", "dp_ddim", "dp_ddpm", "fm_chunk")
+SLOTS = ("sfp", "sfp_k0", "dp", "fm_chunk")
+METHOD_SLOT = {"sfp": "sfp", "sfp_k0": "sfp_k0", "dp_ddim": "dp", "dp_ddpm": "dp", "fm_chunk": "fm_chunk"}
+HORIZONS = {"obs_horizon": 2, "pred_horizon": 16, "action_horizon": 8}
+SFP_SIGMA0, SFP_K = 0.4, 15.0
+
+
+def model_config(slot: str):
+    """The model-defining config of a training slot."""
+    if slot == "sfp":
+        return ModelConfig(**HORIZONS, sigma0=SFP_SIGMA0, k=SFP_K, hidden=256, depth=4)
+    if slot == "sfp_k0":
+        return ModelConfig(**HORIZONS, sigma0=SFP_SIGMA0, k=0.0, hidden=256, depth=4)
+    if slot == "dp":
+        return DPConfig(**HORIZONS, down_dims=(24, 48, 96))
+    if slot == "fm_chunk":
+        return FMChunkConfig(**HORIZONS, down_dims=(24, 48, 96))
+    raise ValueError(f"unknown training slot {slot!r} (known: {SLOTS})")
+
+
+def train_config(slot: str, steps: int, batch_size: int = 256, seed: int = 0, threads: int = 0,
+                 progress: bool = False) -> TrainConfig:
+    """AdamW 1e-4, wd 1e-6, cosine, EMA 0.75 (method.md) for every slot; warm-up
+    min(500, steps / 10) so short CPU budgets still decay."""
+    common = {
+        "steps": steps, "batch_size": batch_size, "seed": seed, "warmup_steps": min(500, max(1, steps // 10)),
+        "eval_every": max(1, steps // 4), "save_every": max(1, steps // 4), "threads": threads, "progress": progress,
+    }
+    model = model_config(slot)
+    if slot in ("sfp", "sfp_k0"):
+        return TrainConfig(**common, model=model)
+    return BaselineTrainConfig(**common, model=model)
+
+
+def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed: int = 0, batch_size: int = 256,
+               threads: int = 0, progress: bool = False) -> tuple[Path, dict]:
+    """Train one slot; returns (checkpoint path, {"steps", "loss", "val_loss", "seconds"}).
+    A finished run with the same settings (``out/train_summary.json``) is not repeated; an
+    interrupted one resumes from ``out/train_state.pt``."""
+    cfg = train_config(slot, steps, batch_size, seed, threads, progress)
+    out = Path(out)
+    summary = out / "train_summary.json"
+    want = {"slot": slot, "steps": steps, "batch_size": batch_size, "seed": seed, "dataset": str(dataset)}
+    if summary.is_file() and (out / "policy.safetensors").is_file():
+        done = json.loads(summary.read_text())
+        if all(done.get(k) == v for k, v in want.items()):
+            return out / "policy.safetensors", done["result"]
+    t0 = time.perf_counter()
+    if isinstance(cfg, BaselineTrainConfig):
+        path, res = train_baseline(dataset, out, cfg)
+    else:
+        path, res = train_from_dataset(dataset, out, cfg)
+    info = {"steps": res.steps, "loss": res.final_loss, "val_loss": res.val_loss, "seconds": time.perf_counter() - t0}
+    summary.write_text(json.dumps({**want, "result": info}, indent=2))
+    log.info("trained %s seed %d: %s", slot, seed, info)
+    return path, info

@@ -1,0 +1,239 @@
+"""`sfp bench pusht run`: collect -> train every method (per seed) -> evaluate -> table + JSON.
+
+JSON (``--json``)::
+
+    {"<method>": {"score_mean", "score_std", "success_mean", "success_std", "params",
+                  "seeds": [{"seed", "score", "success", "max_coverage", "episodes", "train"}]},
+                                                    # sfp sfp_k0 dp_ddim dp_ddpm fm_chunk
+     "variants": {"sfp_reanchor8": {...}},          # SFP re-anchored every 8 observations
+     "random": {"score", "success", ...}, "expert": {"expert_success_rate", ...},
+     "stress": {"delay": {"<method>": {"<k>": {score, success, ...}}},
+                "rate5x": {"<method>": {...}}, "seed": 0, "episodes": N},
+     "settings": {...}, "machine": {...}, "versions": {...}, "seconds": s, "quick": bool}
+
+Everything lands under ``workdir`` (dataset/, seed<S>/<slot>/ checkpoints, eval/ results):
+re-running with the same workdir reuses the dataset, finished trainings and evaluations.
+``jobs`` > 1 runs independent trainings / evaluations in that many processes, 1 torch thread
+each (the longest first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ...checkpoint import read_checkpoint
+from ..common import format_table, machine_info, versions
+from .collect import collect
+from .evaluate import (
+    EvalSettings,
+    default_reanchor,
+    evaluate_checkpoint,
+    evaluate_expert,
+    evaluate_random,
+)
+from .methods import METHOD_SLOT, METHODS, SLOTS, train_slot
+from .metrics import mean_std
+
+log = logging.getLogger(__name__)
+
+STRESS_DELAYS = (0, 1, 2, 4)
+STRESS_METHODS = ("sfp", "dp_ddim")
+STRESS_RATE_MULT = 5
+# rough relative costs, to start the longest tasks first
+_TRAIN_COST = {"sfp": 1, "sfp_k0": 1, "dp": 6, "fm_chunk": 6}
+_EVAL_COST = {"sfp": 1, "sfp_k0": 1, "dp_ddim": 3, "fm_chunk": 3, "dp_ddpm": 30}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    demos: int = 200
+    train_steps: int = 4000
+    batch_size: int = 256
+    seeds: int = 3
+    episodes: int = 50
+    max_steps: int = 300
+    stress_episodes: int = 50
+    ddpm_episodes: int | None = None  # None: = episodes (DDPM-100 costs ~10x DDIM per chunk)
+    threads: int = 0  # torch threads for training with jobs == 1 (0: torch's default)
+    jobs: int = 1
+    methods: tuple[str, ...] = METHODS  # a subset skips the others (and their stress tests)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.methods) - set(METHODS)
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
+
+    @classmethod
+    def quick(cls) -> RunSettings:
+        """A smoke test (< 2 min): numbers are meaningless."""
+        return cls(demos=3, train_steps=15, batch_size=32, seeds=1, episodes=2, max_steps=40,
+                   stress_episodes=1, ddpm_episodes=1, threads=1)
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    """One evaluation: a checkpoint run as ``method`` under ``settings``; cached as JSON."""
+
+    key: str
+    checkpoint: str
+    method: str
+    settings: EvalSettings
+
+    def cache_name(self) -> str:
+        s = self.settings
+        return (f"{self.key}_e{s.episodes}_t{s.max_steps}_d{s.delay}_m{s.control_mult}"
+                f"_r{s.reanchor_every}_s{s.seed0}.json")
+
+
+def _train_task(args: tuple) -> tuple[str, int, str, dict]:
+    dataset, slot, out, steps, seed, batch, threads = args
+    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads)
+    return slot, seed, str(path), info
+
+
+def _eval_task(args: tuple[EvalTask, str]) -> dict:
+    task, cache_dir = args
+    cache = Path(cache_dir) / task.cache_name()
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    r = evaluate_checkpoint(task.checkpoint, task.method, task.settings)
+    res = {k: r[k] for k in ("score", "success", "max_coverage", "episodes", "seconds")}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(res))
+    return res
+
+
+def _map(fn, items: list, jobs: int) -> list:
+    """fn over items, in ``jobs`` spawned processes when > 1 (results in input order)."""
+    if jobs <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_one_thread) as pool:
+        return list(pool.map(fn, items))
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | None = None) -> dict:
+    """The whole benchmark (see the module docstring); returns the JSON document."""
+    root = Path(workdir)
+    t0 = time.perf_counter()
+    data = Path(dataset) if dataset else root / "dataset"
+    meta = data / "dataset.json"
+    if meta.is_file():
+        expert = json.loads(meta.read_text()).get("source", {})
+        log.info("reusing dataset %s", data)
+    else:
+        expert = collect(data, s.demos)
+    threads = 1 if s.jobs > 1 else s.threads
+    train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads)
+                  for seed in range(s.seeds) for slot in SLOTS if slot in {METHOD_SLOT[m] for m in s.methods}]
+    train_args.sort(key=lambda a: -_TRAIN_COST[a[1]])
+    ckpts: dict[tuple[int, str], str] = {}
+    train_info: dict[tuple[int, str], dict] = {}
+    for slot, seed, path, info in _map(_train_task, train_args, s.jobs):
+        ckpts[seed, slot], train_info[seed, slot] = path, info
+
+    def es(episodes: int, **kw) -> EvalSettings:
+        return EvalSettings(episodes=episodes, max_steps=s.max_steps, **kw)
+
+    tag = f"steps{s.train_steps}_b{s.batch_size}"  # which training the cached evaluations belong to
+    tasks: dict[tuple, EvalTask] = {}
+    stress_methods = [m for m in STRESS_METHODS if m in s.methods]
+    for method in s.methods:
+        n = s.ddpm_episodes if (method == "dp_ddpm" and s.ddpm_episodes) else s.episodes
+        for seed in range(s.seeds):
+            tasks["main", method, seed] = EvalTask(f"{method}_seed{seed}_{tag}", ckpts[seed, METHOD_SLOT[method]], method,
+                                                   es(n, reanchor_every=default_reanchor(method)))
+    for seed in range(s.seeds if "sfp" in s.methods else 0):
+        tasks["variant", "sfp_reanchor8", seed] = EvalTask(f"sfp_seed{seed}_{tag}", ckpts[seed, "sfp"], "sfp",
+                                                           es(s.episodes, reanchor_every=8))
+    for method in stress_methods:
+        ck, ra = ckpts[0, METHOD_SLOT[method]], default_reanchor(method)
+        for k in STRESS_DELAYS:
+            tasks["delay", method, k] = EvalTask(f"{method}_seed0_{tag}", ck, method, es(s.stress_episodes, delay=k,
+                                                                                  reanchor_every=ra))
+        tasks["rate", method, 0] = EvalTask(f"{method}_seed0_{tag}", ck, method,
+                                            es(s.stress_episodes, control_mult=STRESS_RATE_MULT, reanchor_every=ra))
+    keys = sorted(tasks, key=lambda k: -_EVAL_COST.get(tasks[k].method, 1) * tasks[k].settings.episodes
+                  * tasks[k].settings.control_mult)
+    done = dict(zip(keys, _map(_eval_task, [(tasks[k], str(root / "eval")) for k in keys], s.jobs)))
+
+    doc: dict = {}
+    for method in s.methods:
+        per_seed = [{"seed": seed, **done["main", method, seed], "train": train_info[seed, METHOD_SLOT[method]]}
+                    for seed in range(s.seeds)]
+        doc[method] = {**_aggregate(per_seed), "params": checkpoint_params(Path(ckpts[0, METHOD_SLOT[method]]))}
+    doc["variants"] = {"sfp_reanchor8": _aggregate([{"seed": seed, **done["variant", "sfp_reanchor8", seed]}
+                                                    for seed in range(s.seeds)])} if "sfp" in s.methods else {}
+    random = evaluate_random(es(s.episodes))
+    doc["random"] = {k: random[k] for k in ("score", "success", "max_coverage", "episodes")}
+    on_eval = evaluate_expert(es(s.episodes))
+    doc["expert"] = {**expert, "eval_seeds": {k: on_eval[k] for k in ("score", "success", "max_coverage", "episodes")}}
+    doc["stress"] = {
+        "delay": {m: {str(k): done["delay", m, k] for k in STRESS_DELAYS} for m in stress_methods},
+        "rate5x": {m: done["rate", m, 0] for m in stress_methods},
+        "seed": 0,
+        "episodes": s.stress_episodes,
+        "note": "delay in control steps at 10 Hz; rate5x: env and policy stepped at 50 Hz, observations at 10 Hz",
+    }
+    doc["settings"] = {
+        **asdict(s), "horizons": {"obs": 2, "pred": 16, "action": 8}, "data_rate_hz": 10,
+        "pd_gains": {"kp": 100, "kv": 20}, "eval_seeds": f"0..{s.episodes - 1}",
+        "sfp": {"sigma0": 0.4, "k": 15.0, "euler_steps_per_action": 1, "reanchor_every": 1,
+                "start": "last commanded action (deterministic, start_sigma 0)"},
+        "chunk_reanchor_every": 8,
+        "samplers": {"dp_ddpm": "DDPM 100", "dp_ddim": "DDIM 10", "fm_chunk": "Euler 10"},
+        "workdir": str(root), "dataset": str(data),
+    }
+    doc["machine"] = machine_info()
+    doc["versions"] = versions(("torch", "numpy", "diffusers", "gym-pusht", "pymunk", "shapely", "gymnasium"))
+    doc["seconds"] = time.perf_counter() - t0
+    return doc
+
+
+def checkpoint_params(path: Path) -> dict[str, int]:
+    """{"encoder", "net", "total"} parameter counts of a checkpoint (EMA weights)."""
+    tensors = read_checkpoint(path).tensors
+    enc = sum(v.numel() for k, v in tensors.items() if k.startswith("encoder."))
+    total = sum(v.numel() for v in tensors.values())
+    return {"encoder": int(enc), "net": int(total - enc), "total": int(total)}
+
+
+def _aggregate(per_seed: list[dict]) -> dict:
+    sm, ss = mean_std([r["score"] for r in per_seed])
+    cm, cs = mean_std([r["success"] for r in per_seed])
+    return {"score_mean": sm, "score_std": ss, "success_mean": cm, "success_std": cs, "seeds": per_seed}
+
+
+def results_table(doc: dict) -> str:
+    """Plain-text tables: methods (score / success mean ± std over seeds) and the stress tests."""
+    rows = []
+    for name in (*METHODS, "sfp_reanchor8"):
+        r = doc.get(name) or doc["variants"].get(name)
+        if r is None:
+            continue
+        rows.append([name, f"{r['score_mean']:.3f} ± {r['score_std']:.3f}",
+                     f"{r['success_mean']:.2f} ± {r['success_std']:.2f}", len(r["seeds"])])
+    rows.append(["random", f"{doc['random']['score']:.3f}", f"{doc['random']['success']:.2f}", "-"])
+    ex = doc["expert"]
+    rows.append(["expert (demo seeds)", "-", f"{ex.get('expert_success_rate', float('nan')):.2f}", "-"])
+    if "eval_seeds" in ex:
+        rows.append(["expert (eval seeds)", f"{ex['eval_seeds']['score']:.3f}", f"{ex['eval_seeds']['success']:.2f}", "-"])
+    out = [format_table(["method", "score", "success", "seeds"], rows)]
+    st = doc["stress"]
+    srows = [[m, *(f"{st['delay'][m][str(k)]['score']:.3f}/{st['delay'][m][str(k)]['success']:.2f}"
+                   for k in STRESS_DELAYS),
+              f"{st['rate5x'][m]['score']:.3f}/{st['rate5x'][m]['success']:.2f}"] for m in st["delay"]]
+    out.append(format_table(["stress: score/success", *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
+    return "\n\n".join(out)
