@@ -182,7 +182,7 @@ def test_clock_jumps_under_sim_time(ckpt):
                     r0, n0, w0 = tel.reanchors, tel.ticks, time.monotonic()
                     feeder.jump(dt)
                     assert wait_until(lambda r=r0: tel.reanchors > r + 5, 3.0), f"jump {dt}: {node.status_reason}"
-                    time.sleep(0.5)
+                    time.sleep(1.0)  # long enough that one unrelated scheduler/GC pause cannot fail it
                     rate = (tel.ticks - n0) / (time.monotonic() - w0)
                     print(f"clock jump {dt:+.0f} s: {tel.reanchors - r0} re-anchors, {rate:.1f} ticks/s")
                     assert 0.5 * RATE < rate < 1.3 * RATE, f"jump {dt}: {rate} ticks/s"
@@ -252,7 +252,7 @@ def test_slow_and_failing_encoder(ckpt):
     with live_node(ckpt, {"max_obs_age": 0.5}, loader=faulty_loader(holder)) as lv:
         node, tel, pol = lv.node, lv.node.telemetry, holder[0]
         for label, setup, seconds in (
-            ("encoder 0.3 s per frame (< max_obs_age)", lambda: setattr(pol, "delay", 0.3), 1.5),
+            ("encoder 0.3 s per frame (< max_obs_age)", lambda: setattr(pol, "delay", 0.3), 3.0),
             ("encoder 0.8 s per frame (> max_obs_age: plans dropped)", lambda: setattr(pol, "delay", 0.8), 2.5),
             ("encoder raises", lambda: (setattr(pol, "delay", 0.0), setattr(pol, "prepare_error", True)), 1.0),
         ):
