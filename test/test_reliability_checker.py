@@ -174,3 +174,20 @@ def test_bad_anchor_and_stale_hold(rig):
     fake.send([-0.5, 0.0, 0.0])  # a hold: fine
     fake.send([-0.5 + STEP, 0.0, 0.0])  # moving while stale
     assert rules(checker).get("hold_while_stale") == 2
+
+
+def test_enable_event_arriving_after_the_reanchor_jump_is_not_a_violation():
+    """The node re-anchors ~/action on enable; the parameter event may reach the checker after
+    that jump (another topic). One jump within grace_s before the event is retracted."""
+    import streaming_flow_ros.bench.invariants as inv_mod
+
+    chk = inv_mod.InvariantChecker.__new__(inv_mod.InvariantChecker)
+    chk.violation_count, chk.rule_counts, chk.violations, chk.keep, chk.grace_s = 0, {}, [], 10, 0.5
+    chk._violate(1.0, "action", "step", "jump")
+    chk._action_jump_at = 1.0
+    chk._retract_action_jump(1.2)
+    assert chk.violation_count == 0 and chk.rule_counts == {} and chk.violations == []
+    chk._violate(2.0, "action", "step", "jump")
+    chk._action_jump_at = 2.0
+    chk._retract_action_jump(3.0)  # too late: a real violation stays
+    assert chk.violation_count == 1

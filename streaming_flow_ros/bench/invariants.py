@@ -231,6 +231,8 @@ class InvariantChecker:
         on = enabled and active
         if was_on and not on:
             self._off_since = now
+        if (on and not was_on) or (active and not was_active):
+            self._retract_action_jump(now)
         if active and not was_active:  # activation re-anchors both streams at the measured state
             self._inactive_since = None
             self._streams["action"].anchor_until = now + self.grace_s
@@ -369,6 +371,8 @@ class InvariantChecker:
             elif too_far:
                 self._violate(now, stream, "step",
                               f"|{x.tolist()} - {s.prev.tolist()}| > max_step {c.max_step.tolist()} ({ratio:.3f}x)")
+                if stream == "action":  # may be the re-anchor of an enable whose event is still in flight
+                    self._action_jump_at = now
             else:
                 s.max_step_ratio = max(s.max_step_ratio, ratio)
             if np.array_equal(x, s.prev):
@@ -385,6 +389,24 @@ class InvariantChecker:
         if self._inputs_stale(now) and c.on_stale == "silent":
             self._violate(now, stream, "command_while_stale", "on_stale=silent but a command arrived")
         s.prev2, s.prev = s.prev, x
+
+    def _retract_action_jump(self, now: float) -> None:
+        """The enable/activate event travels on another topic than the commands: the node's
+        re-anchor jump on ~/action can arrive before it. One action-stream step violation within
+        ``grace_s`` before the event is that allowed jump: retract it."""
+        t = getattr(self, "_action_jump_at", None)
+        if t is None or now - t > self.grace_s:
+            return
+        self._action_jump_at = None
+        self.violation_count -= 1
+        self.rule_counts["step"] -= 1
+        if not self.rule_counts["step"]:
+            del self.rule_counts["step"]
+        for i in range(len(self.violations) - 1, -1, -1):
+            v = self.violations[i]
+            if v.stream == "action" and v.rule == "step" and v.t == t:
+                del self.violations[i]
+                break
 
     def _violate(self, now: float, stream: str, rule: str, detail: str) -> None:
         self.violation_count += 1
