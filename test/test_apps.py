@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from domain_coordinator import domain_id
 
-from streaming_flow_ros.apps.closed_loop import ClosedLoop, summarize
+from streaming_flow_ros.ros.closed_loop import ClosedLoop, summarize
 from streaming_flow_ros.cli import main as sfp_main
 from streaming_flow_ros.ros.node import DEFAULT_CHECKPOINT
 

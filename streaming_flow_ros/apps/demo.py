@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .closed_loop import ClosedLoop, summarize
+from ..ros.closed_loop import ClosedLoop, summarize
 from .report import outcome, plot, summary_lines
 
 

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .closed_loop import ClosedLoop, summarize
+from ..ros.closed_loop import ClosedLoop, summarize
 from .report import outcome, plot, summary_lines
 
 

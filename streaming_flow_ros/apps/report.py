@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .closed_loop import EpisodeResult
+from ..ros.closed_loop import EpisodeResult
 
 
 def outcome(r: EpisodeResult) -> str:

@@ -28,8 +28,8 @@ import rclpy
 import yaml
 from rclpy.parameter import Parameter
 
-from ..ros.runner import make_executor, run_node_in_thread, spin
-from ..ros.sim_nodes import SimWorld, create_sim_nodes
+from .runner import make_executor, run_node_in_thread, spin
+from .sim_nodes import SimWorld, create_sim_nodes
 from ..sim.arm import forward_kinematics
 
 log = logging.getLogger(__name__)
