@@ -99,8 +99,10 @@ def positions(msgs):
     return np.array([list(m.points[0].positions) for m in msgs])
 
 
-def test_jtc_command_contract(ckpt):
-    with running(ckpt) as (_node, peer):
+@pytest.mark.parametrize("source", ["thread", "timer"])
+def test_jtc_command_contract(ckpt, source):
+    with running(ckpt, params={"tick_source": source}) as (node, peer):
+        assert node.tick_source == source
         peer.wait_for(peer.trajectories, 1)
         t0 = time.monotonic()
         time.sleep(1.5)
@@ -314,6 +316,7 @@ def test_follows_sim_time(ckpt):
         runner = run_node_in_thread(ctx, {"checkpoint": ckpt, **BASE, "use_sim_time": True})
         try:
             node = runner.node
+            assert node.tick_source == "timer", "auto: the rclpy timer under use_sim_time"
             assert wait_until(lambda: node.telemetry.ticks > 5, 5.0)
             assert node.now_s() == pytest.approx(sim[0], abs=0.05)
             n0, s0, w0 = node.telemetry.ticks, sim[0], time.monotonic()

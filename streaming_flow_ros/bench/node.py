@@ -46,6 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per rate (CI)")
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0], help="control rates, Hz")
     parser.add_argument("--executor", choices=("events", "multi", "both"), default="events")
+    parser.add_argument("--tick-source", choices=("auto", "thread", "timer", "both"), default="auto",
+                        help="the node's tick_source (both: thread, then timer; JSON keeps thread)")
+    parser.add_argument("--tick-priority", type=int, default=0,
+                        help="the node's tick_priority (SCHED_FIFO priority of the control thread)")
     parser.add_argument("--checkpoint", type=Path, help="policy checkpoint (default: see module doc)")
     parser.add_argument("--joint-rate", type=float, default=100.0, help="joint_states rate, Hz")
     parser.add_argument("--image-size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
@@ -123,6 +127,7 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
               "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0, **(extra_params or {})}
     with run_node_in_thread(ctx, params, executor=executor, telemetry_window=None) as runner:
         node = runner.node
+        source = node.tick_source
         deadline = time.monotonic() + 30.0  # the feeder process may still be starting
         while (node.status_reason or node.telemetry.reanchors == 0) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -141,6 +146,7 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
     ps = percentiles_ms(tel.snapshot("policy_step"))
     return {
         "executor": executor,
+        "tick_source": source,
         "ticks": ticks,
         "ticks_expected": round(elapsed * rate, 1),
         "ticks_ratio": ticks / max(1.0, elapsed * rate),
@@ -200,7 +206,7 @@ def compare_methods(methods: dict[str, tuple[str, dict]], rate: float = 100.0, s
 
 def _line(rate: float, r: dict) -> str:
     return (
-        f"{rate:6.0f} Hz [{r['executor']:6s}] ticks {r['ticks']}/{r['ticks_expected']:.0f} "
+        f"{rate:6.0f} Hz [{r['executor']}/{r['tick_source']}] ticks {r['ticks']}/{r['ticks_expected']:.0f} "
         f"({100 * r['ticks_ratio']:.2f} %)  period err p50/p99/max "
         f"{r['period_err_p50_ms']:.3f}/{r['period_err_p99_ms']:.3f}/{r['period_err_max_ms']:.2f} ms  "
         f"step p50/p99 {r['step_p50_ms']:.3f}/{r['step_p99_ms']:.3f} ms (policy.step p50 "
@@ -215,17 +221,20 @@ def run(args: argparse.Namespace) -> int:
     if not (seconds > 0):
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     executors = ("events", "multi") if args.executor == "both" else (args.executor,)
+    sources = ("thread", "timer") if args.tick_source == "both" else (args.tick_source,)
+    runs = [(ex, src) for ex in executors for src in sources]
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = _checkpoint(args.checkpoint, Path(tmp))
         with live_inputs(_state_names(checkpoint), args.joint_rate, tuple(args.image_size)) as ctx:
             print(f"checkpoint {checkpoint}; camera {args.image_size[0]}x{args.image_size[1]} @ 30 Hz, "
                   f"joint_states @ {args.joint_rate:g} Hz, {seconds:g} s per rate")
-            for ex in executors:
+            for ex, src in runs:
                 for rate in args.rates:
-                    r = measure(ctx, checkpoint, float(rate), seconds, ex)
+                    extra = {"tick_source": src, "tick_priority": args.tick_priority}
+                    r = measure(ctx, checkpoint, float(rate), seconds, ex, extra)
                     print(_line(rate, r), flush=True)
-                    if ex == executors[0]:
+                    if (ex, src) == runs[0]:
                         results[f"{rate:g}"] = r
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ Data flow (thin glue; the math lives in the policy, the limits in policy/safety.
 
     joint_states, image_raw ──(convert, cache: ObsBuffer)──> plan worker thread: prepare(obs)
                                                                │ mailbox (newest plan)
-    control timer (own MutuallyExclusive group, control_rate_hz):
+    control clock (control_rate_hz; ``tick_source``: a dedicated thread on absolute monotonic
+    deadlines -- ros/ticker.py -- or, under use_sim_time, an rclpy timer in its own group):
         fresh plan due? -> policy.start(plan, measured)   (re-anchor: flow time -> 0)
         policy.step() -> SafetyFilter -> publish ~/action (+ joint_trajectory | commands)
 
@@ -65,6 +66,7 @@ from . import conversions as cv
 from .params import LIVE, NodeParams, controller_joints, resolve_limits
 from .plan_worker import PlanWorker, PreparedPlan
 from .telemetry import Telemetry, diagnostic_status, one_line
+from .ticker import TickThread
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "default_policy.safetensors"
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -103,7 +105,8 @@ class PolicyNode(LifecycleNode):
     def __init__(self, node_name: str = "policy_node", *, loader: PolicyLoader | None = None,
                  telemetry_window: int | None = 4096, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        self._timer = None
+        self._timer = None  # the control clock while active: rclpy timer or TickThread
+        self._ticker: TickThread | None = None
         self._loader = loader or load_checkpoint_policy
         for name, value in NodeParams().to_mapping().items():
             self.declare_parameter(name, value, ParameterDescriptor(dynamic_typing=True))
@@ -219,7 +222,8 @@ class PolicyNode(LifecycleNode):
         gc.freeze()
         self.get_logger().info(
             f"configured: {path} joints={list(spec.action_names)} cameras={[c.name for c in spec.cameras]} "
-            f"data_rate={spec.data_rate_hz} Hz control_rate={cfg.control_rate_hz} Hz mode={cfg.command_mode}")
+            f"data_rate={spec.data_rate_hz} Hz control_rate={cfg.control_rate_hz} Hz mode={cfg.command_mode} "
+            f"tick_source={self.tick_source}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -230,8 +234,23 @@ class PolicyNode(LifecycleNode):
         self._last_tick: float | None = None
         self.telemetry.started_at = self.now_s()
         self._worker.start()
-        self._timer = self.create_timer(self._cfg.period, self._on_tick, callback_group=self._timer_group)
+        if self.tick_source == "thread":
+            self._ticker = TickThread(self._cfg.period, self._on_tick, self._cfg.tick_priority)
+            self._ticker.start()
+            if self._cfg.tick_priority:
+                time.sleep(0.01)  # the thread sets its priority first thing
+                if self._ticker.priority_error:
+                    self.get_logger().warning(self._ticker.priority_error)
+        else:
+            self._timer = self.create_timer(self._cfg.period, self._on_tick, callback_group=self._timer_group)
         return super().on_activate(state)
+
+    @property
+    def tick_source(self) -> str:
+        """"thread" or "timer": ``tick_source`` with auto resolved (timer under use_sim_time)."""
+        if self._cfg.tick_source != "auto":
+            return self._cfg.tick_source
+        return "timer" if self.get_parameter("use_sim_time").value else "thread"
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_control()
@@ -254,14 +273,19 @@ class PolicyNode(LifecycleNode):
 
     def _stop_control(self) -> None:
         """Stop ticking (waits for a running tick), stop the worker, hold the last command."""
+        if self._timer is None and self._ticker is None:
+            return
         if self._timer is not None:
             self._timer.cancel()
-            with self._tick_lock:
+        if self._ticker is not None:
+            self._ticker.stop()
+        with self._tick_lock:
+            if self._timer is not None:
                 self.destroy_timer(self._timer)
-                self._timer = None
-                if self._anchored and self._enabled_now:
-                    self._publish_controller(self._safety.last, None)
-            self._worker.stop()
+            self._timer = self._ticker = None
+            if self._anchored and self._enabled_now:
+                self._publish_controller(self._safety.last, None)
+        self._worker.stop()
 
     def _release(self) -> None:
         for pub in self._pubs:
@@ -272,7 +296,7 @@ class PolicyNode(LifecycleNode):
         self.policy = None
 
     def destroy_node(self) -> None:
-        if self._timer is not None:
+        if self._timer is not None or self._ticker is not None:
             self._stop_control()
         super().destroy_node()
 
@@ -342,7 +366,7 @@ class PolicyNode(LifecycleNode):
     # ---- control tick (timer thread) --------------------------------------------------------
     def _on_tick(self) -> None:
         with self._tick_lock:
-            if self._timer is None or self._timer.is_canceled():
+            if self._ticker is None and (self._timer is None or self._timer.is_canceled()):
                 return
             t0 = time.perf_counter()
             now = self.now_s()

@@ -28,6 +28,7 @@ COMMAND_MODES = ("jtc", "forward", "none")
 REANCHOR_MODES = ("observation", "ticks")
 SAMPLERS = ("", "ddpm", "ddim", "euler")
 STALE_MODES = ("hold", "silent")
+TICK_SOURCES = ("auto", "thread", "timer")
 
 # Applied immediately on set; everything else waits for the next configure.
 LIVE = frozenset({"enabled", "max_obs_age", "on_stale", "log_period", "publish_velocities"})
@@ -39,6 +40,8 @@ class NodeParams:
 
     checkpoint: str = ""
     control_rate_hz: float = 100.0
+    tick_source: Literal["auto", "thread", "timer"] = "auto"
+    tick_priority: int = 0
     command_mode: CommandMode = "jtc"
     enabled: bool = False
     autostart: bool = False
@@ -74,6 +77,7 @@ class NodeParams:
 
         in_range("control_rate_hz", 1.0, 2000.0)
         in_range("lookahead_ticks", 1, 100)
+        in_range("tick_priority", 0, 99)
         in_range("reanchor_ticks", 1, 100000)
         in_range("max_obs_age", 1e-3, 60.0)
         in_range("sync_tolerance", 1e-4, 1.0)
@@ -83,6 +87,7 @@ class NodeParams:
             ("command_mode", COMMAND_MODES),
             ("reanchor", REANCHOR_MODES),
             ("on_stale", STALE_MODES),
+            ("tick_source", TICK_SOURCES),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
