@@ -139,6 +139,22 @@ def test_each_observation_reanchors(ckpt):
     assert max(t for t, _ in steps) < 20 * dt, "re-anchored long before the plan runs out"
 
 
+def test_reanchor_ticks_takes_the_first_plan_at_once(ckpt):
+    """reanchor: ticks waits reanchor_ticks between plans, but never for the first plan after an
+    (re-)anchor: enabling starts streaming with the next fresh plan."""
+    spies = []
+    params = {"reanchor": "ticks", "reanchor_ticks": 100000}
+    with running(ckpt, params=params, peer_kw={"img_hz": 30.0}, loader=spy_loader(spies)) as (node, _peer):
+        assert wait_until(lambda: spies and spies[0].starts >= 1, 5.0), "first plan after activation"
+        node.set_parameters([Parameter("enabled", value=False)])
+        time.sleep(0.2)
+        starts = spies[0].starts
+        node.set_parameters([Parameter("enabled", value=True)])
+        assert wait_until(lambda: spies[0].starts > starts, 2.0), "first plan after enabling"
+        time.sleep(1.0)
+        assert spies[0].starts == starts + 1, "then no re-anchor before reanchor_ticks"
+
+
 def test_slow_encoder_does_not_stretch_ticks(ckpt):
     spies = []
     with running(ckpt, loader=spy_loader(spies, delay=0.2)) as (node, peer):

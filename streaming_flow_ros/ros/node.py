@@ -230,7 +230,7 @@ class PolicyNode(LifecycleNode):
         self._anchored = False
         self._stale = True
         self._enabled_now = self._cfg.enabled
-        self._ticks_since_start = 0
+        self._ticks_since_start = self._cfg.reanchor_ticks  # the first plan is due at once
         self._last_tick: float | None = None
         self.telemetry.started_at = self.now_s()
         self._worker.start()
@@ -382,7 +382,7 @@ class PolicyNode(LifecycleNode):
                 tel.last_error = f"tick: {type(e).__name__}: {e}"
                 self.get_logger().error(tel.last_error, throttle_duration_sec=5.0)
                 if self._anchored:
-                    self.policy.reset(self._safety.last)
+                    self._reset_policy(self._safety.last)
                     self._publish(self._safety.last, None)
                 started = None
             tel.ticks += 1
@@ -410,14 +410,14 @@ class PolicyNode(LifecycleNode):
                 self._stale, self._reason = True, outside
                 tel.ticks_stale += 1
                 return None
-            self.policy.reset(self._measured)
+            self._reset_policy(self._measured)
             self._safety.reset(self._measured)
             self._anchored = True
         reason = self._buffer.stale_reason(now, cfg.max_obs_age)
         if reason is not None:
             if not self._stale:
                 self.get_logger().warning(f"holding: {reason}")
-                self.policy.reset(self._safety.last)  # drop the plan, hold the last command
+                self._reset_policy(self._safety.last)  # drop the plan, hold the last command
             self._stale, self._reason = True, reason
             self._worker.discard()
             tel.ticks_stale += 1
@@ -449,9 +449,16 @@ class PolicyNode(LifecycleNode):
         tel.rate_limited += int(safe.rate_limited)
         tel.rejected += int(safe.rejected)
         if safe.rejected:
-            self.policy.reset(safe.action)  # non-finite proposal: hold, drop the plan
+            self._reset_policy(safe.action)  # non-finite proposal: hold, drop the plan
         self._publish(safe.action, safe.delta * cfg.control_rate_hz)
         return started
+
+    def _reset_policy(self, action: np.ndarray) -> None:
+        """Anchor the policy at ``action`` without a plan (it holds); the next fresh plan is
+        due at once, also with ``reanchor: ticks`` (no wait for the tick count after an enable,
+        a stale hold or a rejected step)."""
+        self.policy.reset(action)
+        self._ticks_since_start = self._cfg.reanchor_ticks
 
     def _outside_reason(self, measured: np.ndarray) -> str:
         """Why the node must not anchor at ``measured`` (D_a,) rad, or "". Outside the position
