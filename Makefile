@@ -34,10 +34,10 @@ eval: $(STAMP)
 
 # Regenerates streaming_flow_ros/assets/default_policy.safetensors through the same pipeline a
 # user runs on their own bags: expert demos recorded as rosbag2 (MCAP) -> sfp dataset build ->
-# sfp train. ~20-30 min on 2 CPU cores.
+# sfp train. ~20 min on 2 CPU cores (1 min recording, 16 min training).
 DEFAULT_RUN := runs/default_policy
 default-policy: $(STAMP)
-	$(VENV)/bin/sfp dataset record-sim --episodes 200 --seed 1 --out $(DEFAULT_RUN)/bags
+	$(VENV)/bin/sfp dataset record-sim --episodes 300 --seed 1 --out $(DEFAULT_RUN)/bags --compress
 	$(VENV)/bin/sfp dataset build $(DEFAULT_RUN)/bags/episode_* --out $(DEFAULT_RUN)/dataset --overwrite \
 	    --joint-topic /joint_states --camera-topic camera=/camera/image_raw --rate 10 \
 	    --action-source command --action-topic /joint_trajectory_controller/joint_trajectory \

@@ -14,7 +14,7 @@ from streaming_flow_ros.sim.arm import (
     forward_kinematics,
 )
 from streaming_flow_ros.sim.camera import CameraConfig, TopDownCamera
-from streaming_flow_ros.sim.expert import SIDES, ScriptedExpert, plan, side_wall
+from streaming_flow_ros.sim.expert import PlanningError, SIDES, ScriptedExpert, plan, side_wall
 from streaming_flow_ros.sim.rollout import (
     episode_seed,
     expert_episodes_to_dataset,
@@ -142,8 +142,10 @@ def _passing_side(scene, q):
 
 @pytest.mark.parametrize("side", SIDES)
 def test_expert_plan_passes_on_the_requested_side(side):
-    for s in range(3):
-        sc = scene_for_seed(100 + s)
+    # scenes where both sides leave the expert's clearance (about half do; elsewhere the expert
+    # takes the only side that does: test_expert_success_rate_and_both_sides)
+    for s in (101, 102, 107):
+        sc = scene_for_seed(s)
         p = plan(sc, side, ARM)
         assert p.side == side
         assert _passing_side(sc, p.path[-1]) == side
@@ -153,14 +155,19 @@ def test_expert_plan_passes_on_the_requested_side(side):
 
 
 def test_expert_success_rate_and_both_sides():
-    n, ok, sides = 50, 0, {"left": 0, "right": 0}
+    n, ok, unplannable, sides = 50, 0, 0, {"left": 0, "right": 0}
     for i in range(n):
         s = episode_seed(7, i)
-        rec = expert_rollout(scene_for_seed(s), np.random.default_rng([s, 1]), render=False)
+        try:
+            rec = expert_rollout(scene_for_seed(s), np.random.default_rng([s, 1]), render=False)
+        except PlanningError:  # no side leaves the expert's clearance (the recorder skips these)
+            unplannable += 1
+            continue
         ok += rec.metrics.clean_success
         sides[rec.info["side"]] += 1
         assert not rec.rejections
-    assert ok / n >= 0.95, f"expert success {ok}/{n}"
+    assert unplannable <= 0.05 * n, f"{unplannable}/{n} scenes unplannable"
+    assert ok / (n - unplannable) >= 0.95, f"expert success {ok}/{n - unplannable}"
     assert sides["left"] >= 10 and sides["right"] >= 10, sides
 
 
