@@ -60,6 +60,38 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+class CpuSteal:
+    """Share of CPU time the hypervisor gave to other guests (``steal`` in /proc/stat) between
+    construction and ``share()``: on a shared VM, timing numbers taken while it is above a few
+    percent measure the host, not the code. NaN where /proc/stat has no steal column."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        if len(fields) < 8:
+            return None
+        return fields[7], sum(fields[:8])  # steal, total (user..steal)
+
+    @classmethod
+    def jiffies(cls) -> int | None:
+        """Cumulative steal, in clock ticks (USER_HZ, usually 10 ms), or None."""
+        r = cls._read()
+        return None if r is None else r[0]
+
+    def share(self) -> float:
+        end = self._read()
+        if self._start is None or end is None or end[1] <= self._start[1]:
+            return float("nan")
+        return (end[0] - self._start[0]) / (end[1] - self._start[1])
+
+
 def machine_info() -> dict[str, Any]:
     """Where the numbers came from (the load average says how noisy the machine was)."""
     import torch

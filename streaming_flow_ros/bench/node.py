@@ -116,12 +116,56 @@ def _state_names(checkpoint: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*spec.state_names, *spec.action_names)))
 
 
+WINDOW_S = 0.5  # steal-free analysis: window length, s
+
+
+def _sample_windows(node, seconds: float) -> list[tuple[float, int, int, int | None]]:
+    """Sleep ``seconds`` while recording, every WINDOW_S, (node time, ticks, period-error sample
+    count, cumulative CPU steal jiffies)."""
+    from .common import CpuSteal
+
+    marks = []
+    end = time.monotonic() + seconds
+    while True:
+        tel = node.telemetry
+        marks.append((node.now_s(), tel.ticks, len(tel.period_err), CpuSteal.jiffies()))
+        left = end - time.monotonic()
+        if left <= 0:
+            return marks
+        time.sleep(min(WINDOW_S, left))
+
+
+def _steal_free(marks, period_err: list[float], rate: float) -> dict[str, float]:
+    """Tick ratio and period error over the windows in which the hypervisor stole no CPU time
+    (steal jiffies unchanged): what the node does when it has the cores it was given. On a
+    shared VM, steal comes in bursts of tens of ms that cost whole runs of ticks."""
+    from ..ros.telemetry import percentiles_ms
+
+    ticks = expected = 0.0
+    samples: list[float] = []
+    seconds = 0.0
+    for (t0, k0, n0, s0), (t1, k1, n1, s1) in zip(marks, marks[1:]):
+        if s0 is None or s1 is None or s1 != s0:
+            continue
+        ticks += k1 - k0
+        expected += (t1 - t0) * rate
+        samples.extend(period_err[n0:n1])
+        seconds += t1 - t0
+    pe = percentiles_ms(samples)
+    return {
+        "steal_free_seconds": seconds,
+        "steal_free_ticks_ratio": ticks / expected if expected > 0 else float("nan"),
+        "steal_free_period_err_p99_ms": pe[1],
+    }
+
+
 def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
             extra_params: dict | None = None, require_plan: bool = True) -> dict[str, float]:
     """Run the node at ``rate`` Hz for 1 s warm-up + ``seconds``; return the key numbers.
     ``extra_params`` are further node parameters (e.g. sampler, reanchor for chunk baselines)."""
     from ..ros.runner import run_node_in_thread
     from ..ros.telemetry import Telemetry, percentiles_ms
+    from .common import CpuSteal
 
     params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True,
               "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0, **(extra_params or {})}
@@ -135,11 +179,15 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
             raise RuntimeError(f"the node never received inputs: {node.status_reason}")
         time.sleep(1.0)
         node.telemetry = Telemetry(window=None, started_at=node.now_s())
-        time.sleep(seconds)
+        steal = CpuSteal()
+        marks = _sample_windows(node, seconds)
+        steal_share = steal.share()
         tel = node.telemetry
         elapsed = node.now_s() - tel.started_at
         ticks = tel.ticks
-    pe = percentiles_ms(tel.snapshot("period_err"))
+    period_err = tel.snapshot("period_err")
+    clean = _steal_free(marks, period_err, rate)
+    pe = percentiles_ms(period_err)
     st = percentiles_ms(tel.snapshot("step"))
     ol = percentiles_ms(tel.snapshot("obs_to_cmd"))
     pr = percentiles_ms(tel.snapshot("prepare"))
@@ -162,6 +210,8 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
         "prepare_p50_ms": pr[0],
         "reanchors": tel.reanchors,
         "ticks_stale": tel.ticks_stale,
+        "cpu_steal": steal_share,
+        **clean,
     }
 
 
@@ -212,7 +262,10 @@ def _line(rate: float, r: dict) -> str:
         f"step p50/p99 {r['step_p50_ms']:.3f}/{r['step_p99_ms']:.3f} ms (policy.step p50 "
         f"{r['policy_step_p50_ms']:.3f})  obs->cmd p50/p99 "
         f"{r['obs_to_cmd_p50_ms']:.1f}/{r['obs_to_cmd_p99_ms']:.1f} ms  (prepare p50 "
-        f"{r['prepare_p50_ms']:.1f} ms, {r['reanchors']} re-anchors, {r['ticks_stale']} stale ticks)"
+        f"{r['prepare_p50_ms']:.1f} ms, {r['reanchors']} re-anchors, {r['ticks_stale']} stale ticks; "
+        f"CPU steal {100 * r['cpu_steal']:.1f} %)\n"
+        f"{'':17s}steal-free windows ({r['steal_free_seconds']:.1f} s): ticks "
+        f"{100 * r['steal_free_ticks_ratio']:.2f} %, period err p99 {r['steal_free_period_err_p99_ms']:.3f} ms"
     )
 
 
