@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench step": ("streaming_flow_ros.bench.step", "per-step latency of the runtime"),
     "bench node": ("streaming_flow_ros.bench.node", "the real node's tick timing and latency"),
     "bench latency": ("streaming_flow_ros.bench.latency", "SFP vs chunk baselines, side by side"),
+    "bench sim": ("streaming_flow_ros.bench.sim_quality", "simulator task quality (T4) through the node: SFP vs baselines"),
     "bench pusht": ("streaming_flow_ros.bench.pusht.cli", "Push-T (state) task quality: collect / train / eval / run"),
     "soak": ("streaming_flow_ros.bench.soak", "long run of the node on the simulator"),
 }

@@ -60,3 +60,29 @@ def test_offline_closed_loop_evaluator_runs_the_default_policy():
     from streaming_flow_ros.apps.offline_eval import main as offline_main
 
     assert offline_main([str(DEFAULT_CHECKPOINT), "--episodes", "1"]) == 0
+
+
+def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_domain, capfd):
+    """`sfp bench sim --quick`: a dataset built from the fixture bag, SFP and DP trained for a few
+    steps, each run through the real node on the sim; the JSON has every method's numbers."""
+    from pathlib import Path
+
+    bag = Path(__file__).parent / "fixtures" / "sim_episode" / "episode_00000"
+    data = tmp_path / "dataset"
+    assert sfp_main(["dataset", "build", str(bag), "--out", str(data), "--joint-topic", "/joint_states",
+                     "--camera-topic", "camera=/camera/image_raw", "--rate", "10", "--action-source", "command",
+                     "--action-topic", "/joint_trajectory_controller/joint_trajectory"]) == 0
+    js = tmp_path / "sim.json"
+    assert sfp_main(["bench", "sim", "--quick", "--dataset", str(data), "--workdir", str(tmp_path / "work"),
+                     "--methods", "sfp,dp_ddim", "--json", str(js)]) == 0
+    doc = json.loads(js.read_text())
+    for m in ("sfp", "dp_ddim"):
+        r = doc[m]
+        assert len(r["seeds"]) == 1 and r["seeds"][0]["episodes"] == 2 and r["seeds"][0]["train"]["steps"] == 20
+        assert 0.0 <= r["success_mean"] <= 1.0 and 0.5 < r["ticks_ratio_mean"] <= 1.0
+    assert doc["dp_ddim"]["seeds"][0]["node_params"]["sampler"] == "ddim"
+    assert "dp_ddim" in capfd.readouterr().out
+    # a re-run reuses the trainings and evaluations
+    assert sfp_main(["bench", "sim", "--quick", "--dataset", str(data), "--workdir", str(tmp_path / "work"),
+                     "--methods", "sfp,dp_ddim", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["seconds"] < doc["seconds"]

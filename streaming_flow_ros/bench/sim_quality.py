@@ -1,0 +1,198 @@
+"""`sfp bench sim`: task quality on the simulator task (T4) through the real node, SFP against
+the chunk baselines, over training seeds.
+
+    sfp bench sim --dataset runs/default_policy/dataset --workdir runs/sim_quality \
+        [--seeds 3] [--steps 8000] [--episodes 50] [--methods sfp,dp_ddpm,dp_ddim,fm_chunk] \
+        [--json PATH] [--quick]
+
+Per seed: SFP is trained with config/train/sim.yaml, DP (one checkpoint for DP-DDPM and
+DP-DDIM) with sim_dp.yaml and FM-chunk with sim_fm_chunk.yaml -- the same dataset, windows,
+normaliser, episode split, optimiser, EMA, image encoder and step count, with the seed
+overridden. Each method then runs ``--episodes`` closed-loop episodes through the real policy
+node over DDS (ros/closed_loop.py; the sim robot preset, 100 Hz; the held-out scenes of
+`sfp eval sim`): SFP streams with the preset's settings, a chunk method executes 8 waypoints and
+then starts the newest chunk (bench/latency.py NODE_PARAMS).
+
+JSON::
+
+    {"<method>": {"success_mean", "success_std", "collision_mean", "ticks_ratio_mean",
+                  "obs_to_cmd_p50_ms", "seeds": [{"seed", "success_rate", "collision_rate",
+                  "ticks_ratio", "obs_to_cmd_p50_ms", "jerk_rms_mean", "train": {...}}]},
+     "settings": {...}, "machine": {...}, "versions": {...}}
+
+Re-running with the same ``--workdir`` reuses finished trainings (``train_summary.json``) and
+evaluations (``eval/<method>_seed<S>.json``). ``--quick``: 20 training steps, 1 seed, 2 episodes of at
+most 3 s -- a smoke test whose numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .common import format_table, machine_info, versions
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+METHODS = ("sfp", "dp_ddpm", "dp_ddim", "fm_chunk")
+# method -> training slot (one DP checkpoint serves DDPM and DDIM sampling)
+SLOT = {"sfp": "sfp", "dp_ddpm": "dp", "dp_ddim": "dp", "fm_chunk": "fm_chunk"}
+CONFIGS = {"sfp": "sim.yaml", "dp": "sim_dp.yaml", "fm_chunk": "sim_fm_chunk.yaml"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds: int = 3
+    steps: int | None = None  # None: each config's own steps
+    episodes: int = 50
+    methods: tuple[str, ...] = METHODS
+    eval_seed: int = 1000
+    control_rate_hz: float = 100.0
+    time_limit_s: float | None = None  # None: the task's own limit
+
+
+def config_path(slot: str) -> Path:
+    for base in (ROOT / "config" / "train", ROOT.parent / "share" / "streaming_flow_ros" / "config" / "train"):
+        if (base / CONFIGS[slot]).is_file():
+            return base / CONFIGS[slot]
+    raise FileNotFoundError(f"training config {CONFIGS[slot]} not found under config/train")
+
+
+def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None,
+               threads: int | None = None) -> dict[str, Any]:
+    """Train (or reuse) one slot; returns its train summary. ``threads``: torch threads (default:
+    the config's), e.g. 1 to train two slots side by side."""
+    summary_path = out / "train_summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        if steps is None or summary.get("steps") == steps:
+            log.info("reusing %s", out)
+            return summary
+    if slot == "sfp":
+        from ..train.config import TrainConfig
+        from ..train.pipeline import train_from_dataset
+
+        cfg = TrainConfig.from_yaml(config_path(slot))
+        cfg = replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"threads": threads} if threads else {}))
+        path, result = train_from_dataset(dataset, out, cfg, resume=False)
+    else:
+        from ..baselines.train import BaselineTrainConfig, train_baseline
+
+        cfg = BaselineTrainConfig.from_yaml(config_path(slot))
+        cfg = replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"threads": threads} if threads else {}))
+        path, result = train_baseline(dataset, out, cfg, resume=False)
+    summary = {"checkpoint": str(path), "steps": cfg.steps, "seed": seed, "seconds": result.seconds,
+               "loss": result.final_loss, "val_loss": result.val_loss}
+    summary_path.write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def evaluate(method: str, checkpoint: str, settings: Settings) -> dict[str, Any]:
+    """``settings.episodes`` episodes of ``method`` through the real node on the sim."""
+    from ..ros.closed_loop import ClosedLoop, summarize
+    from .latency import NODE_PARAMS
+
+    params = {} if method == "sfp" else dict(NODE_PARAMS[method])  # SFP: the sim preset's own
+    results = []
+    with ClosedLoop(checkpoint, settings.control_rate_hz, seed=settings.eval_seed, node_parameters=params,
+                    time_limit_s=settings.time_limit_s) as loop:
+        for i in range(settings.episodes):
+            results.append(loop.run_episode(i))
+        node = loop.node_summary()
+    s = summarize(results, node)
+    return {"success_rate": s["success_rate"], "collision_rate": s["collision_rate"],
+            "reached_rate": s["reached_rate"], "ticks_ratio": s["ticks_ratio"],
+            "obs_to_cmd_p50_ms": node["obs_to_cmd_p50_ms"], "jerk_rms_mean": s["jerk_rms_mean"],
+            "episodes": s["episodes"], "node_params": params}
+
+
+def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
+    import numpy as np
+
+    t0 = time.monotonic()
+    doc: dict[str, Any] = {}
+    per: dict[str, list[dict]] = {m: [] for m in settings.methods}
+    for seed in range(settings.seeds):
+        trained = {}
+        for slot in dict.fromkeys(SLOT[m] for m in settings.methods):
+            trained[slot] = train_slot(slot, dataset, workdir / f"seed{seed}" / slot, seed, settings.steps)
+        for m in settings.methods:
+            path = workdir / "eval" / f"{m}_seed{seed}.json"
+            summary = trained[SLOT[m]]
+            if path.is_file() and json.loads(path.read_text()).get("episodes") == settings.episodes \
+                    and json.loads(path.read_text()).get("checkpoint") == summary["checkpoint"]:
+                r = json.loads(path.read_text())
+            else:
+                r = {**evaluate(m, summary["checkpoint"], settings), "checkpoint": summary["checkpoint"]}
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(r, indent=2, default=float))
+            r = {**r, "seed": seed, "train": summary}
+            per[m].append(r)
+            log.info("%s seed %d: success %.2f, collisions %.2f, ticks %.4f", m, seed,
+                     r["success_rate"], r["collision_rate"], r["ticks_ratio"])
+    for m, rows in per.items():
+        succ = np.array([r["success_rate"] for r in rows])
+        doc[m] = {
+            "success_mean": float(succ.mean()), "success_std": float(succ.std()),
+            "collision_mean": float(np.mean([r["collision_rate"] for r in rows])),
+            "ticks_ratio_mean": float(np.mean([r["ticks_ratio"] for r in rows])),
+            "obs_to_cmd_p50_ms": float(np.median([r["obs_to_cmd_p50_ms"] for r in rows])),
+            "seeds": rows,
+        }
+    doc["settings"] = {**asdict(settings), "dataset": str(dataset), "workdir": str(workdir)}
+    doc["machine"] = machine_info()
+    doc["versions"] = versions()
+    doc["seconds"] = time.monotonic() - t0
+    return doc
+
+
+def format_report(doc: dict[str, Any]) -> str:
+    rows = []
+    for m in doc["settings"]["methods"]:
+        r = doc[m]
+        per_seed = " / ".join(f"{s['success_rate']:.2f}" for s in r["seeds"])
+        rows.append([m, f"{r['success_mean']:.3f} ± {r['success_std']:.3f}", per_seed,
+                     f"{r['collision_mean']:.3f}", f"{100 * r['ticks_ratio_mean']:.2f} %",
+                     f"{r['obs_to_cmd_p50_ms']:.1f}"])
+    return format_table(["method", "success (mean ± std)", "per seed", "collisions", "ticks",
+                         "obs->cmd p50 ms"], rows)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", type=Path, required=True, help="dataset directory (sfp dataset build)")
+    p.add_argument("--workdir", type=Path, required=True, help="checkpoints and evaluations land here")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1")
+    p.add_argument("--steps", type=int, help="optimiser steps for every method (default: each config's)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 20 steps, 2 episodes of <= 3 s")
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise ValueError(f"unknown methods {unknown} (known: {list(METHODS)})")
+    if args.quick:
+        settings = Settings(seeds=1, steps=20, episodes=2, methods=methods, time_limit_s=3.0)
+    else:
+        if args.seeds < 1 or args.episodes < 1:
+            raise ValueError("--seeds and --episodes must be >= 1")
+        settings = Settings(seeds=args.seeds, steps=args.steps, episodes=args.episodes, methods=methods)
+    if not (args.dataset / "dataset.json").is_file():
+        raise ValueError(f"{args.dataset} is not a dataset directory (no dataset.json; see sfp dataset build)")
+    doc = run_all(args.dataset, args.workdir, settings)
+    doc["quick"] = bool(args.quick)
+    print(format_report(doc))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2, default=float))
+        print(f"json: {args.json}")
+    return 0
