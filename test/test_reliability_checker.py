@@ -125,7 +125,16 @@ def test_each_rule_fires(rig):
 
 def test_limits_and_walk_in(rig):
     fake, checker = rig
-    fake.measured([1.5, 0.0, 0.0])  # a robot outside its limits
+
+    def seen() -> bool:  # the checker must know the robot is out before the first command
+        q = checker.last_measured()
+        return q is not None and q[0] == 1.5
+
+    for _ in range(40):  # joint_states is best effort for the checker: publish until received
+        fake.measured([1.5, 0.0, 0.0])  # a robot outside its limits
+        if seen():
+            break
+    assert seen()
     fake.send([1.5 - STEP, 0.0, 0.0])  # first command: walks in -> allowed
     fake.send([1.5 - 2 * STEP, 0.0, 0.0])
     assert rules(checker) == {}

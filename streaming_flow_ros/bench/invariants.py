@@ -258,6 +258,12 @@ class InvariantChecker:
         with self._lock:
             self._inputs.last_rx[topic] = time.monotonic()
 
+    def last_measured(self) -> np.ndarray | None:
+        """The newest measured joint state received (contract action order), or None."""
+        with self._lock:
+            q = self._inputs.measured
+            return None if q is None else q.copy()
+
     def _on_joints(self, msg: JointState) -> None:
         names = list(msg.name)
         pos = np.asarray(msg.position, np.float64)
