@@ -39,10 +39,13 @@ class EvalSettings:
     delay: int = 0
     control_mult: int = 1
     reanchor_every: int = 1
+    start_sigma: float = 0.0  # SFP only: start noise (normalised units) at every re-anchor
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.max_steps < 1:
             raise ValueError(f"episodes and max_steps must be >= 1, got {self.episodes}, {self.max_steps}")
+        if not (0.0 <= self.start_sigma <= 5.0):
+            raise ValueError(f"start_sigma must be in [0, 5], got {self.start_sigma}")
         if self.delay < 0 or self.control_mult < 1 or self.reanchor_every < 1:
             raise ValueError(f"bad delay/control_mult/reanchor_every: {self.delay}/{self.control_mult}/{self.reanchor_every}")
 
@@ -53,12 +56,14 @@ def default_reanchor(method: str, action_horizon: int = 8) -> int:
     return 1 if POLICY_TYPES[method][1] is None else action_horizon
 
 
-def runtime_config(method: str, control_rate_hz: float, seed: int = 0) -> RuntimeConfig:
-    """The runtime config of ``method`` (POLICY_TYPES): deterministic SFP (start at the last
-    commanded action, Euler), DP with DDPM-100 / DDIM-10, FM-chunk with 10 Euler steps."""
+def runtime_config(method: str, control_rate_hz: float, seed: int = 0, start_sigma: float = 0.0) -> RuntimeConfig:
+    """The runtime config of ``method`` (POLICY_TYPES): SFP starting at the last commanded
+    action (deterministic, or with N(0, start_sigma^2) start noise at every re-anchor: the
+    paper's stochastic start), Euler; DP with DDPM-100 / DDIM-10, FM-chunk with 10 Euler steps."""
     if method not in POLICY_TYPES:
         raise ValueError(f"unknown method {method!r} (known: {sorted(POLICY_TYPES)})")
-    base = RuntimeConfig(control_rate_hz=control_rate_hz, seed=seed, threads=1)
+    base = RuntimeConfig(control_rate_hz=control_rate_hz, seed=seed, threads=1,
+                         start_sigma=start_sigma, start_noise="every")
     sampler = POLICY_TYPES[method][1]
     return base if sampler is None else ChunkRuntimeConfig.extend(base, sampler=sampler)
 
@@ -89,7 +94,7 @@ def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
 def evaluate_checkpoint(checkpoint: str, method: str, s: EvalSettings, seed: int = 0) -> dict:
     """Score / success of ``method`` (a POLICY_TYPES name) loaded from ``checkpoint``."""
     env = PushTState(DATA_RATE_HZ * s.control_mult)
-    policy = load_policy(checkpoint, runtime_config(method, DATA_RATE_HZ * s.control_mult, seed))
+    policy = load_policy(checkpoint, runtime_config(method, DATA_RATE_HZ * s.control_mult, seed, s.start_sigma))
     t0 = time.perf_counter()
     covs = [rollout(policy, env, s.seed0 + e, s) for e in range(s.episodes)]
     res = summarize(covs)
