@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..policy.obs_encoding import CachedObsEncoder
-from ..policy.protocol import Observation, RuntimeConfig, StepResult
+from ..policy.protocol import Observation, RuntimeConfig, StepResult, resolve_anchor
 from ..policy.streaming import check_observation
 from .models import DPModel, make_scheduler
 
@@ -169,14 +169,7 @@ class _ChunkRuntime:
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
         if anchor is not None:
             self._last = self._checked(anchor, "anchor")
-        if self.config.anchor == "state" or self._last is None:
-            if measured is None or not self._same_names:
-                raise ValueError("no anchor: call reset(action) first or pass a measured state")
-            anchor = measured
-        else:
-            anchor = self._last
-            if measured is not None and self._same_names and self.config.state_blend > 0:
-                anchor = anchor + self.config.state_blend * (measured - anchor)
+        anchor = resolve_anchor(self.config, self._last, measured, self._same_names)
         self._waypoints = np.vstack([anchor[None], plan.actions[: self.action_horizon]])
         self._plan, self._t = plan, 0.0
         if self._last is None:

@@ -111,6 +111,23 @@ class RuntimeConfig:
             raise ValueError(f"threads must be in [1, 64], got {self.threads}")
 
 
+def resolve_anchor(config: RuntimeConfig, last: np.ndarray | None, measured: np.ndarray | None,
+                   same_names: bool) -> np.ndarray:
+    """Where a plan starts (robot units, (D_a,)), shared by every runtime: the last commanded
+    action ``last`` (blended towards ``measured`` by ``config.state_blend``), or the measured
+    state when ``config.anchor == "state"`` or nothing was commanded yet. ``same_names``: the
+    state and action joints are the same (else the measured state cannot be an action).
+
+    Raises ValueError when there is no anchor."""
+    if config.anchor == "state" or last is None:
+        if measured is None or not same_names:
+            raise ValueError("no anchor: call reset(action) first or pass a measured state")
+        return measured
+    if measured is not None and same_names and config.state_blend > 0:
+        return last + config.state_blend * (measured - last)
+    return last
+
+
 class RuntimePolicy(Protocol):
     spec: IOSpec
     obs_horizon: int

@@ -26,7 +26,7 @@ from ..flow.stepper import step as flow_step
 from ..nets.model import SFPModel
 from .fast_velocity import NumpyVelocity
 from .obs_encoding import CachedObsEncoder
-from .protocol import Observation, RuntimeConfig, StepResult
+from .protocol import Observation, RuntimeConfig, StepResult, resolve_anchor
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +134,7 @@ class StreamingFlowPolicy:
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
         if anchor is not None:
             self._last = self._checked(anchor, "anchor")
-        if self.config.anchor == "state" or self._last is None:
-            if measured is None or not self._same_names:
-                raise ValueError("no anchor: call reset(action) first or pass a measured state")
-            a0 = measured
-        else:
-            a0 = self._last
-            if measured is not None and self._same_names and self.config.state_blend > 0:
-                a0 = a0 + self.config.state_blend * (measured - a0)
+        a0 = resolve_anchor(self.config, self._last, measured, self._same_names)
         a_n = self.action_norm.normalize(a0)
         if self.config.start_sigma > 0 and (self.config.start_noise == "every" or self._fresh):
             a_n = a_n + self.config.start_sigma * torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
