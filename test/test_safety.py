@@ -52,6 +52,23 @@ def test_outside_limits_walks_in_at_step_rate(lp, action):
     assert (dist(r.action) <= dist(prev) + 1e-12).all()
 
 
+@settings(max_examples=300, deadline=None)
+@given(limits_and_prev(), hnp.arrays(np.float64, D, elements=finite))
+def test_rate_limit_keeps_the_direction(lp, action):
+    """A rate-limited step is the proposed step scaled down (same direction): the arm follows
+    the commanded path, slower, instead of bending it joint by joint."""
+    limits, prev = lp
+    r = filter_action(action, prev, limits)
+    want = np.clip(action, limits.lower, limits.upper) - prev
+    if r.rate_limited:
+        scale = np.dot(r.delta, want) / np.dot(want, want)
+        assert 0.0 < scale < 1.0
+        np.testing.assert_allclose(r.delta, scale * want, atol=1e-9)
+        assert np.isclose(np.abs(r.delta) / limits.max_step, 1.0, atol=1e-9).any(), "the binding joint moves a full step"
+    else:
+        np.testing.assert_allclose(r.delta, want)
+
+
 def test_flags():
     lim = SafetyLimits([-1.0, -1.0], [1.0, 1.0], [0.1, 0.1])
     prev = np.zeros(2)
@@ -61,6 +78,9 @@ def test_flags():
     r = filter_action([0.5, 0.0], prev, lim)
     assert r.rate_limited and not r.clamped
     np.testing.assert_allclose(r.action, [0.1, 0.0])
+    r = filter_action([0.5, 0.25], prev, lim)  # scaled as a whole: [0.1, 0.05], not [0.1, 0.1]
+    assert r.rate_limited
+    np.testing.assert_allclose(r.action, [0.1, 0.05])
     r = filter_action([5.0, 0.0], np.array([0.95, 0.0]), lim)
     assert r.clamped and not r.rate_limited
     np.testing.assert_allclose(r.action, [1.0, 0.0])

@@ -4,13 +4,19 @@
 For a proposed action ``a`` and the previous safe command ``p`` (both (D_a,) radians):
 
     a1 = clip(a, lower, upper)                     # position limits      -> ``clamped``
-    a2 = clip(a1, p - max_step, p + max_step)      # per-tick step limit  -> ``rate_limited``
+    s  = min(1, min_j max_step_j / |a1_j - p_j|)   # per-tick step limit  -> ``rate_limited``
+    a2 = p + s * (a1 - p)                          #   the whole step scaled: direction kept
     any(!isfinite(a))  ->  a2 = p                  # hold the last safe command -> ``rejected``
 
-Guarantees (property-tested): the output is finite; ``|a2 - p| <= max_step`` element-wise; and if
-``p`` is within the limits, so is ``a2`` (a1 and p both lie in the box, and a2 lies between
-them). If ``p`` is *outside* the limits (a robot started beyond its soft limits), the output
-moves toward the box by at most ``max_step`` per tick instead of jumping into it.
+The step limit scales the whole step by the most constrained joint instead of clipping each joint
+on its own: a clipped joint would fall behind the others and bend the commanded path (towards an
+obstacle the policy was steering around); scaled, the arm follows the same path, slower.
+
+Guarantees (property-tested): the output is finite; ``|a2 - p| <= max_step`` element-wise; a2
+lies on the segment from p to a1, so if ``p`` is within the limits, so is ``a2``, and a
+rate-limited step points where the proposal does. If ``p`` is *outside* the limits (a robot
+started beyond its soft limits), the output moves toward the box by at most ``max_step`` per
+tick instead of jumping into it.
 
 ``max_step`` is in radians per control tick: ``max_velocity [rad/s] / control_rate [Hz]``.
 """
@@ -101,12 +107,21 @@ def filter_action(action: np.ndarray, previous: np.ndarray, limits: SafetyLimits
     if not np.isfinite(a).all():
         return SafetyResult(p.copy(), np.zeros_like(p), False, False, True)
     a1 = np.clip(a, limits.lower, limits.upper)
-    a2 = np.clip(a1, p - limits.max_step, p + limits.max_step)
+    d = a1 - p
+    over = np.abs(d) > limits.max_step
+    if over.any():
+        scale = float(np.min(limits.max_step[over] / np.abs(d[over])))
+        a2 = p + scale * d
+        # rounding guard: stay within the step and on p's side of the box
+        a2 = np.clip(a2, p - limits.max_step, p + limits.max_step)
+        a2 = np.clip(a2, np.minimum(limits.lower, p), np.maximum(limits.upper, p))
+    else:
+        a2 = a1
     return SafetyResult(
         action=a2,
         delta=a2 - p,
         clamped=bool((a1 != a).any()),
-        rate_limited=bool((a2 != a1).any()),
+        rate_limited=bool(over.any()),
         rejected=False,
     )
 
