@@ -2,6 +2,10 @@
 observation assembly and tick loop as the node, in one thread, deterministic and fast. Used to
 select training settings; the through-the-node numbers come from `sfp eval sim`.
 
+Like the node, every action passes the safety filter with the sim preset's position and velocity
+limits (config/robots/sim.yaml; ``--no-safety`` to skip it), and each plan is anchored at the
+last safe command.
+
     python -m streaming_flow_ros.apps.offline_eval CHECKPOINT [--episodes 50] [--rate 100]
 """
 
@@ -15,6 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..policy.protocol import Observation, RuntimeConfig, RuntimePolicy
+from ..policy.safety import SafetyFilter, SafetyLimits
+from ..presets import load_preset
 from ..policy.streaming import load_policy
 from ..sim.rollout import CAMERA_NAME, episode_seed, rollout
 from ..sim.rollout import Observation as SimObservation
@@ -29,8 +35,10 @@ class PolicySource:
 
     policy: RuntimePolicy
     reanchor_every: int = 1
+    limits: SafetyLimits | None = None  # None: no safety filter
 
     def __post_init__(self) -> None:
+        self.safety = SafetyFilter(self.limits) if self.limits is not None else None
         self.period = 1.0 / self.policy.spec.data_rate_hz
         self.q_hist: deque = deque(maxlen=self.policy.obs_horizon)
         self.img_hist: deque = deque(maxlen=self.policy.obs_horizon)
@@ -48,17 +56,33 @@ class PolicySource:
                 self.img_hist.appendleft(self.img_hist[0])
             if not self.started:
                 self.policy.reset(obs.position)
+                if self.safety is not None:
+                    self.safety.reset(obs.position)
                 self.started = True
             if self.count % self.reanchor_every == 0:
                 images = {CAMERA_NAME: np.stack(self.img_hist)} if self.policy.spec.cameras else {}
                 plan = self.policy.prepare(Observation(np.stack(self.q_hist), images, obs.time))
-                self.policy.start(plan, measured_state=obs.position)
+                anchor = self.safety.last if self.safety is not None else None
+                self.policy.start(plan, measured_state=obs.position, anchor=anchor)
             self.count += 1
-        return self.policy.step().action
+        action = self.policy.step().action
+        if self.safety is None:
+            return action
+        safe = self.safety(action)
+        if safe.rejected:
+            self.policy.reset(safe.action)
+        return safe.action
+
+
+def preset_limits(name: str, control_rate_hz: float) -> SafetyLimits:
+    """The safety limits of a robot preset at a control rate (as the node builds them)."""
+    p = load_preset(name)
+    return SafetyLimits.from_velocity(p["position_lower"], p["position_upper"], p["max_velocity"], control_rate_hz)
 
 
 def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate_hz: float = 100.0,
-             reanchor_every: int = 1, runtime: RuntimeConfig | None = None) -> dict:
+             reanchor_every: int = 1, runtime: RuntimeConfig | None = None,
+             limits: SafetyLimits | None = None) -> dict:
     """Success/collision rates over ``episodes`` scenes (seeds disjoint from the training seeds
     by default), with per-episode metrics."""
     cfg = runtime or RuntimeConfig(control_rate_hz=control_rate_hz)
@@ -66,7 +90,7 @@ def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate
     for i in range(episodes):
         policy = load_policy(checkpoint, replace(cfg, seed=cfg.seed + i))  # noise seed per episode
         s = episode_seed(seed, i)
-        rec = rollout(scene_for_seed(s), PolicySource(policy, reanchor_every), command_rate_hz=control_rate_hz,
+        rec = rollout(scene_for_seed(s), PolicySource(policy, reanchor_every, limits), command_rate_hz=control_rate_hz,
                       stop_after_success=0.3)
         m = rec.metrics
         per.append({"seed": s, "success": bool(m.success), "collision": bool(m.collision),
@@ -90,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reanchor-every", type=int, default=8, help="observations per re-anchor (sim preset: 8)")
     p.add_argument("--start-sigma", type=float, default=0.1, help="start noise on the first plan (sim preset: 0.1)")
     p.add_argument("--noise-seed", type=int, default=0, help="runtime seed of episode 0 (episode i: + i)")
+    p.add_argument("--no-safety", action="store_true", help="skip the node's safety filter (sim preset limits)")
     a = p.parse_args(argv)
     rc = RuntimeConfig(control_rate_hz=a.rate, start_sigma=a.start_sigma, start_noise="first", seed=a.noise_seed)
-    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc)
+    limits = None if a.no_safety else preset_limits("sim", a.rate)
+    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc, limits)
     print(json.dumps({k: v for k, v in r.items() if k != "per_episode"}))
     return 0
 

@@ -20,14 +20,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rclpy
-import yaml
 from rclpy.parameter import Parameter
 
+from ..presets import load_preset  # noqa: F401 -- re-exported (tests, soak)
 from .runner import make_executor, run_node_in_thread, spin
 from .sim_nodes import SimWorld, create_sim_nodes
 from ..sim.arm import forward_kinematics
@@ -39,25 +38,6 @@ REMAPS = [
     "-r", "image_raw:=camera/image_raw",
     "-r", "joint_trajectory:=joint_trajectory_controller/joint_trajectory",
 ]
-
-
-def _find_preset(name: str) -> Path:
-    here = Path(__file__).resolve()
-    for base in (here.parents[2] / "config" / "robots", here.parents[1] / "config" / "robots"):
-        p = base / f"{name}.yaml"
-        if p.is_file():
-            return p
-    import sys
-
-    p = Path(sys.prefix) / "share" / "streaming_flow_ros" / "config" / "robots" / f"{name}.yaml"
-    if p.is_file():
-        return p
-    raise ValueError(f"robot preset {name!r} not found (looked in config/robots and share/)")
-
-
-def load_preset(name: str = "sim") -> dict[str, Any]:
-    doc = yaml.safe_load(_find_preset(name).read_text())
-    return dict(doc["/**"]["ros__parameters"])
 
 
 @dataclass
