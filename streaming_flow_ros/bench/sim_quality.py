@@ -96,10 +96,12 @@ def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None
 def evaluate(method: str, checkpoint: str, settings: Settings) -> dict[str, Any]:
     """``settings.episodes`` episodes of ``method`` through the real node on the sim."""
     from ..ros.closed_loop import ClosedLoop, summarize
+    from .common import CpuSteal
     from .latency import NODE_PARAMS
 
     params = {} if method == "sfp" else dict(NODE_PARAMS[method])  # SFP: the sim preset's own
     results = []
+    steal = CpuSteal()
     with ClosedLoop(checkpoint, settings.control_rate_hz, seed=settings.eval_seed, node_parameters=params,
                     time_limit_s=settings.time_limit_s) as loop:
         for i in range(settings.episodes):
@@ -109,7 +111,8 @@ def evaluate(method: str, checkpoint: str, settings: Settings) -> dict[str, Any]
     return {"success_rate": s["success_rate"], "collision_rate": s["collision_rate"],
             "reached_rate": s["reached_rate"], "ticks_ratio": s["ticks_ratio"],
             "obs_to_cmd_p50_ms": node["obs_to_cmd_p50_ms"], "jerk_rms_mean": s["jerk_rms_mean"],
-            "episodes": s["episodes"], "node_params": params}
+            "episodes": s["episodes"], "node_params": params, "cpu_steal": steal.share(),
+            "period_err_p99_ms": node["period_err_p99_ms"]}
 
 
 def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
@@ -134,8 +137,8 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
                 path.write_text(json.dumps(r, indent=2, default=float))
             r = {**r, "seed": seed, "train": summary}
             per[m].append(r)
-            log.info("%s seed %d: success %.2f, collisions %.2f, ticks %.4f", m, seed,
-                     r["success_rate"], r["collision_rate"], r["ticks_ratio"])
+            log.info("%s seed %d: success %.2f, collisions %.2f, ticks %.4f, CPU steal %.1f %%", m, seed,
+                     r["success_rate"], r["collision_rate"], r["ticks_ratio"], 100 * r.get("cpu_steal", float("nan")))
     for m, rows in per.items():
         succ = np.array([r["success_rate"] for r in rows])
         doc[m] = {
@@ -157,11 +160,12 @@ def format_report(doc: dict[str, Any]) -> str:
     for m in doc["settings"]["methods"]:
         r = doc[m]
         per_seed = " / ".join(f"{s['success_rate']:.2f}" for s in r["seeds"])
+        steal = max(s.get("cpu_steal", float("nan")) for s in r["seeds"])
         rows.append([m, f"{r['success_mean']:.3f} ± {r['success_std']:.3f}", per_seed,
                      f"{r['collision_mean']:.3f}", f"{100 * r['ticks_ratio_mean']:.2f} %",
-                     f"{r['obs_to_cmd_p50_ms']:.1f}"])
+                     f"{r['obs_to_cmd_p50_ms']:.1f}", f"{100 * steal:.1f} %"])
     return format_table(["method", "success (mean ± std)", "per seed", "collisions", "ticks",
-                         "obs->cmd p50 ms"], rows)
+                         "obs->cmd p50 ms", "CPU steal (max)"], rows)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
