@@ -173,6 +173,25 @@ def test_one_waypoint_per_tick_at_data_rate_then_hold(ckpts, kind):
     assert r.hold and np.array_equal(r.action, plan.actions[7]) and r.t == pytest.approx(0.5)
 
 
+def test_waypoints_that_passed_while_sampling_are_skipped(ckpts):
+    """start(now=...) skips the waypoints whose time passed since the observation (10 Hz data:
+    0.35 s -> 3), keeps action_horizon of them; skip_elapsed=False or no ``now`` skips none."""
+    p = load_policy(ckpts["dp"], ChunkRuntimeConfig(control_rate_hz=10.0))
+    plan = p.prepare(obs())
+    p.reset(np.zeros(3))
+    p.start(plan, now=plan.stamp + 0.35)
+    assert p.skipped == 3
+    assert np.allclose([p.step().action for _ in range(8)], plan.actions[3:11])
+    p.start(plan, now=plan.stamp + 5.0)  # very stale: at most pred - action horizon skipped
+    assert p.skipped == 8 and np.allclose(p.step().action, plan.actions[8])
+    p.start(plan, now=plan.stamp - 1.0)  # a stamp in the future skips nothing
+    assert p.skipped == 0
+    q = load_policy(ckpts["dp"], ChunkRuntimeConfig(control_rate_hz=10.0, skip_elapsed=False))
+    q.reset(np.zeros(3))
+    q.start(plan, now=plan.stamp + 0.35)
+    assert q.skipped == 0 and np.allclose(q.step().action, plan.actions[0])
+
+
 @pytest.mark.parametrize("kind", ["dp", "fm_chunk"])
 def test_interpolation_at_control_rate_visits_the_waypoints(ckpts, kind):
     p = load_policy(ckpts[kind], ChunkRuntimeConfig(control_rate_hz=50.0))  # m = 5 ticks per waypoint

@@ -55,9 +55,9 @@ class Spy:
     def reset(self, action):
         self.inner.reset(action)
 
-    def start(self, plan, measured_state=None, anchor=None):
+    def start(self, plan, measured_state=None, anchor=None, now=None):
         self.starts += 1
-        self.inner.start(plan, measured_state, anchor)
+        self.inner.start(plan, measured_state, anchor, now)
 
     def step(self):
         r = self.inner.step()

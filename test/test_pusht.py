@@ -81,7 +81,7 @@ class _Recorder:
     def reset(self, action):
         self._a = np.asarray(action, float)
 
-    def start(self, plan, measured_state=None, anchor=None):
+    def start(self, plan, measured_state=None, anchor=None, now=None):
         self.seen.append((self.steps, plan.state.copy()))
 
     def step(self):

@@ -215,8 +215,8 @@ class FaultyPolicy:
     def reset(self, action):
         self.inner.reset(action)
 
-    def start(self, plan, measured_state=None, anchor=None):
-        self.inner.start(plan, measured_state, anchor=anchor)
+    def start(self, plan, measured_state=None, anchor=None, now=None):
+        self.inner.start(plan, measured_state, anchor=anchor, now=now)
 
     def step(self):
         r = self.inner.step()

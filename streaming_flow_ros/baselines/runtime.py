@@ -50,10 +50,14 @@ class ChunkRuntimeConfig(RuntimeConfig):
         (DP: ddim, FM-chunk: euler).
     inference_steps: denoising / Euler steps per chunk; None = DEFAULT_STEPS[sampler]
         (ddpm 100, ddim 10, euler 10).
+    skip_elapsed: when ``start`` gets ``now``, skip the waypoints whose time (observation stamp
+        + j / data_rate) has already passed while the chunk was sampled -- Diffusion Policy's
+        real-robot latency handling -- keeping at least action_horizon waypoints.
     """
 
     sampler: ChunkSampler | None = None
     inference_steps: int | None = None
+    skip_elapsed: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,6 +73,7 @@ class ChunkRuntimeConfig(RuntimeConfig):
         fields_ = asdict(base) if base is not None else {}
         fields_.pop("sampler", None)
         fields_.pop("inference_steps", None)
+        fields_.pop("skip_elapsed", None)
         return cls(**fields_, sampler=sampler, inference_steps=inference_steps)
 
 
@@ -117,6 +122,7 @@ class _ChunkRuntime:
         self._waypoints: np.ndarray | None = None  # (action_horizon + 1, D_a): anchor, a_1..a_Ta
         self._t = 0.0
         self._last: np.ndarray | None = None
+        self.skipped = 0  # waypoints skipped by the last start() (skip_elapsed)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -158,10 +164,13 @@ class _ChunkRuntime:
         self._last = self._checked(action, "reset action")
         self._plan, self._waypoints, self._t = None, None, 0.0
 
-    def start(self, plan: ChunkPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None) -> None:
+    def start(self, plan: ChunkPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None,
+              now: float | None = None) -> None:
         """Begin executing ``plan`` from the (blended) anchor; flow time -> 0.
 
-        anchor: the action to continue from (robot units); default the last action produced."""
+        anchor: the action to continue from (robot units); default the last action produced.
+        now: the caller's clock (s, same clock as the plan's stamp); with ``skip_elapsed`` the
+        waypoints whose time has passed are skipped (``skipped`` says how many)."""
         if not isinstance(plan, ChunkPlan):
             raise ValueError(f"start() needs a ChunkPlan from prepare(), got {type(plan).__name__}")  # noqa: TRY004 (as SFP)
         if plan.actions.shape != (self.pred_horizon, self._D):
@@ -170,7 +179,12 @@ class _ChunkRuntime:
         if anchor is not None:
             self._last = self._checked(anchor, "anchor")
         anchor = resolve_anchor(self.config, self._last, measured, self._same_names)
-        self._waypoints = np.vstack([anchor[None], plan.actions[: self.action_horizon]])
+        k = 0
+        if now is not None and getattr(self.config, "skip_elapsed", True):
+            elapsed = float(now) - plan.stamp
+            k = int(np.clip(math.floor(elapsed * self.spec.data_rate_hz), 0, self.pred_horizon - self.action_horizon))
+        self.skipped = k
+        self._waypoints = np.vstack([anchor[None], plan.actions[k: k + self.action_horizon]])
         self._plan, self._t = plan, 0.0
         if self._last is None:
             self._last = anchor.copy()

@@ -125,10 +125,12 @@ class StreamingFlowPolicy:
         self._last = self._checked(action, "reset action")
         self._plan, self._x, self._t, self._fresh = None, None, 0.0, True
 
-    def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None) -> None:
+    def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None,
+              now: float | None = None) -> None:
         """Receding horizon: flow time -> 0 at the (blended) anchor, with a new plan.
 
-        anchor: the action to continue from (robot units); default the last action produced."""
+        anchor: the action to continue from (robot units); default the last action produced.
+        now: unused (the flow starts at the anchor whatever the plan's age)."""
         if not isinstance(plan, SFPPlan):
             raise ValueError(f"start() needs an SFPPlan from prepare(), got {type(plan).__name__}")
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)

@@ -435,7 +435,7 @@ class PolicyNode(LifecycleNode):
             tel.plans_dropped += 1
             plan = None
         if plan is not None:  # re-anchor at the last *commanded* (safety-filtered) action
-            self.policy.start(plan.plan, self._measured_state, anchor=self._safety.last)
+            self.policy.start(plan.plan, self._measured_state, anchor=self._safety.last, now=now)
             self._ticks_since_start = 0
             tel.reanchors += 1
             started = plan.stamp
