@@ -57,12 +57,24 @@ def test_outside_limits_walks_in_at_step_rate(lp, action):
 def test_rate_limit_keeps_the_direction(lp, action):
     """A rate-limited step is the proposed step scaled down (same direction): the arm follows
     the commanded path, slower, instead of bending it joint by joint."""
+    check_direction(lp, action)
+
+
+def test_rate_limit_rounding_edge():
+    # found by hypothesis: the clipped step exceeds max_step by one rounding error only
+    lim = SafetyLimits(np.full(D, -1.0), np.full(D, -0.99), np.full(D, 0.01))
+    check_direction((lim, np.full(D, -1.0)), np.zeros(D))
+    r = filter_action(np.zeros(D), np.full(D, -1.0), lim)
+    assert (r.action <= -0.99).all() and (np.abs(r.delta) <= 0.01 * (1 + 1e-12)).all()
+
+
+def check_direction(lp, action):
     limits, prev = lp
     r = filter_action(action, prev, limits)
     want = np.clip(action, limits.lower, limits.upper) - prev
     if r.rate_limited:
         scale = np.dot(r.delta, want) / np.dot(want, want)
-        assert 0.0 < scale < 1.0
+        assert 0.0 < scale <= 1.0 + 1e-9  # ~1 when the step exceeds max_step by rounding only
         np.testing.assert_allclose(r.delta, scale * want, atol=1e-9)
         assert np.isclose(np.abs(r.delta) / limits.max_step, 1.0, atol=1e-9).any(), "the binding joint moves a full step"
     else:
