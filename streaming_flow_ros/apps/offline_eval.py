@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
     p.add_argument("--reanchor-every", type=int, default=8, help="observations per re-anchor (sim preset: 8)")
-    p.add_argument("--start-sigma", type=float, default=0.1, help="start noise on the first plan (sim preset: 0.1)")
+    p.add_argument("--start-sigma", type=float, default=0.0, help="start noise on the first plan (sim preset: 0)")
     p.add_argument("--noise-seed", type=int, default=0, help="runtime seed of episode 0 (episode i: + i)")
     p.add_argument("--no-safety", action="store_true", help="skip the node's safety filter (sim preset limits)")
     a = p.parse_args(argv)
