@@ -1,5 +1,6 @@
-"""Robot presets (config/robots/<name>.yaml) as plain parameter dicts, without ROS: the node,
-the closed-loop harness and the offline evaluator read the same file."""
+"""The package's shipped config files without ROS: robot presets (config/robots/<name>.yaml) as
+plain parameter dicts, and the path of any file under config/ (training configs). The node, the
+closed-loop harness, the offline evaluator and the benchmarks read the same files."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ from typing import Any
 import yaml
 
 
-def find_preset(name: str) -> Path:
-    """config/robots/<name>.yaml in the source tree, or the installed share/ directory."""
+def find_config(*parts: str) -> Path:
+    """config/<parts...> in the source tree, or in the installed share/ directory."""
     here = Path(__file__).resolve()
-    candidates = [here.parents[1] / "config" / "robots", here.parent / "config" / "robots",
-                  Path(sys.prefix) / "share" / "streaming_flow_ros" / "config" / "robots"]
-    for base in candidates:
-        p = base / f"{name}.yaml"
+    roots = [here.parents[1] / "config", here.parent / "config",
+             Path(sys.prefix) / "share" / "streaming_flow_ros" / "config"]
+    for root in roots:
+        p = root.joinpath(*parts)
         if p.is_file():
             return p
-    raise ValueError(f"robot preset {name!r} not found (looked in config/robots and share/)")
+    raise ValueError(f"config/{'/'.join(parts)} not found (looked in the source tree and share/)")
+
+
+def find_preset(name: str) -> Path:
+    """config/robots/<name>.yaml."""
+    return find_config("robots", f"{name}.yaml")
 
 
 def load_preset(name: str = "sim") -> dict[str, Any]:

@@ -3,14 +3,13 @@ over DDS, one short episode each. Success is not asserted (a noisy CI machine ch
 that the loop streams, moves the arm and reports is."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 from domain_coordinator import domain_id
 
-from streaming_flow_ros.ros.closed_loop import ClosedLoop, summarize
 from streaming_flow_ros.cli import main as sfp_main
+from streaming_flow_ros.ros.closed_loop import ClosedLoop, summarize
 from streaming_flow_ros.ros.node import DEFAULT_CHECKPOINT
 
 

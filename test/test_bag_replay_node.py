@@ -16,8 +16,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_harness import ros_context
 from trajectory_msgs.msg import JointTrajectoryPoint
 
-from streaming_flow_ros.ros.closed_loop import load_preset
 from streaming_flow_ros.data.bags import read_messages
+from streaming_flow_ros.presets import load_preset
 from streaming_flow_ros.ros.play import BagPlayer
 from streaming_flow_ros.ros.runner import autostart, run_node_in_thread, spin
 

@@ -14,7 +14,13 @@ from streaming_flow_ros.sim.arm import (
     forward_kinematics,
 )
 from streaming_flow_ros.sim.camera import CameraConfig, TopDownCamera
-from streaming_flow_ros.sim.expert import PlanningError, SIDES, ScriptedExpert, plan, side_wall
+from streaming_flow_ros.sim.expert import (
+    SIDES,
+    PlanningError,
+    ScriptedExpert,
+    plan,
+    side_wall,
+)
 from streaming_flow_ros.sim.rollout import (
     episode_seed,
     expert_episodes_to_dataset,

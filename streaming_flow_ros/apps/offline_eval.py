@@ -20,8 +20,9 @@ import numpy as np
 
 from ..policy.protocol import Observation, RuntimeConfig, RuntimePolicy
 from ..policy.safety import SafetyFilter, SafetyLimits
-from ..presets import load_preset
 from ..policy.streaming import load_policy
+from ..presets import load_preset
+from ..ros.params import NodeParams, resolve_limits  # plain dataclasses, no rclpy
 from ..sim.rollout import CAMERA_NAME, episode_seed, rollout
 from ..sim.rollout import Observation as SimObservation
 from ..sim.task import scene_for_seed
@@ -74,21 +75,24 @@ class PolicySource:
         return safe.action
 
 
-def preset_limits(name: str, control_rate_hz: float) -> SafetyLimits:
-    """The safety limits of a robot preset at a control rate (as the node builds them)."""
-    p = load_preset(name)
-    return SafetyLimits.from_velocity(p["position_lower"], p["position_upper"], p["max_velocity"], control_rate_hz)
+def preset_limits(name: str, policy: RuntimePolicy, control_rate_hz: float) -> SafetyLimits:
+    """The safety limits the node builds for ``policy`` with robot preset ``name`` at a control
+    rate: the preset's limits intersected with the checkpoint's action bounds."""
+    params = NodeParams.from_mapping({**load_preset(name), "control_rate_hz": control_rate_hz})
+    return resolve_limits(params, policy.spec)
 
 
 def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate_hz: float = 100.0,
              reanchor_every: int = 1, runtime: RuntimeConfig | None = None,
-             limits: SafetyLimits | None = None) -> dict:
+             preset: str | None = "sim") -> dict:
     """Success/collision rates over ``episodes`` scenes (seeds disjoint from the training seeds
-    by default), with per-episode metrics."""
+    by default), with per-episode metrics. ``preset``: the robot preset whose limits the safety
+    filter applies, as in the node (None: no safety filter)."""
     cfg = runtime or RuntimeConfig(control_rate_hz=control_rate_hz)
     per = []
     for i in range(episodes):
         policy = load_policy(checkpoint, replace(cfg, seed=cfg.seed + i))  # noise seed per episode
+        limits = preset_limits(preset, policy, control_rate_hz) if preset else None
         s = episode_seed(seed, i)
         rec = rollout(scene_for_seed(s), PolicySource(policy, reanchor_every, limits), command_rate_hz=control_rate_hz,
                       stop_after_success=0.3)
@@ -117,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-safety", action="store_true", help="skip the node's safety filter (sim preset limits)")
     a = p.parse_args(argv)
     rc = RuntimeConfig(control_rate_hz=a.rate, start_sigma=a.start_sigma, start_noise="first", seed=a.noise_seed)
-    limits = None if a.no_safety else preset_limits("sim", a.rate)
-    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc, limits)
+    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc, None if a.no_safety else "sim")
     print(json.dumps({k: v for k, v in r.items() if k != "per_episode"}))
     return 0
 

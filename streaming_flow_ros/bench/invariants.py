@@ -158,6 +158,7 @@ class InvariantChecker:
         now = time.monotonic()
         self._streams["action"].anchor_until = now + grace_s
         self._inputs = _Inputs()
+        self._action_jump_at: float | None = None  # time of the last ~/action step violation
         self._ctrl_index = np.array([contract.action_names.index(n) for n in contract.controller_joints],
                                     np.intp)  # action[idx] = controller order
         self._inverse = np.argsort(self._ctrl_index)  # controller[inv] = action order
@@ -400,7 +401,7 @@ class InvariantChecker:
         """The enable/activate event travels on another topic than the commands: the node's
         re-anchor jump on ~/action can arrive before it. One action-stream step violation within
         ``grace_s`` before the event is that allowed jump: retract it."""
-        t = getattr(self, "_action_jump_at", None)
+        t = self._action_jump_at
         if t is None or now - t > self.grace_s:
             return
         self._action_jump_at = None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import multiprocessing as mp
@@ -144,7 +145,7 @@ def _steal_free(marks, period_err: list[float], rate: float) -> dict[str, float]
     ticks = expected = 0.0
     samples: list[float] = []
     seconds = 0.0
-    for (t0, k0, n0, s0), (t1, k1, n1, s1) in zip(marks, marks[1:]):
+    for (t0, k0, n0, s0), (t1, k1, n1, s1) in itertools.pairwise(marks):
         if s0 is None or s1 is None or s1 != s0:
             continue
         ticks += k1 - k0

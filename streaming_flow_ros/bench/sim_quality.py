@@ -39,7 +39,6 @@ from .common import format_table, machine_info, versions
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
 METHODS = ("sfp", "dp_ddpm", "dp_ddim", "fm_chunk")
 # method -> training slot (one DP checkpoint serves DDPM and DDIM sampling)
 SLOT = {"sfp": "sfp", "dp_ddpm": "dp", "dp_ddim": "dp", "fm_chunk": "fm_chunk"}
@@ -57,13 +56,6 @@ class Settings:
     time_limit_s: float | None = None  # None: the task's own limit
 
 
-def config_path(slot: str) -> Path:
-    for base in (ROOT / "config" / "train", ROOT.parent / "share" / "streaming_flow_ros" / "config" / "train"):
-        if (base / CONFIGS[slot]).is_file():
-            return base / CONFIGS[slot]
-    raise FileNotFoundError(f"training config {CONFIGS[slot]} not found under config/train")
-
-
 def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None,
                threads: int | None = None) -> dict[str, Any]:
     """Train (or reuse) one slot; returns its train summary. ``threads``: torch threads (default:
@@ -74,19 +66,15 @@ def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None
         if steps is None or summary.get("steps") == steps:
             log.info("reusing %s", out)
             return summary
-    if slot == "sfp":
-        from ..train.config import TrainConfig
-        from ..train.pipeline import train_from_dataset
+    from ..baselines.train import BaselineTrainConfig, train_baseline
+    from ..presets import find_config
+    from ..train.config import TrainConfig
+    from ..train.pipeline import train_from_dataset
 
-        cfg = TrainConfig.from_yaml(config_path(slot))
-        cfg = replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"threads": threads} if threads else {}))
-        path, result = train_from_dataset(dataset, out, cfg, resume=False)
-    else:
-        from ..baselines.train import BaselineTrainConfig, train_baseline
-
-        cfg = BaselineTrainConfig.from_yaml(config_path(slot))
-        cfg = replace(cfg, seed=seed, **({"steps": steps} if steps else {}), **({"threads": threads} if threads else {}))
-        path, result = train_baseline(dataset, out, cfg, resume=False)
+    config_cls, train_fn = (TrainConfig, train_from_dataset) if slot == "sfp" else (BaselineTrainConfig, train_baseline)
+    overrides = {k: v for k, v in (("steps", steps), ("threads", threads)) if v}
+    cfg = replace(config_cls.from_yaml(find_config("train", CONFIGS[slot])), seed=seed, **overrides)
+    path, result = train_fn(dataset, out, cfg, resume=False)
     summary = {"checkpoint": str(path), "steps": cfg.steps, "seed": seed, "seconds": result.seconds,
                "loss": result.final_loss, "val_loss": result.val_loss}
     summary_path.write_text(json.dumps(summary, indent=2, default=float))
@@ -128,10 +116,8 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
         for m in settings.methods:
             path = workdir / "eval" / f"{m}_seed{seed}.json"
             summary = trained[SLOT[m]]
-            if path.is_file() and json.loads(path.read_text()).get("episodes") == settings.episodes \
-                    and json.loads(path.read_text()).get("checkpoint") == summary["checkpoint"]:
-                r = json.loads(path.read_text())
-            else:
+            r = json.loads(path.read_text()) if path.is_file() else {}
+            if (r.get("episodes"), r.get("checkpoint")) != (settings.episodes, summary["checkpoint"]):
                 r = {**evaluate(m, summary["checkpoint"], settings), "checkpoint": summary["checkpoint"]}
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(r, indent=2, default=float))

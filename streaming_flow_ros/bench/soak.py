@@ -102,7 +102,8 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
     is called after each window (printing); ``domain_id`` None = ROS_DOMAIN_ID / default."""
     import rclpy
 
-    from ..ros.closed_loop import REMAPS, load_preset
+    from ..presets import load_preset
+    from ..ros.closed_loop import REMAPS
     from ..ros.runner import make_executor, run_node_in_thread, spin
     from ..ros.sim_nodes import SimWorld, create_sim_nodes
     from .common import machine_info

@@ -26,10 +26,10 @@ import numpy as np
 import rclpy
 from rclpy.parameter import Parameter
 
-from ..presets import load_preset  # noqa: F401 -- re-exported (tests, soak)
+from ..presets import load_preset
+from ..sim.arm import forward_kinematics
 from .runner import make_executor, run_node_in_thread, spin
 from .sim_nodes import SimWorld, create_sim_nodes
-from ..sim.arm import forward_kinematics
 
 log = logging.getLogger(__name__)
 

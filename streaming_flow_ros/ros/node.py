@@ -237,10 +237,8 @@ class PolicyNode(LifecycleNode):
         if self.tick_source == "thread":
             self._ticker = TickThread(self._cfg.period, self._on_tick, self._cfg.tick_priority)
             self._ticker.start()
-            if self._cfg.tick_priority:
-                time.sleep(0.01)  # the thread sets its priority first thing
-                if self._ticker.priority_error:
-                    self.get_logger().warning(self._ticker.priority_error)
+            if self._ticker.priority_error:
+                self.get_logger().warning(self._ticker.priority_error)
         else:
             self._timer = self.create_timer(self._cfg.period, self._on_tick, callback_group=self._timer_group)
         return super().on_activate(state)

@@ -43,6 +43,7 @@ class TickThread:
         self._priority = priority
         self._clock, self._sleep = clock, sleep  # injectable for deterministic tests
         self._stop = threading.Event()
+        self._ready = threading.Event()  # set once the thread has applied its priority
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.missed = 0  # grid points skipped after overruns
         self.priority_error = ""
@@ -50,7 +51,9 @@ class TickThread:
         self.last_error = ""
 
     def start(self) -> None:
+        """Start the thread; returns once its priority is applied (``priority_error`` is set)."""
         self._thread.start()
+        self._ready.wait(5.0)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop and wait for a running tick to finish (no-op from the tick thread itself)."""
@@ -72,6 +75,7 @@ class TickThread:
 
     def _run(self) -> None:
         self._set_priority()
+        self._ready.set()
         period, clock = self.period, self._clock
         deadline = clock() + period
         while not self._stop.is_set():
