@@ -72,9 +72,14 @@ def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_dom
                      "--camera-topic", "camera=/camera/image_raw", "--rate", "10", "--action-source", "command",
                      "--action-topic", "/joint_trajectory_controller/joint_trajectory"]) == 0
     js = tmp_path / "sim.json"
+    stress = ["--latency-ms", "0,300", "--stress-methods", "sfp"]
     assert sfp_main(["bench", "sim", "--quick", "--dataset", str(data), "--workdir", str(tmp_path / "work"),
-                     "--methods", "sfp,dp_ddim", "--json", str(js)]) == 0
+                     "--methods", "sfp,dp_ddim", "--json", str(js), *stress]) == 0
     doc = json.loads(js.read_text())
+    lat = doc["stress"]["latency"]
+    assert set(lat) == {"sfp"} and set(lat["sfp"]) == {"0", "300"}
+    assert [lat["sfp"][k]["latency_s"] for k in ("0", "300")] == [0.0, 0.3]
+    assert all(r["episodes"] == 1 and 0.0 <= r["success_rate"] <= 1.0 for r in lat["sfp"].values())
     for m in ("sfp", "dp_ddim"):
         r = doc[m]
         assert len(r["seeds"]) == 1 and r["seeds"][0]["episodes"] == 2 and r["seeds"][0]["train"]["steps"] == 20
@@ -85,6 +90,18 @@ def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_dom
     cached = sorted((tmp_path / "work").rglob("*.json")) + sorted((tmp_path / "work").rglob("*.safetensors"))
     before = {p: p.stat().st_mtime_ns for p in cached}
     assert sfp_main(["bench", "sim", "--quick", "--dataset", str(data), "--workdir", str(tmp_path / "work"),
-                     "--methods", "sfp,dp_ddim", "--json", str(js)]) == 0
-    assert len(before) >= 6 and all(p.stat().st_mtime_ns == t for p, t in before.items())
+                     "--methods", "sfp,dp_ddim", "--json", str(js), *stress]) == 0
+    assert len(before) >= 8 and all(p.stat().st_mtime_ns == t for p, t in before.items())
     assert json.loads(js.read_text())["sfp"]["success_mean"] == doc["sfp"]["success_mean"]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--latency-ms", "abc"], "comma-separated integers"),
+    (["--latency-ms", "5000"], r"\[0, 2000\]"),
+    (["--latency-ms", "100", "--stress-methods", "foo"], "unknown stress methods"),
+])
+def test_bench_sim_rejects_bad_stress_arguments(tmp_path, capsys, args, msg):
+    import re
+
+    assert sfp_main(["bench", "sim", "--dataset", str(tmp_path), "--workdir", str(tmp_path / "w"), *args]) == 2
+    assert re.search(msg, capsys.readouterr().err)

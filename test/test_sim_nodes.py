@@ -172,3 +172,45 @@ def test_sfp_sim_command_runs_and_exits(tmp_path):
         )
     assert out.returncode == 0, out.stderr
     assert "final episode metrics" in out.stdout
+
+
+def test_delay_line_holds_messages_back_by_the_latency():
+    from streaming_flow_ros.ros.sim_nodes import DelayLine
+
+    line = DelayLine(0.1)
+    for k in range(10):  # captured every 20 ms
+        line.push(0.02 * k, k)
+    assert line.due(0.05) == []  # nothing is 100 ms old yet
+    assert line.due(0.14) == [0, 1, 2]  # captured at 0, 0.02, 0.04 (<= 0.14 - 0.1)
+    assert line.due(0.14) == [] and len(line) == 7
+    assert line.due(10.0) == list(range(3, 10))
+    passthrough = DelayLine(0.0)
+    passthrough.push(1.0, "a")
+    assert passthrough.due(1.0) == ["a"]
+    bounded = DelayLine(1.0, max_len=3)
+    for k in range(5):
+        bounded.push(0.0, k)
+    assert bounded.due(1.0) == [2, 3, 4]  # a stalled consumer keeps only the newest
+    for bad in (-0.1, float("nan"), 3.0):
+        with pytest.raises(ValueError, match="latency_s"):
+            DelayLine(bad)
+
+
+def test_sensor_latency_delays_joint_states_and_frames(ctx):
+    """With sensor_latency_s the messages arrive that late after their (capture-time) stamps."""
+    latency = 0.2
+    h = Harness(ctx, sensor_latency_s=latency, joint_state_rate_hz=100.0)
+    try:
+        ages_js, ages_img = [], []
+
+        def age(msg):
+            return h.probe.get_clock().now().nanoseconds * 1e-9 - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+        h.probe.create_subscription(JointState, "joint_states", lambda m: ages_js.append(age(m)), 50)
+        h.probe.create_subscription(Image, "camera/image_raw", lambda m: ages_img.append(age(m)), 10)
+        assert h.spin_until(lambda: len(ages_js) >= 30 and len(ages_img) >= 5)
+        # never early; late by the latency plus scheduling (and up to one camera period for frames)
+        assert min(ages_js) >= latency - 0.011 and np.median(ages_js) < latency + 0.05
+        assert min(ages_img) >= latency - 0.011 and np.median(ages_img) < latency + 1 / 30 + 0.05
+    finally:
+        h.close()

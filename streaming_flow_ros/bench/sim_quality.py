@@ -3,6 +3,7 @@ the chunk baselines, over training seeds.
 
     sfp bench sim --dataset runs/default_policy/dataset --workdir runs/sim_quality \
         [--seeds 3] [--steps 8000] [--episodes 50] [--methods sfp,dp_ddpm,dp_ddim,fm_chunk] \
+        [--latency-ms 0,100,200,400 [--stress-episodes 20] [--stress-methods ...]] \
         [--json PATH] [--quick]
 
 Per seed: SFP is trained with config/train/sim.yaml, DP (one checkpoint for DP-DDPM and
@@ -18,10 +19,17 @@ JSON::
     {"<method>": {"success_mean", "success_std", "collision_mean", "ticks_ratio_mean",
                   "obs_to_cmd_p50_ms", "seeds": [{"seed", "success_rate", "collision_rate",
                   "ticks_ratio", "obs_to_cmd_p50_ms", "jerk_rms_mean", "train": {...}}]},
+     "stress": {"latency": {"<method>": {"<ms>": {"success_rate", ...}}}, "episodes"},  # --latency-ms
      "settings": {...}, "machine": {...}, "versions": {...}}
 
+Delay stress (``--latency-ms``): the seed-0 checkpoint of each stress method with the simulated
+joint states and camera frames published that many ms after capture (stamped with the capture
+time; the camera publishes on its 30 Hz ticks, so a frame waits up to one extra frame period).
+This is a sensing delay the node cannot see except through the stamps: SFP keeps streaming from
+old observations; a chunk method skips the waypoints whose time passed since its observation.
+
 Re-running with the same ``--workdir`` reuses finished trainings (``train_summary.json``) and
-evaluations (``eval/<method>_seed<S>.json``). ``--quick``: 20 training steps, 1 seed, 2 episodes of at
+evaluations (``eval/<method>_seed<S>.json``, ``eval/stress/<method>_latency<ms>ms.json``). ``--quick``: 20 training steps, 1 seed, 2 episodes of at
 most 3 s -- a smoke test whose numbers mean nothing.
 """
 
@@ -54,6 +62,9 @@ class Settings:
     eval_seed: int = 1000
     control_rate_hz: float = 100.0
     time_limit_s: float | None = None  # None: the task's own limit
+    latency_ms: tuple[int, ...] = ()  # delay stress: sensing latencies to evaluate (seed-0 checkpoints)
+    stress_episodes: int = 20
+    stress_methods: tuple[str, ...] | None = None  # None: ``methods``
 
 
 def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None,
@@ -81,8 +92,10 @@ def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None
     return summary
 
 
-def evaluate(method: str, checkpoint: str, settings: Settings) -> dict[str, Any]:
-    """``settings.episodes`` episodes of ``method`` through the real node on the sim."""
+def evaluate(method: str, checkpoint: str, settings: Settings, episodes: int | None = None,
+             latency_s: float = 0.0) -> dict[str, Any]:
+    """``episodes`` (default ``settings.episodes``) episodes of ``method`` through the real node on
+    the sim, with joint states and frames published ``latency_s`` late."""
     from ..ros.closed_loop import ClosedLoop, summarize
     from .common import CpuSteal
     from .latency import NODE_PARAMS
@@ -91,8 +104,8 @@ def evaluate(method: str, checkpoint: str, settings: Settings) -> dict[str, Any]
     results = []
     steal = CpuSteal()
     with ClosedLoop(checkpoint, settings.control_rate_hz, seed=settings.eval_seed, node_parameters=params,
-                    time_limit_s=settings.time_limit_s) as loop:
-        for i in range(settings.episodes):
+                    time_limit_s=settings.time_limit_s, sensor_latency_s=latency_s) as loop:
+        for i in range(episodes or settings.episodes):
             results.append(loop.run_episode(i))
         node = loop.node_summary()
     s = summarize(results, node)
@@ -100,7 +113,27 @@ def evaluate(method: str, checkpoint: str, settings: Settings) -> dict[str, Any]
             "reached_rate": s["reached_rate"], "ticks_ratio": s["ticks_ratio"],
             "obs_to_cmd_p50_ms": node["obs_to_cmd_p50_ms"], "jerk_rms_mean": s["jerk_rms_mean"],
             "episodes": s["episodes"], "node_params": params, "cpu_steal": steal.share(),
-            "period_err_p99_ms": node["period_err_p99_ms"]}
+            "period_err_p99_ms": node["period_err_p99_ms"], "latency_s": latency_s}
+
+
+def run_stress(workdir: Path, settings: Settings, seed0: dict[str, dict]) -> dict[str, Any]:
+    """The delay stress test: each stress method's seed-0 checkpoint with joint states and frames
+    published ``latency_ms`` late; {method: {str(ms): result}}. Cached in ``eval/stress/``."""
+    out: dict[str, Any] = {}
+    for m in settings.stress_methods or settings.methods:
+        ckpt = seed0[SLOT[m]]["checkpoint"]
+        out[m] = {}
+        for ms in settings.latency_ms:
+            path = workdir / "eval" / "stress" / f"{m}_latency{ms}ms.json"
+            r = json.loads(path.read_text()) if path.is_file() else {}
+            if (r.get("episodes"), r.get("checkpoint")) != (settings.stress_episodes, ckpt):
+                r = {**evaluate(m, ckpt, settings, settings.stress_episodes, ms / 1000.0), "checkpoint": ckpt}
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(r, indent=2, default=float))
+            out[m][str(ms)] = r
+            log.info("stress %s latency %d ms: success %.2f, collisions %.2f", m, ms, r["success_rate"],
+                     r["collision_rate"])
+    return out
 
 
 def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
@@ -109,10 +142,13 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
     t0 = time.monotonic()
     doc: dict[str, Any] = {}
     per: dict[str, list[dict]] = {m: [] for m in settings.methods}
+    seed0: dict[str, dict] = {}
     for seed in range(settings.seeds):
         trained = {}
         for slot in dict.fromkeys(SLOT[m] for m in settings.methods):
             trained[slot] = train_slot(slot, dataset, workdir / f"seed{seed}" / slot, seed, settings.steps)
+        if seed == 0:
+            seed0 = dict(trained)
         for m in settings.methods:
             path = workdir / "eval" / f"{m}_seed{seed}.json"
             summary = trained[SLOT[m]]
@@ -134,6 +170,11 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
             "obs_to_cmd_p50_ms": float(np.median([r["obs_to_cmd_p50_ms"] for r in rows])),
             "seeds": rows,
         }
+    if settings.latency_ms:
+        missing = {SLOT[m] for m in settings.stress_methods or ()} - set(seed0)
+        for slot in sorted(missing):  # a stress method outside --methods: its seed-0 checkpoint
+            seed0[slot] = train_slot(slot, dataset, workdir / "seed0" / slot, 0, settings.steps)
+        doc["stress"] = {"latency": run_stress(workdir, settings, seed0), "episodes": settings.stress_episodes}
     doc["settings"] = {**asdict(settings), "dataset": str(dataset), "workdir": str(workdir)}
     doc["machine"] = machine_info()
     doc["versions"] = versions()
@@ -150,8 +191,15 @@ def format_report(doc: dict[str, Any]) -> str:
         rows.append([m, f"{r['success_mean']:.3f} ± {r['success_std']:.3f}", per_seed,
                      f"{r['collision_mean']:.3f}", f"{100 * r['ticks_ratio_mean']:.2f} %",
                      f"{r['obs_to_cmd_p50_ms']:.1f}", f"{100 * steal:.1f} %"])
-    return format_table(["method", "success (mean ± std)", "per seed", "collisions", "ticks",
+    text = format_table(["method", "success (mean ± std)", "per seed", "collisions", "ticks",
                          "obs->cmd p50 ms", "CPU steal (max)"], rows)
+    stress = doc.get("stress", {}).get("latency")
+    if stress:
+        lat = doc["settings"]["latency_ms"]
+        srows = [[m] + [f"{r[str(ms)]['success_rate']:.2f}" for ms in lat] for m, r in stress.items()]
+        text += (f"\n\ndelay stress (seed-0 checkpoints, {doc['stress']['episodes']} episodes; clean success by "
+                 "sensing latency):\n" + format_table(["method"] + [f"{ms} ms" for ms in lat], srows))
+    return text
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -162,6 +210,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--latency-ms", default="",
+                   help="delay stress: comma-separated sensing latencies in ms (e.g. 0,100,200,400), "
+                        "joint states and frames published that late; seed-0 checkpoints")
+    p.add_argument("--stress-episodes", type=int, default=20)
+    p.add_argument("--stress-methods", default="", help="methods for the stress test (default: --methods)")
     p.add_argument("--quick", action="store_true", help="smoke test: 1 seed, 20 steps, 2 episodes of <= 3 s")
 
 
@@ -170,12 +223,24 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
         raise ValueError(f"unknown methods {unknown} (known: {list(METHODS)})")
+    stress_methods = tuple(m.strip() for m in args.stress_methods.split(",") if m.strip()) or None
+    if stress_methods and set(stress_methods) - set(METHODS):
+        raise ValueError(f"unknown stress methods {sorted(set(stress_methods) - set(METHODS))} (known: {list(METHODS)})")
+    try:
+        latency = tuple(int(x) for x in args.latency_ms.split(",") if x.strip())
+    except ValueError as e:
+        raise ValueError(f"--latency-ms wants comma-separated integers (ms), got {args.latency_ms!r}") from e
+    if any(not 0 <= ms <= 2000 for ms in latency):
+        raise ValueError(f"--latency-ms values must be in [0, 2000], got {list(latency)}")
+    stress = {"latency_ms": latency, "stress_methods": stress_methods}
     if args.quick:
-        settings = Settings(seeds=1, steps=20, episodes=2, methods=methods, time_limit_s=3.0)
+        settings = Settings(seeds=1, steps=20, episodes=2, methods=methods, time_limit_s=3.0,
+                            stress_episodes=1, **stress)
     else:
-        if args.seeds < 1 or args.episodes < 1:
-            raise ValueError("--seeds and --episodes must be >= 1")
-        settings = Settings(seeds=args.seeds, steps=args.steps, episodes=args.episodes, methods=methods)
+        if args.seeds < 1 or args.episodes < 1 or args.stress_episodes < 1:
+            raise ValueError("--seeds, --episodes and --stress-episodes must be >= 1")
+        settings = Settings(seeds=args.seeds, steps=args.steps, episodes=args.episodes, methods=methods,
+                            stress_episodes=args.stress_episodes, **stress)
     if not (args.dataset / "dataset.json").is_file():
         raise ValueError(f"{args.dataset} is not a dataset directory (no dataset.json; see sfp dataset build)")
     doc = run_all(args.dataset, args.workdir, settings)

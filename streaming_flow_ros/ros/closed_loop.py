@@ -82,6 +82,7 @@ class ClosedLoop:
     hold_after_success_s: float = 0.3
     domain_id: int | None = None  # None: ROS_DOMAIN_ID from the environment
     time_limit_s: float | None = None  # None: the task's own limit
+    sensor_latency_s: float = 0.0  # joint states and frames published this late (delay stress)
     obs_to_cmd_ms: list[float] = field(default_factory=list)
     step_ms: list[float] = field(default_factory=list)
 
@@ -91,7 +92,8 @@ class ClosedLoop:
         self.world = SimWorld(seed=self.seed)
         self.sim = create_sim_nodes(self.world, context=self.context,
                                     joint_state_rate_hz=self.joint_state_rate_hz,
-                                    camera_rate_hz=self.camera_rate_hz)
+                                    camera_rate_hz=self.camera_rate_hz,
+                                    sensor_latency_s=self.sensor_latency_s)
         self._sim_exec = make_executor("events", self.context)
         for n in self.sim.all():
             self._sim_exec.add_node(n)
@@ -137,7 +139,7 @@ class ClosedLoop:
         self._set_enabled(False)
         time.sleep(0.05)
         scene = self.world.reset()
-        time.sleep(self.settle_s)  # fresh joint states and frames of the new scene
+        time.sleep(self.settle_s + self.sensor_latency_s)  # fresh joint states and frames of the new scene
         self._set_enabled(True)
         cfg = self.world.arm_config
         path, last_progress = [], 0.0

@@ -9,9 +9,11 @@ Nodes (names relative, so a namespace applies to all of them):
   (sensor_msgs/JointState, position + velocity, stamped). With ``publish_clock`` it owns time:
   each tick advances the simulation by ``real_time_factor / joint_state_rate_hz`` s and
   publishes ``/clock`` (other nodes then run with ``use_sim_time``).
+  ``latency_s`` (default 0) holds each joint state back for that long before publishing it
+  (stamped with its capture time): a sensing delay, for the delay stress test.
 - ``sim_camera`` (:class:`SimCameraNode`): renders the scene at ``rate_hz`` and publishes
   ``camera/image_raw`` (sensor_msgs/Image rgb8, 96x96), stamped with the simulation time of the
-  rendered state.
+  rendered state; ``latency_s`` delays publication as for the joint states.
 - ``sim_task`` (:class:`SimTaskNode`): ``~/reset`` (std_srvs/Trigger) starts the next episode
   (its response message is JSON: new episode, seed, and the finished episode's metrics);
   publishes the running episode's metrics on ``/diagnostics`` (diagnostic_msgs) at 2 Hz;
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -151,6 +154,31 @@ class SimWorld:
         return self.ros_offset_ns + round(t * 1e9)
 
 
+class DelayLine:
+    """Holds messages back by ``latency`` s of simulated time: ``push(t_capture, msg)``, then
+    ``due(t_now)`` returns (oldest first) every message captured at or before ``t_now - latency``.
+    Latency 0 passes every message straight through. Bounded: beyond ``max_len`` waiting
+    messages the oldest are dropped (a stalled consumer never grows memory)."""
+
+    def __init__(self, latency: float, max_len: int = 4096) -> None:
+        if not (math.isfinite(latency) and 0.0 <= latency <= 2.0):
+            raise ValueError(f"latency_s must be in [0, 2] s, got {latency}")
+        self.latency = float(latency)
+        self._q: deque = deque(maxlen=max_len)
+
+    def push(self, t_capture: float, msg) -> None:
+        self._q.append((float(t_capture), msg))
+
+    def due(self, t_now: float) -> list:
+        out = []
+        while self._q and self._q[0][0] + self.latency <= t_now + 1e-9:
+            out.append(self._q.popleft()[1])
+        return out
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
 def _stamp(msg_header, t_ns: int) -> None:
     msg_header.stamp.sec, msg_header.stamp.nanosec = divmod(int(t_ns), 1_000_000_000)
 
@@ -169,6 +197,7 @@ class SimArmNode(Node):
         "trajectory_topic": "joint_trajectory_controller/joint_trajectory",
         "forward_topic": "forward_position_controller/commands",
         "joint_states_topic": "joint_states",
+        "latency_s": 0.0,
     }
 
     def __init__(self, world: SimWorld, **node_kwargs) -> None:
@@ -189,6 +218,7 @@ class SimArmNode(Node):
             world.ros_offset_ns = self.get_clock().now().nanoseconds - round(world.time * 1e9)
         self.rejected = 0
         self._last_stamp = -1
+        self._delay = DelayLine(float(p["latency_s"]))
         self._js_pub = self.create_publisher(JointState, p["joint_states_topic"], 10)
         self._clock_pub = self.create_publisher(Clock, "/clock", 10) if self.owns_clock else None
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -221,7 +251,9 @@ class SimArmNode(Node):
         msg.name = list(self.world.joint_names)
         msg.position = q
         msg.velocity = qd
-        self._js_pub.publish(msg)
+        self._delay.push(t, msg)
+        for m in self._delay.due(t):
+            self._js_pub.publish(m)
 
     def _report(self, result: CommandResult, kind: str) -> None:
         if not result.accepted:
@@ -255,7 +287,8 @@ class SimArmNode(Node):
 class SimCameraNode(Node):
     """Renders the world and publishes rgb8 images (see the module docstring)."""
 
-    DEFAULTS: ClassVar[dict] = {"rate_hz": 30.0, "image_topic": "camera/image_raw", "frame_id": "camera"}
+    DEFAULTS: ClassVar[dict] = {"rate_hz": 30.0, "image_topic": "camera/image_raw", "frame_id": "camera",
+                                "latency_s": 0.0}
 
     def __init__(self, world: SimWorld, **node_kwargs) -> None:
         super().__init__("sim_camera", **node_kwargs)
@@ -265,6 +298,7 @@ class SimCameraNode(Node):
         if not 0.5 <= rate <= 240.0:
             raise ValueError(f"camera rate_hz must be in [0.5, 240], got {rate}")
         self.frame_id = str(p["frame_id"])
+        self._delay = DelayLine(float(p["latency_s"]))
         qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)  # matches reliable and best-effort subscribers
         self._pub = self.create_publisher(Image, p["image_topic"], qos)
         self._timer = self.create_timer(1.0 / rate, self._tick)
@@ -277,7 +311,9 @@ class SimCameraNode(Node):
         h, w, _ = img.shape
         msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = h, w, "rgb8", 0, w * 3
         msg.data = img.tobytes()
-        self._pub.publish(msg)
+        self._delay.push(t, msg)
+        for m in self._delay.due(self.world.time):
+            self._pub.publish(m)
 
 
 class SimTaskNode(Node):
@@ -350,8 +386,10 @@ def create_sim_nodes(
     world: SimWorld | None = None, *, context: Context | None = None, namespace: str = "",
     joint_state_rate_hz: float = 100.0, camera_rate_hz: float = 30.0, publish_clock: bool = False,
     real_time_factor: float = 1.0, auto_reset: bool = False, cli_args: list[str] | None = None,
+    sensor_latency_s: float = 0.0,
 ) -> SimNodes:
-    """Create the sim nodes (not yet spinning) in ``context`` (default: the global one)."""
+    """Create the sim nodes (not yet spinning) in ``context`` (default: the global one).
+    ``sensor_latency_s`` delays joint states and camera frames alike (DelayLine)."""
     world = world or SimWorld()
     common = {"context": context, "namespace": namespace or None, "cli_args": cli_args}
 
@@ -359,8 +397,8 @@ def create_sim_nodes(
         return cls(world, parameter_overrides=[Parameter(k, value=v) for k, v in values.items()], **common)
 
     arm = node(SimArmNode, {"joint_state_rate_hz": float(joint_state_rate_hz), "publish_clock": bool(publish_clock),
-                            "real_time_factor": float(real_time_factor)})
-    camera = node(SimCameraNode, {"rate_hz": float(camera_rate_hz)})
+                            "real_time_factor": float(real_time_factor), "latency_s": float(sensor_latency_s)})
+    camera = node(SimCameraNode, {"rate_hz": float(camera_rate_hz), "latency_s": float(sensor_latency_s)})
     task = node(SimTaskNode, {"auto_reset": bool(auto_reset)})
     return SimNodes(world, arm, camera, task)
 
