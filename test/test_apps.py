@@ -80,6 +80,10 @@ def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_dom
     assert set(lat) == {"sfp"} and set(lat["sfp"]) == {"0", "300"}
     assert [lat["sfp"][k]["latency_s"] for k in ("0", "300")] == [0.0, 0.3]
     assert all(r["episodes"] == 1 and 0.0 <= r["success_rate"] <= 1.0 for r in lat["sfp"].values())
+    none = tmp_path / "none.json"
+    assert sfp_main(["bench", "plot", "--sim", str(js), "--latency", str(none), "--pusht", str(none),
+                     "--out", str(tmp_path / "img")]) == 0
+    assert (tmp_path / "img" / "sim_quality.png").stat().st_size > 5000
     for m in ("sfp", "dp_ddim"):
         r = doc[m]
         assert len(r["seeds"]) == 1 and r["seeds"][0]["episodes"] == 2 and r["seeds"][0]["train"]["steps"] == 20

@@ -40,6 +40,27 @@ def test_quick_bench_writes_the_documented_json(tmp_path, capsys):
     assert doc["machine"]["cpu_count"] >= 1 and doc["settings"]["torch_threads"] == 1
     text = capsys.readouterr().out
     assert "dp_ddpm" in text and "TTFA xSFP" in text
+    # the documentation figure is drawn from this JSON; a missing input only skips its figure
+    none = tmp_path / "none.json"
+    assert sfp_main(["bench", "plot", "--latency", str(out), "--sim", str(none), "--pusht", str(none),
+                     "--out", str(tmp_path / "img")]) == 0
+    assert (tmp_path / "img" / "latency.png").stat().st_size > 5000
+    assert not (tmp_path / "img" / "sim_quality.png").exists()
+    assert f"skip sim: no {none}" in capsys.readouterr().out
+
+
+def test_bench_plot_rejects_wrong_or_missing_inputs(tmp_path, capsys):
+    none = tmp_path / "none.json"
+    assert sfp_main(["bench", "plot", "--latency", str(none), "--sim", str(none), "--pusht", str(none),
+                     "--out", str(tmp_path / "img")]) == 2
+    assert "no input JSON found" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"foo": 1}')
+    assert sfp_main(["bench", "plot", "--latency", str(wrong), "--out", str(tmp_path / "img")]) == 2
+    assert "lacks ['methods']" in capsys.readouterr().err
+    wrong.write_text("{not json")
+    assert sfp_main(["bench", "plot", "--latency", str(wrong), "--out", str(tmp_path / "img")]) == 2
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_bench_with_a_given_checkpoint(tmp_path):

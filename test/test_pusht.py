@@ -133,3 +133,9 @@ def test_quick_run_json(tmp_path, capsys):
     assert set(doc["stress"]["rate5x"]) == {"sfp", "dp_ddim"}
     assert doc["expert"]["expert_success_rate"] > 0 and doc["settings"]["seeds"] == 1
     assert 0 <= doc["expert"]["eval_seeds"]["score"] <= 1
+    from streaming_flow_ros.cli import main as sfp_main
+
+    none = tmp_path / "none.json"
+    assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
+                     "--out", str(tmp_path / "img")]) == 0
+    assert (tmp_path / "img" / "pusht.png").stat().st_size > 5000

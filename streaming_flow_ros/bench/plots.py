@@ -1,0 +1,198 @@
+"""`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
+
+    sfp bench plot [--latency runs/bench/latency.json] [--sim runs/bench/sim_quality.json] \
+        [--pusht runs/pusht/pusht_seed0.json] [--out docs/img]
+
+Each figure is drawn only from the numbers in its JSON (written by `sfp bench latency`,
+`sfp bench sim`, `sfp bench pusht run`), so a figure and its table always agree. A missing input
+skips its figure (with a message); an input without the expected keys is a clear error.
+
+- ``latency.png``: time to first action (p50, p99 whisker; log scale) and ms per action of every
+  method, with each one's ratio to SFP; plus observation-to-command through the node, if measured.
+- ``sim_quality.png``: T4 clean success per method (mean over seeds, one dot per seed),
+  observation-to-command p50, and the delay stress curves (success against sensing latency).
+- ``pusht.png``: Push-T score per method (one dot per seed) against the random floor and the
+  expert, and the delay stress scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LABELS = {"sfp": "SFP", "sfp_k0": "SFP k=0", "dp_ddpm": "DP-DDPM", "dp_ddim": "DP-DDIM", "fm_chunk": "FM-chunk",
+          "sfp_reanchor8": "SFP re-anchor/8"}
+COLORS = {"sfp": "tab:blue", "sfp_k0": "tab:cyan", "dp_ddpm": "tab:red", "dp_ddim": "tab:orange",
+          "fm_chunk": "tab:green", "sfp_reanchor8": "tab:purple"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _load(path: Path, what: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{what}: cannot read {path}: {e}") from e
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise ValueError(f"{what}: {path} lacks {missing}; is it the JSON of the right command?")
+    return doc
+
+
+def _label(m: str) -> str:
+    return LABELS.get(m, m)
+
+
+def plot_latency(doc: dict[str, Any], out: Path) -> Path:
+    plt = _plt()
+    methods = list(doc["methods"])
+    node = doc.get("node", {}).get("methods", {})
+    cols = 3 if node else 2
+    fig, axes = plt.subplots(1, cols, figsize=(4.2 * cols, 3.6))
+    base = doc["methods"]["sfp"] if "sfp" in doc["methods"] else None
+    for ax, key, title in ((axes[0], "ttfa_ms", "time to first action (ms)"),
+                           (axes[1], "ms_per_action", "ms per action (amortised)")):
+        for i, m in enumerate(methods):
+            r = doc["methods"][m]
+            v = r[f"{key}_p50"] if key == "ttfa_ms" else r[key]
+            err = [[0], [max(0.0, r["ttfa_ms_p99"] - v)]] if key == "ttfa_ms" else None
+            ax.bar(i, v, color=COLORS.get(m, "gray"), yerr=err, capsize=3)
+            ref = (base["ttfa_ms_p50"] if key == "ttfa_ms" else base["ms_per_action"]) if base else None
+            if ref:
+                top = r["ttfa_ms_p99"] if key == "ttfa_ms" else v
+                ax.text(i, max(v, top) * 1.2, f"{v / ref:.0f}x" if v / ref >= 1.5 else "1x", ha="center", fontsize=7)
+        ax.set_yscale("log")
+        ax.margins(y=0.25)
+        ax.set_xticks(range(len(methods)), [_label(m) for m in methods], rotation=30, ha="right", fontsize=7)
+        ax.set_title(title + (" (p50, p99 bar)" if key == "ttfa_ms" else ""), fontsize=9)
+    if node:
+        ax = axes[2]
+        nm = list(node)
+        for i, m in enumerate(nm):
+            r = node[m]
+            ax.bar(i, r["obs_to_cmd_p50_ms"], color=COLORS.get(m, "gray"),
+                   yerr=[[0], [max(0.0, r["obs_to_cmd_p99_ms"] - r["obs_to_cmd_p50_ms"])]], capsize=3)
+            ax.text(i, max(r["obs_to_cmd_p50_ms"], r["obs_to_cmd_p99_ms"]) * 1.2, f"{100 * r['ticks_ratio']:.1f}%",
+                    ha="center", fontsize=6)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(nm)), [_label(m) for m in nm], rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"through the node at {doc['node']['rate_hz']:g} Hz:\nobs -> command ms (p50, p99 bar; "
+                     "label: ticks)", fontsize=8)
+    fig.suptitle("sfp bench latency (one run; CPU, 1 thread)", fontsize=9)
+    fig.tight_layout()
+    path = out / "latency.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_sim(doc: dict[str, Any], out: Path) -> Path:
+    plt = _plt()
+    methods = list(doc["settings"]["methods"])
+    stress = doc.get("stress", {}).get("latency", {})
+    cols = 3 if stress else 2
+    fig, axes = plt.subplots(1, cols, figsize=(4.2 * cols, 3.6))
+    for i, m in enumerate(methods):
+        r = doc[m]
+        per = [s["success_rate"] for s in r["seeds"]]
+        axes[0].bar(i, r["success_mean"], color=COLORS.get(m, "gray"), alpha=0.8)
+        axes[0].plot([i] * len(per), per, "k.", ms=5)
+        axes[1].bar(i, r["obs_to_cmd_p50_ms"], color=COLORS.get(m, "gray"))
+    seeds = len(doc[methods[0]]["seeds"]) if methods else 0
+    axes[0].set_ylim(0, 1.05)
+    axes[0].set_title(f"T4 clean success ({seeds} seed(s), dots: per seed)", fontsize=9)
+    axes[1].set_yscale("log")
+    axes[1].set_title("observation -> command p50 (ms)", fontsize=9)
+    for ax in axes[:2]:
+        ax.set_xticks(range(len(methods)), [_label(m) for m in methods], rotation=30, ha="right", fontsize=7)
+    if stress:
+        ax = axes[2]
+        for m, by_ms in stress.items():
+            ms = sorted(by_ms, key=int)
+            ax.plot([int(k) for k in ms], [by_ms[k]["success_rate"] for k in ms], "o-", color=COLORS.get(m, "gray"),
+                    label=_label(m))
+        ax.set_ylim(-0.03, 1.05)
+        ax.set_xlabel("sensing latency (ms)", fontsize=8)
+        ax.set_title(f"delay stress (seed 0, {doc['stress'].get('episodes', '?')} episodes)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("sfp bench sim: the simulator task through the real node", fontsize=9)
+    fig.tight_layout()
+    path = out / "sim_quality.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_pusht(doc: dict[str, Any], out: Path) -> Path:
+    plt = _plt()
+    methods = [m for m in doc if isinstance(doc[m], dict) and "score_mean" in doc[m]]
+    variants = doc.get("variants", {})
+    stress = doc.get("stress", {}).get("delay", {})
+    cols = 2 if stress else 1
+    fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols, 3.6), squeeze=False)
+    ax = axes[0][0]
+    names = methods + [v for v in variants if "score_mean" in variants[v]]
+    for i, m in enumerate(names):
+        r = doc[m] if m in doc else variants[m]
+        per = [s["score"] for s in r.get("seeds", [])]
+        ax.bar(i, r["score_mean"], color=COLORS.get(m, "gray"), alpha=0.8)
+        ax.plot([i] * len(per), per, "k.", ms=5)
+    if isinstance(doc.get("random"), dict):
+        ax.axhline(doc["random"]["score"], color="k", ls=":", lw=1, label=f"random {doc['random']['score']:.2f}")
+    ax.axhline(1.0, color="k", ls="--", lw=0.8, label="expert / max")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(range(len(names)), [_label(m) for m in names], rotation=30, ha="right", fontsize=7)
+    ax.set_title("Push-T (state) score", fontsize=9)
+    ax.legend(fontsize=7)
+    if stress:
+        ax = axes[0][1]
+        for m, by_k in stress.items():
+            ks = sorted(by_k, key=int)
+            ax.plot([int(k) for k in ks], [by_k[k]["score"] for k in ks], "o-", color=COLORS.get(m, "gray"),
+                    label=_label(m))
+        ax.set_xlabel("observation delay (control steps)", fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title("delay stress: score", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("sfp bench pusht run", fontsize=9)
+    fig.tight_layout()
+    path = out / "pusht.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latency", type=Path, default=Path("runs/bench/latency.json"), help="sfp bench latency JSON")
+    p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
+    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_seed0.json"), help="sfp bench pusht run JSON")
+    p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
+
+
+def run(args: argparse.Namespace) -> int:
+    jobs = ((args.latency, "latency", ("methods",), plot_latency),
+            (args.sim, "sim", ("settings",), plot_sim),
+            (args.pusht, "pusht", ("settings",), plot_pusht))
+    args.out.mkdir(parents=True, exist_ok=True)
+    made = 0
+    for path, what, keys, fn in jobs:
+        if not path.is_file():
+            print(f"skip {what}: no {path}")
+            continue
+        print(f"{what}: {fn(_load(path, what, keys), args.out)}")
+        made += 1
+    if not made:
+        raise ValueError("no input JSON found: run the benchmarks first (see docs/BENCHMARKS.md)")
+    return 0
