@@ -61,7 +61,7 @@ def plot_latency(doc: dict[str, Any], out: Path) -> Path:
     node = doc.get("node", {}).get("methods", {})
     cols = 3 if node else 2
     fig, axes = plt.subplots(1, cols, figsize=(4.2 * cols, 3.6))
-    base = doc["methods"]["sfp"] if "sfp" in doc["methods"] else None
+    base = doc["methods"].get("sfp")
     for ax, key, title in ((axes[0], "ttfa_ms", "time to first action (ms)"),
                            (axes[1], "ms_per_action", "ms per action (amortised)")):
         for i, m in enumerate(methods):
