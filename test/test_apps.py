@@ -61,6 +61,20 @@ def test_offline_closed_loop_evaluator_runs_the_default_policy():
     assert offline_main([str(DEFAULT_CHECKPOINT), "--episodes", "1"]) == 0
 
 
+def test_offline_evaluator_runs_a_chunk_baseline_with_a_chosen_sampler(tmp_path, capsys):
+    """--sampler: a DP checkpoint (untrained, with the default policy's spec) sampled with DDIM."""
+    from streaming_flow_ros.apps.offline_eval import main as offline_main
+    from streaming_flow_ros.baselines.config import DPConfig
+    from streaming_flow_ros.baselines.train import make_untrained_baseline_checkpoint
+    from streaming_flow_ros.checkpoint import read_checkpoint
+
+    spec = read_checkpoint(DEFAULT_CHECKPOINT).spec
+    ck = make_untrained_baseline_checkpoint(tmp_path / "dp.safetensors", spec, DPConfig(down_dims=(16, 32)))
+    assert offline_main([str(ck), "--episodes", "1", "--sampler", "ddim"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["episodes"] == 1 and 0.0 <= out["success_rate"] <= 1.0
+
+
 def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_domain, capfd):
     """`sfp bench sim --quick`: a dataset built from the fixture bag, SFP and DP trained for a few
     steps, each run through the real node on the sim; the JSON has every method's numbers."""

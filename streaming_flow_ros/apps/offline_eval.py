@@ -6,7 +6,10 @@ Like the node, every action passes the safety filter with the sim preset's posit
 limits (config/robots/sim.yaml; ``--no-safety`` to skip it), and each plan is anchored at the
 last safe command.
 
-    python -m streaming_flow_ros.apps.offline_eval CHECKPOINT [--episodes 50] [--rate 100]
+    python -m streaming_flow_ros.apps.offline_eval CHECKPOINT [--episodes 50] [--rate 100] [--sampler ddpm]
+
+For a chunk baseline (``--sampler``) this is the zero-latency reference: the simulated time stands
+still while a chunk is sampled, so the result shows the quality of the samples alone.
 """
 
 from __future__ import annotations
@@ -119,8 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--start-sigma", type=float, default=0.0, help="start noise on the first plan (sim preset: 0)")
     p.add_argument("--noise-seed", type=int, default=0, help="runtime seed of episode 0 (episode i: + i)")
     p.add_argument("--no-safety", action="store_true", help="skip the node's safety filter (sim preset limits)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "euler"),
+                   help="chunk-baseline checkpoints: the sampler (default: the checkpoint kind's)")
     a = p.parse_args(argv)
     rc = RuntimeConfig(control_rate_hz=a.rate, start_sigma=a.start_sigma, start_noise="first", seed=a.noise_seed)
+    if a.sampler:
+        from ..baselines.runtime import ChunkRuntimeConfig
+
+        rc = ChunkRuntimeConfig.extend(rc, sampler=a.sampler)
     r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc, None if a.no_safety else "sim")
     print(json.dumps({k: v for k, v in r.items() if k != "per_episode"}))
     return 0
