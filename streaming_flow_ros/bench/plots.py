@@ -84,9 +84,10 @@ def plot_latency(doc: dict[str, Any], out: Path) -> Path:
             r = node[m]
             ax.bar(i, r["obs_to_cmd_p50_ms"], color=COLORS.get(m, "gray"),
                    yerr=[[0], [max(0.0, r["obs_to_cmd_p99_ms"] - r["obs_to_cmd_p50_ms"])]], capsize=3)
-            ax.text(i, max(r["obs_to_cmd_p50_ms"], r["obs_to_cmd_p99_ms"]) * 1.2, f"{100 * r['ticks_ratio']:.1f}%",
+            ax.text(i, max(r["obs_to_cmd_p50_ms"], r["obs_to_cmd_p99_ms"]) * 1.2, f"{100 * r['ticks_ratio']:.2f}%",
                     ha="center", fontsize=6)
         ax.set_yscale("log")
+        ax.margins(y=0.3)
         ax.set_xticks(range(len(nm)), [_label(m) for m in nm], rotation=30, ha="right", fontsize=7)
         ax.set_title(f"through the node at {doc['node']['rate_hz']:g} Hz:\nobs -> command ms (p50, p99 bar; "
                      "label: ticks)", fontsize=8)
