@@ -1,6 +1,6 @@
-"""Push-T (state) benchmark: the expert, the dataset it writes, the metric definitions, the
-delay / control-rate semantics of the evaluation loop, and the quick end-to-end run's JSON.
-Skipped when gym-pusht is not installed."""
+"""Push-T benchmark (state T2 and pixels T3): the expert, the datasets it writes, the metric
+definitions, the delay / control-rate semantics of the evaluation loop, and the quick end-to-end
+runs' JSON. Skipped when gym-pusht is not installed."""
 
 import argparse
 import json
@@ -14,8 +14,10 @@ from streaming_flow_ros.bench.pusht import cli
 from streaming_flow_ros.bench.pusht.collect import collect, run_expert
 from streaming_flow_ros.bench.pusht.env import (
     ACTION_NAMES,
+    CAMERA,
     STATE_NAMES,
     PushTState,
+    pusht_spec,
     wrap_angle,
 )
 from streaming_flow_ros.bench.pusht.evaluate import EvalSettings, rollout
@@ -72,8 +74,9 @@ class _Recorder:
 
     obs_horizon = 2
 
-    def __init__(self):
-        self.seen, self.steps, self._a = [], 0, None
+    def __init__(self, task="state"):
+        self.spec = pusht_spec(task)
+        self.seen, self.steps, self._a, self.images = [], 0, None, []
 
     def prepare(self, obs):
         return obs
@@ -83,6 +86,7 @@ class _Recorder:
 
     def start(self, plan, measured_state=None, anchor=None, now=None):
         self.seen.append((self.steps, plan.state.copy()))
+        self.images.append({k: v.copy() for k, v in plan.images.items()})
 
     def step(self):
         self.steps += 1
@@ -105,6 +109,9 @@ class _Env(PushTState):
 
         return StepOut(np.full(5, float(self.i)), 0.0, 0.0, False)
 
+    def render(self):
+        return np.full((96, 96, 3), self.i, np.uint8)
+
 
 @pytest.mark.parametrize(("delay", "mult", "reanchor"), [(0, 1, 1), (2, 1, 1), (0, 1, 8), (0, 5, 1), (4, 1, 8)])
 def test_rollout_delay_and_rate(delay, mult, reanchor):
@@ -116,6 +123,51 @@ def test_rollout_delay_and_rate(delay, mult, reanchor):
     for step, state in pol.seen:
         newest = max(0, step - delay)
         assert state[:, 0].tolist() == [max(0, newest - mult), newest]  # T_o = 2 at the data rate
+
+
+@pytest.mark.parametrize(("delay", "mult"), [(0, 1), (2, 1), (0, 5)])
+def test_pixel_rollout_pairs_each_frame_with_its_state(delay, mult):
+    """T3: the policy gets the agent position (D_s = 2) and the frames rendered at the same
+    moments as those states, under delay and sub-stepping alike."""
+    pol = _Recorder("pixels")
+    rollout(pol, _Env(), 0, EvalSettings(episodes=1, max_steps=12, delay=delay, control_mult=mult))
+    assert pol.seen and all(state.shape == (2, 2) for _, state in pol.seen)
+    for (_, state), images in zip(pol.seen, pol.images):
+        assert set(images) == {CAMERA} and images[CAMERA].shape == (2, 96, 96, 3)
+        assert images[CAMERA][:, 0, 0, 0].tolist() == state[:, 0].tolist()  # frame k <-> state k
+
+
+def test_pixel_dataset_is_the_state_dataset_re_rendered(tmp_path):
+    """T3 demos are the T2 demos (same seeds, same actions and agent path) plus frames."""
+    collect(tmp_path / "state", 1)
+    stats = collect(tmp_path / "pixels", 1, task="pixels")
+    assert stats["task"] == "pixels"
+    s_spec, (s_ep,) = load_dataset(tmp_path / "state")
+    p_spec, (p_ep,) = load_dataset(tmp_path / "pixels")
+    assert p_spec.state_names == STATE_NAMES[:2] and [c.name for c in p_spec.cameras] == [CAMERA]
+    np.testing.assert_array_equal(p_ep.action, s_ep.action)
+    np.testing.assert_array_equal(p_ep.state, s_ep.state[:, :2])
+    frames = p_ep.images[CAMERA]
+    assert frames.shape == (len(p_ep), 96, 96, 3) and frames.dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[-1])  # the scene changes as the block is pushed
+    env = PushTState()
+    env.reset(1_000_000)
+    np.testing.assert_array_equal(env.render(), frames[0])  # the first frame is the start state
+
+
+def test_quick_pixel_run(tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    cli.configure(p)
+    out = tmp_path / "pusht_pixels.json"
+    assert cli.run(p.parse_args(["run", "--quick", "--task", "pixels", "--methods", "sfp,dp_ddim", "--json", str(out),
+                                 "--workdir", str(tmp_path / "w")])) == 0
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["task"] == "pixels" and doc["expert"]["task"] == "pixels"
+    for m in ("sfp", "dp_ddim"):
+        assert 0 <= doc[m]["score_mean"] <= 1 and doc[m]["params"]["encoder"] > 0, m
+    # a state dataset in the same workdir is refused for the pixel task (and vice versa)
+    with pytest.raises(ValueError, match="is for the 'pixels' task"):
+        cli.run(p.parse_args(["run", "--quick", "--json", str(out), "--workdir", str(tmp_path / "w")]))
 
 
 def test_quick_run_json(tmp_path, capsys):

@@ -1,10 +1,12 @@
-"""`sfp bench pusht {collect,train,eval,run}`: the Push-T (state) task-quality benchmark.
+"""`sfp bench pusht {collect,train,eval,run}`: the Push-T task-quality benchmark, with state
+observations (T2, ``--task state``, the default) or 96x96 images + agent position (T3,
+``--task pixels``; the task of ``train`` / ``eval`` follows the dataset / checkpoint).
 
-    sfp bench pusht collect --episodes 200 --out DIR
+    sfp bench pusht collect --episodes 200 --out DIR [--task pixels]
     sfp bench pusht train --dataset DIR --method sfp|sfp_k0|dp|dp_ddim|dp_ddpm|fm_chunk --seed S --out DIR
     sfp bench pusht eval --checkpoint CKPT --method sfp --episodes 50 [--delay K] [--control-mult M]
                          [--reanchor-every N] --json PATH
-    sfp bench pusht run [--quick] [--seeds N] [--jobs J] --json PATH [--workdir DIR]
+    sfp bench pusht run [--quick] [--task pixels] [--seeds N] [--jobs J] --json PATH [--workdir DIR]
 
 Register in cli.COMMANDS as ``"bench pusht": ("streaming_flow_ros.bench.pusht.cli", ...)``: this
 module adds the four sub-subcommands to the leaf parser itself.
@@ -20,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ...baselines.registry import POLICY_TYPES
-from .env import import_gym_pusht
+from .env import TASKS, import_gym_pusht
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--episodes", type=int, default=200, help="successful demos to keep")
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--seed0", type=int, help="first demo seed (default 1000000)")
+    c.add_argument("--task", choices=TASKS, default="state", help="state (T2) or pixels (T3: 96x96 frames)")
 
     t = sub.add_parser("train", help="train one method on a Push-T dataset")
     t.add_argument("--dataset", type=Path, required=True)
@@ -58,6 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     r = sub.add_parser("run", help="collect -> train all methods -> evaluate -> table")
     r.add_argument("--quick", action="store_true", help="smoke test (< 2 min; numbers meaningless)")
+    r.add_argument("--task", choices=TASKS, default="state", help="state (T2) or pixels (T3: 96x96 frames)")
+    r.add_argument("--batch-size", type=int, help="training batch (default 256)")
     r.add_argument("--seeds", type=int, help="training seeds (default 3)")
     r.add_argument("--demos", type=int)
     r.add_argument("--steps", type=int, help="optimiser steps per method")
@@ -78,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "collect":
         from .collect import DEMO_SEED0, collect
 
-        stats = collect(args.out, args.episodes, args.seed0 if args.seed0 is not None else DEMO_SEED0)
+        stats = collect(args.out, args.episodes, args.seed0 if args.seed0 is not None else DEMO_SEED0,
+                        task=args.task)
         print(json.dumps(stats, indent=2))
         return 0
     if cmd == "train":
@@ -118,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     s = RunSettings.quick() if args.quick else RunSettings()
     overrides = {"seeds": args.seeds, "demos": args.demos, "train_steps": args.steps, "episodes": args.episodes,
                  "ddpm_episodes": args.ddpm_episodes, "stress_episodes": args.stress_episodes,
-                 "threads": args.threads, "jobs": args.jobs,
+                 "threads": args.threads, "jobs": args.jobs, "task": args.task, "batch_size": args.batch_size,
                  "methods": tuple(args.methods.split(",")) if args.methods else None}
     s = replace(s, **{k: v for k, v in overrides.items() if v is not None})
     with tempfile.TemporaryDirectory(prefix="sfp-pusht-") as tmp:

@@ -1,4 +1,4 @@
-"""Push-T (gym-pusht) with state observations, wrapped for the benchmark.
+"""Push-T (gym-pusht), wrapped for the benchmark: state observations (T2) and 96x96 images (T3).
 
 Units: pixels (the 512 x 512 workspace), radians, seconds. Observation (D_s = 5):
 ``agent_x, agent_y, block_x, block_y, block_angle``; action (D_a = 2): the PD target
@@ -12,6 +12,10 @@ Two deliberate choices, the same for every method:
 
 ``coverage`` (fraction of the goal T covered by the block) comes from gym-pusht's ``info``;
 ``reward = clip(coverage / 0.95, 0, 1)``; success is ``coverage > 0.95`` (the env terminates).
+
+Tasks (``TASKS``): ``state`` (T2: the 5-d observation) and ``pixels`` (T3: gym-pusht's own
+96x96 RGB rendering of the scene, ``PushTState.render``, plus the agent position, D_s = 2: Diffusion
+Policy's image Push-T). The simulation, expert, actions and metrics are the same for both.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...spec import IOSpec
+from ...spec import CameraSpec, IOSpec
 
 STATE_NAMES = ("agent_x", "agent_y", "block_x", "block_y", "block_angle")
 ACTION_NAMES = ("agent_x", "agent_y")
@@ -31,20 +35,32 @@ WORKSPACE = (0.0, 512.0)  # action bounds, pixels (gym-pusht's action space)
 GOAL_POSE = (256.0, 256.0, math.pi / 4)
 SUCCESS_COVERAGE = 0.95
 MAX_STEPS = 300  # at the data rate (30 s)
+TASKS = ("state", "pixels")
+CAMERA = "pixels"  # the T3 camera's name in datasets and checkpoints
+IMAGE_SIZE = 96
 KP, KV = 100.0, 20.0  # gym-pusht's defaults; asserted, never changed
 
 
-def pusht_spec() -> IOSpec:
-    """The dataset / checkpoint interface of the benchmark."""
+def pusht_spec(task: str = "state") -> IOSpec:
+    """The dataset / checkpoint interface of the benchmark for ``task`` (TASKS)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown Push-T task {task!r} (known: {TASKS})")
     lo, hi = WORKSPACE
+    pixels = task == "pixels"
     return IOSpec(
-        state_names=STATE_NAMES,
+        state_names=STATE_NAMES[:2] if pixels else STATE_NAMES,
         action_names=ACTION_NAMES,
         data_rate_hz=DATA_RATE_HZ,
         action_lower=(lo, lo),
         action_upper=(hi, hi),
-        extra={"task": "pusht-state", "goal_pose": list(GOAL_POSE)},
+        cameras=(CameraSpec(CAMERA, IMAGE_SIZE, IMAGE_SIZE, 3),) if pixels else (),
+        extra={"task": f"pusht-{task}", "goal_pose": list(GOAL_POSE)},
     )
+
+
+def task_of(spec: IOSpec) -> str:
+    """``pixels`` for a checkpoint / dataset with the T3 camera, else ``state``."""
+    return "pixels" if any(c.name == CAMERA for c in spec.cameras) else "state"
 
 
 def wrap_angle(theta: float, center: float = GOAL_POSE[2]) -> float:
@@ -100,6 +116,14 @@ class PushTState:
 
     def coverage(self) -> float:
         return float(self.env._get_coverage())
+
+    def render(self) -> np.ndarray:
+        """The current scene as the T3 camera sees it: (96, 96, 3) uint8 RGB, gym-pusht's own
+        observation rendering (no action marker)."""
+        img = np.ascontiguousarray(self.env._render(visualize=False), dtype=np.uint8)
+        if img.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+            raise ValueError(f"gym-pusht rendered {img.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE}, 3)")
+        return img
 
     @property
     def agent_velocity(self) -> np.ndarray:

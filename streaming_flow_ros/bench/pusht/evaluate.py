@@ -11,6 +11,10 @@ Settings (the same for every method):
 - ``control_mult``: control rate = control_mult x data rate; the env is stepped at the control
   rate (PD target updated every tick, the same gains), SFP takes 1/m-size flow steps and chunk
   policies interpolate their waypoints (runtime semantics, policy/protocol.py).
+
+The task follows the checkpoint: a policy whose spec has the T3 camera (env.CAMERA) gets the agent
+position and the rendered 96x96 frames of its observation history (T3); any other gets the 5-d
+state (T2).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from ...baselines.registry import POLICY_TYPES
 from ...baselines.runtime import ChunkRuntimeConfig
 from ...policy.protocol import Observation, RuntimeConfig
 from ...policy.streaming import load_policy
-from .env import DATA_RATE_HZ, MAX_STEPS, WORKSPACE, PushTState
+from .env import CAMERA, DATA_RATE_HZ, MAX_STEPS, WORKSPACE, PushTState, task_of
 from .metrics import summarize
 
 log = logging.getLogger(__name__)
@@ -72,7 +76,9 @@ def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
     """One episode; returns the coverage after every control step."""
     m, T_o = s.control_mult, policy.obs_horizon
     control_rate = DATA_RATE_HZ * m
+    pixels = task_of(policy.spec) == "pixels"
     history = [env.reset(seed)]  # history[i]: the observation at the start of control step i
+    frames = [env.render()] if pixels else []  # frames[i]: the T3 camera at that moment
     policy.reset(history[0][:2])
     coverage, n_obs = [], 0
     for i in range(s.max_steps * m):
@@ -80,12 +86,18 @@ def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
             j = max(0, i - s.delay)
             idx = [max(0, j - m * (T_o - 1 - q)) for q in range(T_o)]  # data-rate spacing
             if n_obs % s.reanchor_every == 0:
-                plan = policy.prepare(Observation(np.stack([history[k] for k in idx]), {}, j / control_rate))
-                policy.start(plan)
+                state = np.stack([history[k] for k in idx])
+                if pixels:
+                    obs = Observation(state[:, :2], {CAMERA: np.stack([frames[k] for k in idx])}, j / control_rate)
+                else:
+                    obs = Observation(state, {}, j / control_rate)
+                policy.start(policy.prepare(obs))
             n_obs += 1
         out = env.step(policy.step().action)
         coverage.append(out.coverage)
         history.append(out.obs)
+        if pixels:
+            frames.append(env.render())
         if out.success:
             break
     return coverage

@@ -30,6 +30,7 @@ from pathlib import Path
 from ...checkpoint import read_checkpoint
 from ..common import format_table, machine_info, versions
 from .collect import collect
+from .env import TASKS
 from .evaluate import (
     EvalSettings,
     default_reanchor,
@@ -63,8 +64,11 @@ class RunSettings:
     threads: int = 0  # torch threads for training with jobs == 1 (0: torch's default)
     jobs: int = 1
     methods: tuple[str, ...] = METHODS  # a subset skips the others (and their stress tests)
+    task: str = "state"  # env.TASKS: state (T2) or pixels (T3)
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown Push-T task {self.task!r} (known: {TASKS})")
         unknown = set(self.methods) - set(METHODS)
         if unknown or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
@@ -131,10 +135,17 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     data = Path(dataset) if dataset else root / "dataset"
     meta = data / "dataset.json"
     if meta.is_file():
-        expert = json.loads(meta.read_text()).get("source", {})
+        from ...spec import IOSpec
+        from .env import task_of
+
+        info = json.loads(meta.read_text())
+        have = task_of(IOSpec.from_dict(info["spec"]))
+        if have != s.task:
+            raise ValueError(f"dataset {data} is for the {have!r} task, not {s.task!r}: use another --workdir/--dataset")
+        expert = info.get("source", {})
         log.info("reusing dataset %s", data)
     else:
-        expert = collect(data, s.demos)
+        expert = collect(data, s.demos, task=s.task)
     threads = 1 if s.jobs > 1 else s.threads
     train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads)
                   for seed in range(s.seeds) for slot in SLOTS if slot in {METHOD_SLOT[m] for m in s.methods}]
