@@ -142,7 +142,7 @@ def test_pixel_dataset_is_the_state_dataset_re_rendered(tmp_path):
     collect(tmp_path / "state", 1)
     stats = collect(tmp_path / "pixels", 1, task="pixels")
     assert stats["task"] == "pixels"
-    s_spec, (s_ep,) = load_dataset(tmp_path / "state")
+    _, (s_ep,) = load_dataset(tmp_path / "state")
     p_spec, (p_ep,) = load_dataset(tmp_path / "pixels")
     assert p_spec.state_names == STATE_NAMES[:2] and [c.name for c in p_spec.cameras] == [CAMERA]
     np.testing.assert_array_equal(p_ep.action, s_ep.action)
