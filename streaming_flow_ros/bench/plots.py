@@ -111,10 +111,11 @@ def plot_sim(doc: dict[str, Any], out: Path) -> Path:
         axes[0].bar(i, r["success_mean"], color=COLORS.get(m, "gray"), alpha=0.8)
         axes[0].plot([i] * len(per), per, "k.", ms=5)
         axes[1].bar(i, r["obs_to_cmd_p50_ms"], color=COLORS.get(m, "gray"))
+        axes[1].text(i, r["obs_to_cmd_p50_ms"], f"{r['obs_to_cmd_p50_ms']:.0f}", ha="center", va="bottom", fontsize=7)
     seeds = len(doc[methods[0]]["seeds"]) if methods else 0
     axes[0].set_ylim(0, 1.05)
     axes[0].set_title(f"T4 clean success ({seeds} seed(s), dots: per seed)", fontsize=9)
-    axes[1].set_yscale("log")
+    axes[1].margins(y=0.15)
     axes[1].set_title("observation -> command p50 (ms)", fontsize=9)
     for ax in axes[:2]:
         ax.set_xticks(range(len(methods)), [_label(m) for m in methods], rotation=30, ha="right", fontsize=7)
