@@ -24,6 +24,7 @@ from ros_harness import JOINTS, Peer, make_checkpoint, ros_context, wait_until
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 
+from streaming_flow_ros.bench.common import CpuSteal
 from streaming_flow_ros.data.image_codec import encode_rgb8
 from streaming_flow_ros.policy.obs_buffer import ObsBuffer
 from streaming_flow_ros.policy.protocol import StepResult
@@ -257,12 +258,17 @@ def test_slow_and_failing_encoder(ckpt):
             ("encoder raises", lambda: (setattr(pol, "delay", 0.0), setattr(pol, "prepare_error", True)), 1.0),
         ):
             n0, t0, d0, e0 = tel.ticks, node.now_s(), tel.plans_dropped, tel.prepare_errors
+            steal = CpuSteal()
             setup()
             time.sleep(seconds)
             ratio = (tel.ticks - n0) / ((node.now_s() - t0) * RATE)
+            # An encoder on the control thread would leave <= 0.3 of the ticks here. Hypervisor CPU
+            # steal of 10-30 % (seen on CI-class VMs) costs up to half of them whatever the code
+            # does, so the bar drops to 0.5 when the window met steal: still far above a blocked loop.
+            bar = 0.8 if not steal.share() > 0.02 else 0.5
             print(f"{label}: tick ratio {ratio:.3f}, plans dropped {tel.plans_dropped - d0}, "
                   f"prepare errors {tel.prepare_errors - e0}")
-            assert ratio > 0.8, f"{label}: ticks stretched ({ratio:.3f})"
+            assert ratio > bar, f"{label}: ticks stretched ({ratio:.3f}; CPU steal {steal.share():.1%})"
             FAULTS.append(label)
         assert tel.plans_dropped > 0 and tel.prepare_errors > 0
         pol.prepare_error = False
