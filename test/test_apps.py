@@ -30,13 +30,20 @@ def test_default_policy_is_shipped_and_valid():
 
 
 def test_closed_loop_episode_streams_through_the_node(ros_domain):
+    from streaming_flow_ros.bench.common import CpuSteal
+
+    steal = CpuSteal()
     with ClosedLoop(None, 100.0, seed=7, domain_id=ros_domain, time_limit_s=3.0) as loop:
         r = loop.run_episode(0)
         node = loop.node_summary()
+    stolen = steal.share()
     path_len = np.linalg.norm(np.diff(r.ee_path, axis=0), axis=1).sum()
     assert path_len > 0.05, "the arm did not move under the policy's commands"
     s = summarize([r], node)
-    assert s["ticks_ratio"] > 0.8 and node["reanchors"] >= 1 and node["tick_errors"] == 0
+    # hypervisor CPU steal (> 2 % over the run) costs ticks whatever the code does: a lower bar then
+    bar = 0.8 if not stolen > 0.02 else 0.5
+    assert s["ticks_ratio"] > bar, (s["ticks_ratio"], f"CPU steal {stolen:.1%}")
+    assert node["reanchors"] >= 1 and node["tick_errors"] == 0
     json.dumps(s, default=float)
 
 
