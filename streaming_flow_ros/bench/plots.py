@@ -55,6 +55,30 @@ def _label(m: str) -> str:
     return LABELS.get(m, m)
 
 
+def _xticks(ax, names: list[str]) -> None:
+    ax.set_xticks(range(len(names)), [_label(m) for m in names], rotation=30, ha="right", fontsize=7)
+
+
+def _curves(ax, by_method: dict[str, dict[str, dict]], key: str, xlabel: str, title: str, ylim: tuple) -> None:
+    """One line per method: ``by_method[m][str(x)][key]`` against x (a stress sweep)."""
+    for m, by_x in by_method.items():
+        xs = sorted(by_x, key=int)
+        ax.plot([int(x) for x in xs], [by_x[x][key] for x in xs], "o-", color=COLORS.get(m, "gray"), label=_label(m))
+    ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+
+
+def _save(plt, fig, out: Path, name: str, title: str) -> Path:
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = out / name
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot_latency(doc: dict[str, Any], out: Path) -> Path:
     plt = _plt()
     methods = list(doc["methods"])
@@ -75,7 +99,7 @@ def plot_latency(doc: dict[str, Any], out: Path) -> Path:
                 ax.text(i, max(v, top) * 1.2, f"{v / ref:.0f}x" if v / ref >= 1.5 else "1x", ha="center", fontsize=7)
         ax.set_yscale("log")
         ax.margins(y=0.25)
-        ax.set_xticks(range(len(methods)), [_label(m) for m in methods], rotation=30, ha="right", fontsize=7)
+        _xticks(ax, methods)
         ax.set_title(title + (" (p50, p99 bar)" if key == "ttfa_ms" else ""), fontsize=9)
     if node:
         ax = axes[2]
@@ -88,15 +112,10 @@ def plot_latency(doc: dict[str, Any], out: Path) -> Path:
                     ha="center", fontsize=6)
         ax.set_yscale("log")
         ax.margins(y=0.3)
-        ax.set_xticks(range(len(nm)), [_label(m) for m in nm], rotation=30, ha="right", fontsize=7)
+        _xticks(ax, nm)
         ax.set_title(f"through the node at {doc['node']['rate_hz']:g} Hz:\nobs -> command ms (p50, p99 bar; "
                      "label: ticks)", fontsize=8)
-    fig.suptitle("sfp bench latency (one run; CPU, 1 thread)", fontsize=9)
-    fig.tight_layout()
-    path = out / "latency.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out, "latency.png", "sfp bench latency (one run; CPU, 1 thread)")
 
 
 def plot_sim(doc: dict[str, Any], out: Path) -> Path:
@@ -118,23 +137,11 @@ def plot_sim(doc: dict[str, Any], out: Path) -> Path:
     axes[1].margins(y=0.15)
     axes[1].set_title("observation -> command p50 (ms)", fontsize=9)
     for ax in axes[:2]:
-        ax.set_xticks(range(len(methods)), [_label(m) for m in methods], rotation=30, ha="right", fontsize=7)
+        _xticks(ax, methods)
     if stress:
-        ax = axes[2]
-        for m, by_ms in stress.items():
-            ms = sorted(by_ms, key=int)
-            ax.plot([int(k) for k in ms], [by_ms[k]["success_rate"] for k in ms], "o-", color=COLORS.get(m, "gray"),
-                    label=_label(m))
-        ax.set_ylim(-0.03, 1.05)
-        ax.set_xlabel("sensing latency (ms)", fontsize=8)
-        ax.set_title(f"delay stress (seed 0, {doc['stress'].get('episodes', '?')} episodes)", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle("sfp bench sim: the simulator task through the real node", fontsize=9)
-    fig.tight_layout()
-    path = out / "sim_quality.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+        _curves(axes[2], stress, "success_rate", "sensing latency (ms)",
+                f"delay stress (seed 0, {doc['stress'].get('episodes', '?')} episodes)", (-0.03, 1.05))
+    return _save(plt, fig, out, "sim_quality.png", "sfp bench sim: the simulator task through the real node")
 
 
 def plot_pusht(doc: dict[str, Any], out: Path) -> Path:
@@ -155,25 +162,12 @@ def plot_pusht(doc: dict[str, Any], out: Path) -> Path:
         ax.axhline(doc["random"]["score"], color="k", ls=":", lw=1, label=f"random {doc['random']['score']:.2f}")
     ax.axhline(1.0, color="k", ls="--", lw=0.8, label="expert / max")
     ax.set_ylim(0, 1.05)
-    ax.set_xticks(range(len(names)), [_label(m) for m in names], rotation=30, ha="right", fontsize=7)
+    _xticks(ax, names)
     ax.set_title("Push-T (state) score", fontsize=9)
     ax.legend(fontsize=7)
     if stress:
-        ax = axes[0][1]
-        for m, by_k in stress.items():
-            ks = sorted(by_k, key=int)
-            ax.plot([int(k) for k in ks], [by_k[k]["score"] for k in ks], "o-", color=COLORS.get(m, "gray"),
-                    label=_label(m))
-        ax.set_xlabel("observation delay (control steps)", fontsize=8)
-        ax.set_ylim(0, 1.05)
-        ax.set_title("delay stress: score", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.suptitle("sfp bench pusht run", fontsize=9)
-    fig.tight_layout()
-    path = out / "pusht.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+        _curves(axes[0][1], stress, "score", "observation delay (control steps)", "delay stress: score", (0, 1.05))
+    return _save(plt, fig, out, "pusht.png", "sfp bench pusht run")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
