@@ -116,6 +116,18 @@ def evaluate(method: str, checkpoint: str, settings: Settings, episodes: int | N
             "period_err_p99_ms": node["period_err_p99_ms"], "latency_s": latency_s}
 
 
+def _cached_eval(path: Path, method: str, checkpoint: str, settings: Settings, episodes: int,
+                 latency_s: float = 0.0) -> dict[str, Any]:
+    """The evaluation stored at ``path`` if it was made of ``checkpoint`` over ``episodes``
+    episodes; else :func:`evaluate` it now and store it there with the checkpoint."""
+    r = json.loads(path.read_text()) if path.is_file() else {}
+    if (r.get("episodes"), r.get("checkpoint")) != (episodes, checkpoint):
+        r = {**evaluate(method, checkpoint, settings, episodes, latency_s), "checkpoint": checkpoint}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r, indent=2, default=float))
+    return r
+
+
 def run_stress(workdir: Path, settings: Settings, seed0: dict[str, dict]) -> dict[str, Any]:
     """The delay stress test: each stress method's seed-0 checkpoint with joint states and frames
     published ``latency_ms`` late; {method: {str(ms): result}}. Cached in ``eval/stress/``."""
@@ -124,12 +136,8 @@ def run_stress(workdir: Path, settings: Settings, seed0: dict[str, dict]) -> dic
         ckpt = seed0[SLOT[m]]["checkpoint"]
         out[m] = {}
         for ms in settings.latency_ms:
-            path = workdir / "eval" / "stress" / f"{m}_latency{ms}ms.json"
-            r = json.loads(path.read_text()) if path.is_file() else {}
-            if (r.get("episodes"), r.get("checkpoint")) != (settings.stress_episodes, ckpt):
-                r = {**evaluate(m, ckpt, settings, settings.stress_episodes, ms / 1000.0), "checkpoint": ckpt}
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(r, indent=2, default=float))
+            r = _cached_eval(workdir / "eval" / "stress" / f"{m}_latency{ms}ms.json", m, ckpt, settings,
+                             settings.stress_episodes, ms / 1000.0)
             out[m][str(ms)] = r
             log.info("stress %s latency %d ms: success %.2f, collisions %.2f", m, ms, r["success_rate"],
                      r["collision_rate"])
@@ -150,13 +158,9 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
         if seed == 0:
             seed0 = dict(trained)
         for m in settings.methods:
-            path = workdir / "eval" / f"{m}_seed{seed}.json"
             summary = trained[SLOT[m]]
-            r = json.loads(path.read_text()) if path.is_file() else {}
-            if (r.get("episodes"), r.get("checkpoint")) != (settings.episodes, summary["checkpoint"]):
-                r = {**evaluate(m, summary["checkpoint"], settings), "checkpoint": summary["checkpoint"]}
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(r, indent=2, default=float))
+            r = _cached_eval(workdir / "eval" / f"{m}_seed{seed}.json", m, summary["checkpoint"], settings,
+                             settings.episodes)
             r = {**r, "seed": seed, "train": summary}
             per[m].append(r)
             log.info("%s seed %d: success %.2f, collisions %.2f, ticks %.4f, CPU steal %.1f %%", m, seed,
