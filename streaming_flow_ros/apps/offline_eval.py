@@ -92,10 +92,11 @@ def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate
     by default), with per-episode metrics. ``preset``: the robot preset whose limits the safety
     filter applies, as in the node (None: no safety filter)."""
     cfg = runtime or RuntimeConfig(control_rate_hz=control_rate_hz)
-    per = []
+    per, limits = [], None
     for i in range(episodes):
         policy = load_policy(checkpoint, replace(cfg, seed=cfg.seed + i))  # noise seed per episode
-        limits = preset_limits(preset, policy, control_rate_hz) if preset else None
+        if preset and limits is None:  # the same checkpoint every episode: build the limits once
+            limits = preset_limits(preset, policy, control_rate_hz)
         s = episode_seed(seed, i)
         rec = rollout(scene_for_seed(s), PolicySource(policy, reanchor_every, limits), command_rate_hz=control_rate_hz,
                       stop_after_success=0.3)

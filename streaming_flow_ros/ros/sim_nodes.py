@@ -312,7 +312,7 @@ class SimCameraNode(Node):
         msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = h, w, "rgb8", 0, w * 3
         msg.data = img.tobytes()
         self._delay.push(t, msg)
-        for m in self._delay.due(self.world.time):
+        for m in self._delay.due(t):  # t: the arm clock now (render copies the current state)
             self._pub.publish(m)
 
 

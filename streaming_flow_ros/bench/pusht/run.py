@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ...checkpoint import read_checkpoint
+from ...spec import IOSpec
 from ..common import format_table, machine_info, versions
 from .collect import collect
-from .env import TASKS
+from .env import TASKS, task_of
 from .evaluate import (
     EvalSettings,
     default_reanchor,
@@ -135,9 +136,6 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     data = Path(dataset) if dataset else root / "dataset"
     meta = data / "dataset.json"
     if meta.is_file():
-        from ...spec import IOSpec
-        from .env import task_of
-
         info = json.loads(meta.read_text())
         have = task_of(IOSpec.from_dict(info["spec"]))
         if have != s.task:
