@@ -57,6 +57,18 @@ def test_resume_continues_from_saved_step(tmp_path):
     assert int(st["step"]) == 60
 
 
+def test_resume_refuses_another_config(tmp_path):
+    """A train_state.pt from a run with another lr / model must not silently seed a new run."""
+    ds = tiny_dataset(tmp_path / "ds", cameras=False)
+    train_from_dataset(ds, tmp_path / "run", cfg(steps=30))
+    with pytest.raises(ValueError, match=r"different training config.*'lr'"):
+        train_from_dataset(ds, tmp_path / "run", cfg(steps=60, lr=3e-4))
+    with pytest.raises(ValueError, match="model"):
+        train_from_dataset(ds, tmp_path / "run", cfg(steps=60, model=ModelConfig(hidden=32, depth=2)))
+    _, res = train_from_dataset(ds, tmp_path / "run", cfg(steps=60, lr=3e-4), resume=False)  # explicit restart
+    assert res.steps == 60
+
+
 def test_ema_and_schedule():
     m = torch.nn.Linear(2, 2)
     ema = EMA(m, power=0.75)

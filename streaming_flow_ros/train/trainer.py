@@ -108,6 +108,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
     if resume and state_path and state_path.is_file():
         st = torch.load(state_path, weights_only=True)
+        _check_resume(st, cfg, state_path)
         model.load_state_dict(st["model"])
         ema.model.load_state_dict(st["ema"])
         opt.load_state_dict(st["optim"])
@@ -168,6 +169,7 @@ def train(
                             "sched": sched.state_dict(),
                             "gen": gen.get_state(),
                             "step": torch.tensor(done),
+                            "config": resume_fingerprint(cfg),
                         },
                         tmp,
                     )
@@ -194,3 +196,31 @@ def evaluate_loss(model: nn.Module, source: BatchSource, seed: int, batches: int
     vals = [float(model(_to_model_batch(source.batch(rng.integers(0, len(source), size=bs))), gen)) for _ in range(batches)]
     model.train(was_training)
     return float(np.mean(vals))
+
+
+# settings that may change between a run and its resumption: bookkeeping, and ``steps`` (a
+# finished run may be extended; the cosine schedule then follows the new length)
+_RESUME_FREE = ("steps", "progress", "threads", "eval_every", "save_every")
+
+
+def resume_fingerprint(cfg: TrainConfig) -> str:
+    """The training config as JSON, without the settings a resumed run may change."""
+    d = cfg.to_dict()
+    for k in _RESUME_FREE:
+        d.pop(k, None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _check_resume(state: dict, cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume a ``train_state.pt`` written under another config (lr, steps, model...):
+    its optimiser, schedule and weights would silently carry over into the new run."""
+    have = state.get("config")
+    if have is None:  # written before the fingerprint existed
+        log.warning("%s has no config record: resuming without checking it matches", path)
+        return
+    want = resume_fingerprint(cfg)
+    if have != want:
+        a, b = json.loads(have), json.loads(want)
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"{path} was written by a different training config (differs in {diff}): "
+                         "use another output directory, or --no-resume to start over")
