@@ -20,7 +20,11 @@ from streaming_flow_ros.bench.pusht.env import (
     pusht_spec,
     wrap_angle,
 )
-from streaming_flow_ros.bench.pusht.evaluate import EvalSettings, rollout
+from streaming_flow_ros.bench.pusht.evaluate import (
+    EvalSettings,
+    default_reanchor,
+    rollout,
+)
 from streaming_flow_ros.bench.pusht.metrics import (
     episode_score,
     episode_success,
@@ -113,6 +117,15 @@ class _Env(PushTState):
         return np.full((96, 96, 3), self.i, np.uint8)
 
 
+def test_every_method_replans_after_the_action_horizon():
+    """SFP integrates its flow over the action horizon before re-anchoring, as the chunk methods
+    execute theirs (the paper's setting); re-anchoring at every observation is only a variant."""
+    assert {m: default_reanchor(m) for m in ("sfp", "sfp_k0", "dp_ddim", "dp_ddpm", "fm_chunk")} == dict.fromkeys(
+        ("sfp", "sfp_k0", "dp_ddim", "dp_ddpm", "fm_chunk"), 8)
+    with pytest.raises(ValueError, match="unknown method"):
+        default_reanchor("dp")
+
+
 @pytest.mark.parametrize(("delay", "mult", "reanchor"), [(0, 1, 1), (2, 1, 1), (0, 1, 8), (0, 5, 1), (4, 1, 8)])
 def test_rollout_delay_and_rate(delay, mult, reanchor):
     pol = _Recorder()
@@ -181,6 +194,9 @@ def test_quick_run_json(tmp_path, capsys):
         assert {"score_mean", "score_std", "success_mean", "seeds"} <= set(doc[m]), m
         assert 0 <= doc[m]["score_mean"] <= 1 and doc[m]["params"]["total"] > 0
     assert {"random", "expert", "stress", "settings", "variants"} <= set(doc) and doc["quick"] is True
+    assert set(doc["variants"]) == {"sfp_reanchor1"} and doc["settings"]["sfp"]["reanchor_every"] == 8
+    assert doc["settings"]["lr"] == 1e-3
+    assert json.loads((tmp_path / "w" / "seed0" / "sfp" / "train_summary.json").read_text())["lr"] == 1e-3
     assert set(doc["stress"]["delay"]) == {"sfp", "dp_ddim"} and set(doc["stress"]["delay"]["sfp"]) == {"0", "1", "2", "4"}
     assert set(doc["stress"]["rate5x"]) == {"sfp", "dp_ddim"}
     assert doc["expert"]["expert_success_rate"] > 0 and doc["settings"]["seeds"] == 1

@@ -26,9 +26,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LABELS = {"sfp": "SFP", "sfp_k0": "SFP k=0", "dp_ddpm": "DP-DDPM", "dp_ddim": "DP-DDIM", "fm_chunk": "FM-chunk",
-          "sfp_reanchor8": "SFP re-anchor/8"}
+          "sfp_reanchor8": "SFP re-anchor/8", "sfp_reanchor1": "SFP re-anchor/1"}
 COLORS = {"sfp": "tab:blue", "sfp_k0": "tab:cyan", "dp_ddpm": "tab:red", "dp_ddim": "tab:orange",
-          "fm_chunk": "tab:green", "sfp_reanchor8": "tab:purple"}
+          "fm_chunk": "tab:green", "sfp_reanchor8": "tab:purple", "sfp_reanchor1": "tab:purple"}
 
 
 def _plt():

@@ -43,6 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--steps", type=int, default=4000)
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    t.add_argument("--lr", type=float, help="AdamW peak learning rate (default: methods.LR, 1e-3)")
     t.add_argument("--out", type=Path, required=True)
 
     e = sub.add_parser("eval", help="closed-loop evaluation of a checkpoint")
@@ -54,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--max-steps", type=int, default=300)
     e.add_argument("--delay", type=int, default=0, help="observation delay, control steps")
     e.add_argument("--control-mult", type=int, default=1, help="control rate / data rate")
-    e.add_argument("--reanchor-every", type=int, help="observations per re-anchor (default sfp 1, chunks 8)")
+    e.add_argument("--reanchor-every", type=int, help="observations per re-anchor (default 8, the action horizon)")
     e.add_argument("--start-sigma", type=float, default=0.0,
                    help="SFP: start noise at every re-anchor, normalised units (default 0: deterministic)")
     e.add_argument("--json", type=Path)
@@ -66,6 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--seeds", type=int, help="training seeds (default 3)")
     r.add_argument("--demos", type=int)
     r.add_argument("--steps", type=int, help="optimiser steps per method")
+    r.add_argument("--lr", type=float, help="AdamW peak learning rate, every method (default: methods.LR, 1e-3)")
     r.add_argument("--episodes", type=int, help="evaluation episodes per method and seed")
     r.add_argument("--ddpm-episodes", type=int, help="episodes for dp_ddpm (default: --episodes)")
     r.add_argument("--stress-episodes", type=int)
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
         slot = "dp" if args.method == "dp" else METHOD_SLOT[args.method]
         path, info = train_slot(args.dataset, slot, args.out, args.steps, args.seed, args.batch_size, args.threads,
-                                progress=True)
+                                progress=True, **({} if args.lr is None else {"lr": args.lr}))
         print(json.dumps({"checkpoint": str(path), **info}, indent=2))
         return 0
     if cmd == "eval":
@@ -124,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     s = RunSettings.quick() if args.quick else RunSettings()
     overrides = {"seeds": args.seeds, "demos": args.demos, "train_steps": args.steps, "episodes": args.episodes,
                  "ddpm_episodes": args.ddpm_episodes, "stress_episodes": args.stress_episodes,
-                 "threads": args.threads, "jobs": args.jobs, "task": args.task, "batch_size": args.batch_size,
+                 "threads": args.threads, "jobs": args.jobs, "task": args.task, "batch_size": args.batch_size, "lr": args.lr,
                  "methods": tuple(args.methods.split(",")) if args.methods else None}
     s = replace(s, **{k: v for k, v in overrides.items() if v is not None})
     with tempfile.TemporaryDirectory(prefix="sfp-pusht-") as tmp:

@@ -55,9 +55,14 @@ class EvalSettings:
 
 
 def default_reanchor(method: str, action_horizon: int = 8) -> int:
-    """Chunk methods re-plan when their chunk is used up (every action_horizon observations);
-    SFP re-anchors at every observation unless told otherwise."""
-    return 1 if POLICY_TYPES[method][1] is None else action_horizon
+    """Every method re-plans after ``action_horizon`` observations: chunk methods when their
+    chunk is used up, SFP after integrating its flow over the action horizon (the paper's
+    setting, and the arm simulator preset's ``reanchor: ticks``). SFP re-anchored at every
+    observation (``reanchor_every`` 1) is a variant: on Push-T it takes one flow step per
+    anchor, always at t = 0 where the learned velocity is a blend of the modes, and stalls."""
+    if method not in POLICY_TYPES:
+        raise ValueError(f"unknown method {method!r} (known: {sorted(POLICY_TYPES)})")
+    return action_horizon
 
 
 def runtime_config(method: str, control_rate_hz: float, seed: int = 0, start_sigma: float = 0.0) -> RuntimeConfig:

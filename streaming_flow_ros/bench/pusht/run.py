@@ -5,7 +5,7 @@ JSON (``--json``)::
     {"<method>": {"score_mean", "score_std", "success_mean", "success_std", "params",
                   "seeds": [{"seed", "score", "success", "max_coverage", "episodes", "train"}]},
                                                     # sfp sfp_k0 dp_ddim dp_ddpm fm_chunk
-     "variants": {"sfp_reanchor8": {...}},          # SFP re-anchored every 8 observations
+     "variants": {"sfp_reanchor1": {...}},          # SFP re-anchored at every observation
      "random": {"score", "success", ...}, "expert": {"expert_success_rate", ...},
      "stress": {"delay": {"<method>": {"<k>": {score, success, ...}}},
                 "rate5x": {"<method>": {...}}, "seed": 0, "episodes": N},
@@ -39,7 +39,7 @@ from .evaluate import (
     evaluate_expert,
     evaluate_random,
 )
-from .methods import METHOD_SLOT, METHODS, SLOTS, train_slot
+from .methods import LR, METHOD_SLOT, METHODS, SLOTS, train_slot
 from .metrics import mean_std
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class RunSettings:
     demos: int = 200
     train_steps: int = 4000
     batch_size: int = 256
+    lr: float = LR
     seeds: int = 3
     episodes: int = 50
     max_steps: int = 300
@@ -97,8 +98,8 @@ class EvalTask:
 
 
 def _train_task(args: tuple) -> tuple[str, int, str, dict]:
-    dataset, slot, out, steps, seed, batch, threads = args
-    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads)
+    dataset, slot, out, steps, seed, batch, threads, lr = args
+    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads, lr=lr)
     return slot, seed, str(path), info
 
 
@@ -145,7 +146,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     else:
         expert = collect(data, s.demos, task=s.task)
     threads = 1 if s.jobs > 1 else s.threads
-    train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads)
+    train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads, s.lr)
                   for seed in range(s.seeds) for slot in SLOTS if slot in {METHOD_SLOT[m] for m in s.methods}]
     train_args.sort(key=lambda a: -_TRAIN_COST[a[1]])
     ckpts: dict[tuple[int, str], str] = {}
@@ -156,7 +157,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     def es(episodes: int, **kw) -> EvalSettings:
         return EvalSettings(episodes=episodes, max_steps=s.max_steps, **kw)
 
-    tag = f"steps{s.train_steps}_b{s.batch_size}"  # which training the cached evaluations belong to
+    tag = f"steps{s.train_steps}_b{s.batch_size}_lr{s.lr:g}"  # which training the cached evaluations belong to
     tasks: dict[tuple, EvalTask] = {}
     stress_methods = [m for m in STRESS_METHODS if m in s.methods]
     for method in s.methods:
@@ -165,8 +166,8 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
             tasks["main", method, seed] = EvalTask(f"{method}_seed{seed}_{tag}", ckpts[seed, METHOD_SLOT[method]], method,
                                                    es(n, reanchor_every=default_reanchor(method)))
     for seed in range(s.seeds if "sfp" in s.methods else 0):
-        tasks["variant", "sfp_reanchor8", seed] = EvalTask(f"sfp_seed{seed}_{tag}", ckpts[seed, "sfp"], "sfp",
-                                                           es(s.episodes, reanchor_every=8))
+        tasks["variant", "sfp_reanchor1", seed] = EvalTask(f"sfp_seed{seed}_{tag}", ckpts[seed, "sfp"], "sfp",
+                                                           es(s.episodes, reanchor_every=1))
     for method in stress_methods:
         ck, ra = ckpts[0, METHOD_SLOT[method]], default_reanchor(method)
         for k in STRESS_DELAYS:
@@ -183,7 +184,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         per_seed = [{"seed": seed, **done["main", method, seed], "train": train_info[seed, METHOD_SLOT[method]]}
                     for seed in range(s.seeds)]
         doc[method] = {**_aggregate(per_seed), "params": checkpoint_params(Path(ckpts[0, METHOD_SLOT[method]]))}
-    doc["variants"] = {"sfp_reanchor8": _aggregate([{"seed": seed, **done["variant", "sfp_reanchor8", seed]}
+    doc["variants"] = {"sfp_reanchor1": _aggregate([{"seed": seed, **done["variant", "sfp_reanchor1", seed]}
                                                     for seed in range(s.seeds)])} if "sfp" in s.methods else {}
     random = evaluate_random(es(s.episodes))
     doc["random"] = {k: random[k] for k in ("score", "success", "max_coverage", "episodes")}
@@ -199,7 +200,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     doc["settings"] = {
         **asdict(s), "horizons": {"obs": 2, "pred": 16, "action": 8}, "data_rate_hz": 10,
         "pd_gains": {"kp": 100, "kv": 20}, "eval_seeds": f"0..{s.episodes - 1}",
-        "sfp": {"sigma0": 0.4, "k": 15.0, "euler_steps_per_action": 1, "reanchor_every": 1,
+        "sfp": {"sigma0": 0.4, "k": 15.0, "euler_steps_per_action": 1, "reanchor_every": 8,
                 "start": "last commanded action (deterministic, start_sigma 0)"},
         "chunk_reanchor_every": 8,
         "samplers": {"dp_ddpm": "DDPM 100", "dp_ddim": "DDIM 10", "fm_chunk": "Euler 10"},
@@ -228,7 +229,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
 def results_table(doc: dict) -> str:
     """Plain-text tables: methods (score / success mean ± std over seeds) and the stress tests."""
     rows = []
-    for name in (*METHODS, "sfp_reanchor8"):
+    for name in (*METHODS, "sfp_reanchor1", "sfp_reanchor8"):  # reanchor8: older JSON files
         r = doc.get(name) or doc["variants"].get(name)
         if r is None:
             continue
