@@ -4,6 +4,7 @@ forward mode, sim time, bad checkpoints/parameters, presets. Each test has its o
 on a unique ROS_DOMAIN_ID. Timing checks are deliberately loose (2 noisy cores)."""
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from ros_harness import JOINTS, Peer, make_checkpoint, ros_context, wait_until
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import SetBool
 
-from streaming_flow_ros.ros.node import PolicyNode
+from streaming_flow_ros.ros.node import PolicyNode, reanchor_period
 from streaming_flow_ros.ros.runner import (
     NodeRunner,
     create_policy_node,
@@ -46,6 +47,7 @@ class Spy:
     def __init__(self, inner, prepare_delay: float = 0.0):
         self.inner, self.delay = inner, prepare_delay
         self.spec, self.obs_horizon, self.config = inner.spec, inner.obs_horizon, inner.config
+        self.action_horizon = inner.action_horizon
         self.starts, self.steps = 0, []
 
     def prepare(self, obs):
@@ -153,6 +155,23 @@ def test_reanchor_ticks_takes_the_first_plan_at_once(ckpt):
         assert wait_until(lambda: spies[0].starts > starts, 2.0), "first plan after enabling"
         time.sleep(1.0)
         assert spies[0].starts == starts + 1, "then no re-anchor before reanchor_ticks"
+
+
+def test_reanchor_horizon_runs_each_plan_for_the_action_horizon(ckpt):
+    """reanchor: horizon starts a plan every action_horizon data periods (the paper's receding
+    horizon), whatever the camera rate: flow time then reaches action_horizon / H between starts."""
+    spies = []
+    with running(ckpt, params={"reanchor": "horizon"}, peer_kw={"img_hz": 30.0}, loader=spy_loader(spies)) as (node, _):
+        assert wait_until(lambda: spies and spies[0].starts >= 1, 5.0), "first plan after activation"
+        spy = spies[0]
+        period = reanchor_period(node.params, spy)
+        time.sleep(2.0)
+        ts = [t for t, _ in spy.steps]
+    assert period == round(spy.action_horizon * 100.0 / spy.spec.data_rate_hz)
+    # flow time climbs through a whole horizon before each restart (ticks may be missed, not added)
+    assert max(ts) == pytest.approx(spy.action_horizon / 16, abs=2 * 10.0 / (100.0 * 16))
+    restarts = sum(1 for a, b in itertools.pairwise(ts) if b < a)
+    assert 1 <= restarts <= 2.0 * 100.0 / period + 1, f"{restarts} restarts in 2 s at one per {period} ticks"
 
 
 def test_slow_encoder_does_not_stretch_ticks(ckpt):

@@ -131,6 +131,7 @@ def resolve_anchor(config: RuntimeConfig, last: np.ndarray | None, measured: np.
 class RuntimePolicy(Protocol):
     spec: IOSpec
     obs_horizon: int
+    action_horizon: int  # data periods a plan runs before the next one is due (reanchor: horizon)
     config: RuntimeConfig
 
     def prepare(self, obs: Observation) -> Any: ...

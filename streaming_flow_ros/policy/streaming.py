@@ -68,6 +68,7 @@ class StreamingFlowPolicy:
         self.action_norm = ckpt.action_norm
         self.obs_horizon = model.config.obs_horizon
         self.pred_horizon = model.config.pred_horizon
+        self.action_horizon = model.config.action_horizon
         self.dt = self.spec.data_rate_hz / (self.config.control_rate_hz * self.pred_horizon)
         self._same_names = self.spec.state_names == self.spec.action_names
         if self.config.anchor == "state" and not self._same_names:

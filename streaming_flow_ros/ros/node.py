@@ -85,6 +85,18 @@ def load_checkpoint_policy(path: str, config: RuntimeConfig) -> RuntimePolicy:
     return load_policy(path, config)
 
 
+def reanchor_period(cfg: NodeParams, policy: RuntimePolicy) -> int:
+    """Control ticks from one plan start to the next plan being due: 1 with ``reanchor:
+    observation`` (every fresh plan starts at the next tick), ``reanchor_ticks`` with ``ticks``, and
+    the policy's action horizon in data periods at the control rate with ``horizon`` (the paper's
+    receding horizon: 8 data periods = 80 ticks at 100 Hz on 10 Hz data)."""
+    if cfg.reanchor == "ticks":
+        return cfg.reanchor_ticks
+    if cfg.reanchor == "horizon":
+        return max(1, round(policy.action_horizon * cfg.control_rate_hz / policy.spec.data_rate_hz))
+    return 1
+
+
 def warm_up(policy: RuntimePolicy, home: np.ndarray, steps: int = 5) -> None:
     """One prepare + a few steps on a blank observation at ``home`` (D_a,) rad, so the first real
     ticks do not pay for lazy initialisation (allocations, kernel selection); then reset."""
@@ -189,6 +201,7 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(self._reason)
             return TransitionCallbackReturn.FAILURE
         self.policy, self._spec = policy, spec
+        self._reanchor_period = reanchor_period(cfg, policy)
         self._ctrl_index = cv.reorder_index(spec.action_names, self._ctrl_joints)
         self._safety = SafetyFilter(self._limits)
         self._buffer = ObsBuffer(spec.state_dim, [c.name for c in spec.cameras], policy.obs_horizon,
@@ -230,7 +243,7 @@ class PolicyNode(LifecycleNode):
         self._anchored = False
         self._stale = True
         self._enabled_now = self._cfg.enabled
-        self._ticks_since_start = self._cfg.reanchor_ticks  # the first plan is due at once
+        self._ticks_since_start = self._reanchor_period  # the first plan is due at once
         self._last_tick: float | None = None
         self.telemetry.started_at = self.now_s()
         self._worker.start()
@@ -427,7 +440,7 @@ class PolicyNode(LifecycleNode):
             self._stale, self._reason = False, ""
         started = None
         self._ticks_since_start += 1
-        due = cfg.reanchor == "observation" or self._ticks_since_start >= cfg.reanchor_ticks
+        due = self._ticks_since_start >= self._reanchor_period
         plan = self._worker.take() if due else None
         if plan is not None and now - plan.stamp > cfg.max_obs_age:
             tel.plans_dropped += 1
@@ -456,7 +469,7 @@ class PolicyNode(LifecycleNode):
         due at once, also with ``reanchor: ticks`` (no wait for the tick count after an enable,
         a stale hold or a rejected step)."""
         self.policy.reset(action)
-        self._ticks_since_start = self._cfg.reanchor_ticks
+        self._ticks_since_start = self._reanchor_period
 
     def _outside_reason(self, measured: np.ndarray) -> str:
         """Why the node must not anchor at ``measured`` (D_a,) rad, or "". Outside the position

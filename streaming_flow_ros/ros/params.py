@@ -25,7 +25,7 @@ from ..spec import IOSpec
 
 CommandMode = Literal["jtc", "forward", "none"]
 COMMAND_MODES = ("jtc", "forward", "none")
-REANCHOR_MODES = ("observation", "ticks")
+REANCHOR_MODES = ("observation", "ticks", "horizon")
 SAMPLERS = ("", "ddpm", "ddim", "euler")
 STALE_MODES = ("hold", "silent")
 TICK_SOURCES = ("auto", "thread", "timer")
@@ -51,7 +51,7 @@ class NodeParams:
     position_lower: tuple[float, ...] = ()
     position_upper: tuple[float, ...] = ()
     max_velocity: tuple[float, ...] = (1.0,)
-    reanchor: Literal["observation", "ticks"] = "observation"
+    reanchor: Literal["observation", "ticks", "horizon"] = "observation"
     reanchor_ticks: int = 10
     max_obs_age: float = 0.5
     sync_tolerance: float = 0.05
