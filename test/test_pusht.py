@@ -205,5 +205,8 @@ def test_quick_run_json(tmp_path, capsys):
 
     none = tmp_path / "none.json"
     assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
-                     "--out", str(tmp_path / "img")]) == 0
+                     "--pusht-equal-time", str(none), "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "pusht.png").stat().st_size > 5000
+    assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
+                     "--pusht-equal-time", str(out), "--out", str(tmp_path / "img2")]) == 0  # the extra bar
+    assert (tmp_path / "img2" / "pusht.png").stat().st_size > 5000

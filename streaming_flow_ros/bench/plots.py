@@ -26,9 +26,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LABELS = {"sfp": "SFP", "sfp_k0": "SFP k=0", "dp_ddpm": "DP-DDPM", "dp_ddim": "DP-DDIM", "fm_chunk": "FM-chunk",
-          "sfp_reanchor8": "SFP re-anchor/8", "sfp_reanchor1": "SFP re-anchor/1"}
+          "sfp_reanchor8": "SFP re-anchor/8", "sfp_reanchor1": "SFP re-anchor/1",
+          "sfp_equal_time": "SFP equal time"}
 COLORS = {"sfp": "tab:blue", "sfp_k0": "tab:cyan", "dp_ddpm": "tab:red", "dp_ddim": "tab:orange",
-          "fm_chunk": "tab:green", "sfp_reanchor8": "tab:purple", "sfp_reanchor1": "tab:purple"}
+          "fm_chunk": "tab:green", "sfp_reanchor8": "tab:purple", "sfp_reanchor1": "tab:purple",
+          "sfp_equal_time": "navy"}
 
 
 def _plt():
@@ -144,10 +146,14 @@ def plot_sim(doc: dict[str, Any], out: Path) -> Path:
     return _save(plt, fig, out, "sim_quality.png", "sfp bench sim: the simulator task through the real node")
 
 
-def plot_pusht(doc: dict[str, Any], out: Path) -> Path:
+def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None = None) -> Path:
+    """Scores per method (bars: mean, dots: seeds) and the delay stress. ``equal_time``: a second
+    run (SFP trained for as long as a U-Net takes) whose ``sfp`` is drawn as "sfp_equal_time"."""
     plt = _plt()
     methods = [m for m in doc if isinstance(doc[m], dict) and "score_mean" in doc[m]]
-    variants = doc.get("variants", {})
+    variants = dict(doc.get("variants", {}))
+    if equal_time and "score_mean" in equal_time.get("sfp", {}):
+        variants["sfp_equal_time"] = equal_time["sfp"]
     stress = doc.get("stress", {}).get("delay", {})
     cols = 2 if stress else 1
     fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols, 3.6), squeeze=False)
@@ -173,14 +179,21 @@ def plot_pusht(doc: dict[str, Any], out: Path) -> Path:
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=Path, default=Path("runs/bench/latency.json"), help="sfp bench latency JSON")
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
-    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_seed0.json"), help="sfp bench pusht run JSON")
+    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_3seeds.json"), help="sfp bench pusht run JSON")
+    p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_3seeds.json"),
+                   help="optional: a pusht run of SFP alone trained for the baselines' training time")
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
+
+
+def _equal_time(args: argparse.Namespace) -> dict[str, Any] | None:
+    path = args.pusht_equal_time
+    return _load(path, "pusht equal time", ("settings",)) if path and path.is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
     jobs = ((args.latency, "latency", ("methods",), plot_latency),
             (args.sim, "sim", ("settings",), plot_sim),
-            (args.pusht, "pusht", ("settings",), plot_pusht))
+            (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _equal_time(args))))
     args.out.mkdir(parents=True, exist_ok=True)
     made = 0
     for path, what, keys, fn in jobs:
