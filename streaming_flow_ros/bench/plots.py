@@ -154,7 +154,9 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
     variants = dict(doc.get("variants", {}))
     if equal_time and "score_mean" in equal_time.get("sfp", {}):
         variants["sfp_equal_time"] = equal_time["sfp"]
-    stress = doc.get("stress", {}).get("delay", {})
+    stress = dict(doc.get("stress", {}).get("delay", {}))
+    if equal_time and "sfp" in equal_time.get("stress", {}).get("delay", {}):
+        stress["sfp_equal_time"] = equal_time["stress"]["delay"]["sfp"]
     cols = 2 if stress else 1
     fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols, 3.6), squeeze=False)
     ax = axes[0][0]
