@@ -13,7 +13,7 @@ from ros_harness import tick_bar
 from streaming_flow_ros import cli
 from streaming_flow_ros.bench.common import CpuSteal
 
-KEYS = {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb", "violations"}
+KEYS = {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb", "violations", "cpu_steal"}
 
 
 def test_soak_30s(tmp_path, monkeypatch, capfd):
@@ -30,6 +30,8 @@ def test_soak_30s(tmp_path, monkeypatch, capfd):
     assert res["violations"] == 0 and rc == 0, res["checker"]
     assert res["ticks_ratio"] > tick_bar(0.9, stolen), (res, f"CPU steal {stolen:.1%}")
     assert res["seconds"] >= 29.0 and len(res["windows"]) == 3
+    for v in [res["cpu_steal"], *(w["cpu_steal"] for w in res["windows"])]:  # NaN only without /proc/stat
+        assert (0.0 <= v <= 1.0) if math.isfinite(stolen) else math.isnan(v)
     assert math.isfinite(res["period_err_p99_ms"]) and math.isfinite(res["rss_growth_mb"])
     assert res["checker"]["controller_msgs"] > 0.8 * 30 * 200  # the checker saw the stream
     assert "violations 0" in printed

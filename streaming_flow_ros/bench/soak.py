@@ -15,7 +15,9 @@ Reported per ``--window`` seconds (default 10) and overall:
 - ticks delivered / expected (node clock x rate), over the measured span;
 - tick period error p50/p99/max, ms (ros/telemetry.py definition), per window and overall;
 - RSS (VmRSS of this process, MB) at the end of each window; growth = last window - first;
-- invariant violations (must be 0), commands checked, holds, episodes, node error counters.
+- invariant violations (must be 0), commands checked, holds, episodes, node error counters;
+- CPU steal (share of CPU time the hypervisor gave elsewhere), per window and overall: on a
+  shared VM, windows with more than a few percent of steal measure the host, not the node.
 
 JSON (``--json``): {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb",
 "violations"} plus "windows", "checker", "node", "machine" and the settings. Exit status 1 when
@@ -183,7 +185,10 @@ def _measure(node, world, checker, seconds: float, rate: float, window_s: float,
         time.sleep(0.05)
     hist = _Histogram()
     windows: list[dict[str, Any]] = []
+    from .common import CpuSteal
+
     t_start, ticks_start, node_start = time.monotonic(), tel.ticks, node.now_s()
+    steal_all = window_steal = CpuSteal()  # hypervisor steal: reads the timing numbers
     ticks_prev, node_prev = ticks_start, node_start
     checked_prev = sum(checker.counts())
     n_windows = max(1, round(seconds / window_s))
@@ -208,7 +213,9 @@ def _measure(node, world, checker, seconds: float, rate: float, window_s: float,
             "checked": checked - checked_prev,
             "violations": s["violations"],
             "episode": world.episode,
+            "cpu_steal": round(window_steal.share(), 4),
         }
+        window_steal = CpuSteal()
         windows.append(row)
         if on_window is not None:
             on_window(row)
@@ -228,6 +235,7 @@ def _measure(node, world, checker, seconds: float, rate: float, window_s: float,
         "rss_last_mb": windows[-1]["rss_mb"],
         "rss_growth_mb": round(windows[-1]["rss_mb"] - windows[0]["rss_mb"], 2),
         "episodes": world.episode + 1,
+        "cpu_steal": round(steal_all.share(), 4),
         "windows": windows,
         "node": {k: summary[k] for k in ("reanchors", "ticks_stale", "ticks_held", "clamped", "rate_limited",
                                           "rejected", "tick_errors", "prepare_errors", "plans_dropped",
@@ -239,7 +247,8 @@ def _print_row(row: dict[str, Any]) -> None:
     print(f"t={row['t_s']:7.1f}s ticks={row['ticks']:6d} ratio={row['ticks_ratio']:.3f} "
           f"period_err p50={row['period_err_p50_ms']:.3f} p99={row['period_err_p99_ms']:.3f} "
           f"max={row['period_err_max_ms']:.2f} ms rss={row['rss_mb']:.1f} MB "
-          f"checked={row['checked']} violations={row['violations']} episode={row['episode']}", flush=True)
+          f"checked={row['checked']} violations={row['violations']} episode={row['episode']} "
+          f"steal={100 * row['cpu_steal']:.1f}%", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
           f"p50 {res['period_err_p50_ms']:.3f} p99 {res['period_err_p99_ms']:.3f} max {res['period_err_max_ms']:.2f} ms; "
           f"RSS {res['rss_first_mb']:.1f} -> {res['rss_last_mb']:.1f} MB ({res['rss_growth_mb']:+.2f}); "
           f"episodes {res['episodes']}; commands checked {res['checker']['action_msgs']} action + "
-          f"{res['checker']['controller_msgs']} controller; violations {res['violations']}")
+          f"{res['checker']['controller_msgs']} controller; violations {res['violations']}; "
+          f"CPU steal {100 * res['cpu_steal']:.1f} %")
     if res["violations"]:
         print(f"violations: {res['checker']['rules']} first: {res['checker']['first']}")
     if args.json:
