@@ -25,6 +25,7 @@ from streaming_flow_ros.bench.pusht.evaluate import (
     default_reanchor,
     rollout,
 )
+from streaming_flow_ros.bench.pusht.methods import METHODS
 from streaming_flow_ros.bench.pusht.metrics import (
     episode_score,
     episode_success,
@@ -120,8 +121,7 @@ class _Env(PushTState):
 def test_every_method_replans_after_the_action_horizon():
     """SFP integrates its flow over the action horizon before re-anchoring, as the chunk methods
     execute theirs (the paper's setting); re-anchoring at every observation is only a variant."""
-    assert {m: default_reanchor(m) for m in ("sfp", "sfp_k0", "dp_ddim", "dp_ddpm", "fm_chunk")} == dict.fromkeys(
-        ("sfp", "sfp_k0", "dp_ddim", "dp_ddpm", "fm_chunk"), 8)
+    assert {m: default_reanchor(m) for m in METHODS} == dict.fromkeys(METHODS, 8)
     with pytest.raises(ValueError, match="unknown method"):
         default_reanchor("dp")
 

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from .common import CpuSteal
+
 log = logging.getLogger(__name__)
 NAMESPACE = "/sfp_soak"
 HIST_BIN_MS = 0.01  # period-error histogram resolution
@@ -185,10 +187,8 @@ def _measure(node, world, checker, seconds: float, rate: float, window_s: float,
         time.sleep(0.05)
     hist = _Histogram()
     windows: list[dict[str, Any]] = []
-    from .common import CpuSteal
-
     t_start, ticks_start, node_start = time.monotonic(), tel.ticks, node.now_s()
-    steal_all = window_steal = CpuSteal()  # hypervisor steal: reads the timing numbers
+    steal_all = window_steal = CpuSteal()  # hypervisor steal: how far the timing numbers hold
     ticks_prev, node_prev = ticks_start, node_start
     checked_prev = sum(checker.counts())
     n_windows = max(1, round(seconds / window_s))

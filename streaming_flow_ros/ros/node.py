@@ -466,7 +466,7 @@ class PolicyNode(LifecycleNode):
 
     def _reset_policy(self, action: np.ndarray) -> None:
         """Anchor the policy at ``action`` without a plan (it holds); the next fresh plan is
-        due at once, also with ``reanchor: ticks`` (no wait for the tick count after an enable,
+        due at once, also with ``reanchor: ticks | horizon`` (no wait for the tick count after an enable,
         a stale hold or a rejected step)."""
         self.policy.reset(action)
         self._ticks_since_start = self._reanchor_period

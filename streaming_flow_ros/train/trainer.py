@@ -212,7 +212,8 @@ def resume_fingerprint(cfg: TrainConfig) -> str:
 
 
 def _check_resume(state: dict, cfg: TrainConfig, path: Path) -> None:
-    """Refuse to resume a ``train_state.pt`` written under another config (lr, steps, model...):
+    """Refuse to resume a ``train_state.pt`` written under another config (lr, batch, model...;
+    not ``steps``, see _RESUME_FREE):
     its optimiser, schedule and weights would silently carry over into the new run."""
     have = state.get("config")
     if have is None:  # written before the fingerprint existed

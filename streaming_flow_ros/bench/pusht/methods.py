@@ -50,7 +50,7 @@ def train_config(slot: str, steps: int, batch_size: int = 256, seed: int = 0, th
                  progress: bool = False, lr: float = LR) -> TrainConfig:
     """AdamW, wd 1e-6, cosine, EMA 0.75 (method.md) for every slot; warm-up min(500, steps / 10)
     so short CPU budgets still decay. The peak lr defaults to 1e-3, not the authors' 1e-4: their
-    1e-4 is for hundreds of epochs, and at the 20-100 epochs this CPU affords it leaves every
+    1e-4 is for hundreds of epochs, and at the 30-180 epochs this CPU affords it leaves every
     method near the random floor (DP-DDIM after 3,000 steps: 0.18 at 1e-4, 0.45 at 1e-3)."""
     common = {
         "steps": steps, "batch_size": batch_size, "seed": seed, "warmup_steps": min(500, max(1, steps // 10)),
@@ -77,8 +77,8 @@ def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed
         done = json.loads(summary.read_text())
         if all(done.get(k) == v for k, v in want.items()) and (out / "policy.safetensors").is_file():
             return out / "policy.safetensors", done["result"]
-        # a finished run with other settings: start over rather than resume its state
-        log.info("%s holds a finished run with other settings: training again", out)
+        # a finished run with other settings (or without its checkpoint): start over, not resume
+        log.info("%s holds a finished run with other settings or no checkpoint: training again", out)
         (out / "train_state.pt").unlink(missing_ok=True)
         summary.unlink()
     t0 = time.perf_counter()
