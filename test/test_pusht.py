@@ -210,3 +210,21 @@ def test_quick_run_json(tmp_path, capsys):
     assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
                      "--pusht-equal-time", str(out), "--out", str(tmp_path / "img2")]) == 0  # the extra bar
     assert (tmp_path / "img2" / "pusht.png").stat().st_size > 5000
+    # eval --integrator reaches the SFP runtime and the result records it
+    ev = tmp_path / "eval_heun.json"
+    assert cli.run(p.parse_args(["eval", "--checkpoint", str(tmp_path / "w" / "seed0" / "sfp" / "policy.safetensors"),
+                                 "--episodes", "1", "--max-steps", "5", "--integrator", "heun",
+                                 "--json", str(ev)])) == 0
+    assert json.loads(ev.read_text())["settings"]["integrator"] == "heun"
+
+
+def test_eval_integrator_setting():
+    from streaming_flow_ros.bench.pusht.evaluate import runtime_config
+    from streaming_flow_ros.bench.pusht.run import EvalTask
+
+    assert runtime_config("sfp", 10.0).integrator == "euler"
+    assert runtime_config("sfp", 10.0, integrator="midpoint").integrator == "midpoint"
+    with pytest.raises(ValueError, match="integrator"):
+        EvalSettings(integrator="rk4")
+    euler, heun = (EvalTask("k", "c", "sfp", EvalSettings(integrator=i)).cache_name() for i in ("euler", "heun"))
+    assert euler != heun and "_i" not in euler  # caches written before the option stay valid

@@ -56,6 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--delay", type=int, default=0, help="observation delay, control steps")
     e.add_argument("--control-mult", type=int, default=1, help="control rate / data rate")
     e.add_argument("--reanchor-every", type=int, help="observations per re-anchor (default 8, the action horizon)")
+    e.add_argument("--integrator", choices=("euler", "midpoint", "heun"), default="euler",
+                   help="SFP: velocity passes per tick (default euler, one)")
     e.add_argument("--start-sigma", type=float, default=0.0,
                    help="SFP: start noise at every re-anchor, normalised units (default 0: deterministic)")
     e.add_argument("--json", type=Path)
@@ -110,7 +112,7 @@ def _eval(args: argparse.Namespace) -> int:
     s = EvalSettings(episodes=args.episodes, seed0=args.seed0, max_steps=args.max_steps, delay=args.delay,
                      control_mult=args.control_mult,
                      reanchor_every=args.reanchor_every or default_reanchor(method),
-                     start_sigma=args.start_sigma)
+                     start_sigma=args.start_sigma, integrator=args.integrator)
     res = evaluate_checkpoint(str(args.checkpoint), method, s)
     print(f"{method}: score {res['score']:.3f}  success {res['success']:.2f}  ({s.episodes} episodes, "
           f"{res['seconds']:.0f} s)")

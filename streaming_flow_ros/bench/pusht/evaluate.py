@@ -32,6 +32,8 @@ from ...policy.streaming import load_policy
 from .env import CAMERA, DATA_RATE_HZ, MAX_STEPS, WORKSPACE, PushTState, task_of
 from .metrics import summarize
 
+INTEGRATORS = ("euler", "midpoint", "heun")
+
 log = logging.getLogger(__name__)
 
 
@@ -44,12 +46,15 @@ class EvalSettings:
     control_mult: int = 1
     reanchor_every: int = 1
     start_sigma: float = 0.0  # SFP only: start noise (normalised units) at every re-anchor
+    integrator: str = "euler"  # SFP only: velocity passes per tick (RuntimeConfig.integrator)
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.max_steps < 1:
             raise ValueError(f"episodes and max_steps must be >= 1, got {self.episodes}, {self.max_steps}")
         if not (0.0 <= self.start_sigma <= 5.0):
             raise ValueError(f"start_sigma must be in [0, 5], got {self.start_sigma}")
+        if self.integrator not in INTEGRATORS:
+            raise ValueError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
         if self.delay < 0 or self.control_mult < 1 or self.reanchor_every < 1:
             raise ValueError(f"bad delay/control_mult/reanchor_every: {self.delay}/{self.control_mult}/{self.reanchor_every}")
 
@@ -65,14 +70,15 @@ def default_reanchor(method: str, action_horizon: int = 8) -> int:
     return action_horizon
 
 
-def runtime_config(method: str, control_rate_hz: float, seed: int = 0, start_sigma: float = 0.0) -> RuntimeConfig:
+def runtime_config(method: str, control_rate_hz: float, seed: int = 0, start_sigma: float = 0.0,
+                   integrator: str = "euler") -> RuntimeConfig:
     """The runtime config of ``method`` (POLICY_TYPES): SFP starting at the last commanded
     action (deterministic, or with N(0, start_sigma^2) start noise at every re-anchor: the
-    paper's stochastic start), Euler; DP with DDPM-100 / DDIM-10, FM-chunk with 10 Euler steps."""
+    paper's stochastic start), Euler unless ``integrator`` says otherwise; DP with DDPM-100 / DDIM-10, FM-chunk with 10 Euler steps."""
     if method not in POLICY_TYPES:
         raise ValueError(f"unknown method {method!r} (known: {sorted(POLICY_TYPES)})")
     base = RuntimeConfig(control_rate_hz=control_rate_hz, seed=seed, threads=1,
-                         start_sigma=start_sigma, start_noise="every")
+                         start_sigma=start_sigma, start_noise="every", integrator=integrator)
     sampler = POLICY_TYPES[method][1]
     return base if sampler is None else ChunkRuntimeConfig.extend(base, sampler=sampler)
 
@@ -111,7 +117,8 @@ def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
 def evaluate_checkpoint(checkpoint: str, method: str, s: EvalSettings, seed: int = 0) -> dict:
     """Score / success of ``method`` (a POLICY_TYPES name) loaded from ``checkpoint``."""
     env = PushTState(DATA_RATE_HZ * s.control_mult)
-    policy = load_policy(checkpoint, runtime_config(method, DATA_RATE_HZ * s.control_mult, seed, s.start_sigma))
+    policy = load_policy(checkpoint, runtime_config(method, DATA_RATE_HZ * s.control_mult, seed, s.start_sigma,
+                                                     s.integrator))
     t0 = time.perf_counter()
     covs = [rollout(policy, env, s.seed0 + e, s) for e in range(s.episodes)]
     res = summarize(covs)

@@ -94,7 +94,7 @@ class EvalTask:
     def cache_name(self) -> str:
         s = self.settings
         return (f"{self.key}_e{s.episodes}_t{s.max_steps}_d{s.delay}_m{s.control_mult}"
-                f"_r{s.reanchor_every}_s{s.seed0}.json")
+                f"_r{s.reanchor_every}_s{s.seed0}{'' if s.integrator == 'euler' else '_i' + s.integrator}.json")
 
 
 def _train_task(args: tuple) -> tuple[str, int, str, dict]:
