@@ -56,7 +56,7 @@ def _kinds() -> dict[str, tuple[Callable[[dict], Any], Callable[[Any, IOSpec], n
     """Explicit factory: model kind -> (config from dict, model constructor)."""
     from .nets.model import ModelConfig, SFPModel
 
-    kinds = {"sfp": (ModelConfig.from_dict, SFPModel)}
+    kinds = {"sfp": (ModelConfig.from_checkpoint_dict, SFPModel)}
     try:
         from .baselines.registry import BASELINE_KINDS
     except ImportError:  # baselines not built into this install

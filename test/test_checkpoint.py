@@ -144,3 +144,41 @@ def test_header_length_starting_with_0x80_is_not_taken_for_a_pickle(ckpt, tmp_pa
     out.write_bytes(struct.pack("<Q", len(hb)) + hb + raw[8 + n :])
     assert out.read_bytes()[0] == 0x80
     assert read_checkpoint(out).kind == "sfp"
+
+
+def test_input_cond_default_and_checkpoints_without_the_key(ckpt, tmp_path):
+    """New models condition the velocity net's input layer; a checkpoint written before the
+    option (no ``input_cond`` key) loads as the net it was, and a header that flips the flag
+    under the stored weights is refused, not silently half-loaded."""
+    from streaming_flow_ros.nets.model import ModelConfig
+
+    assert ModelConfig().input_cond is True and ModelConfig.from_dict({}).input_cond is True
+    assert ModelConfig.from_checkpoint_dict({}).input_cond is False
+    with pytest.raises(ValueError, match="input_cond"):
+        ModelConfig.from_dict({"input_cond": "yes"})
+    model, _ = load_model(ckpt)
+    assert model.config.input_cond is True and model.velocity.input_cond
+    flipped = _rewrite_meta(ckpt, tmp_path / "f.safetensors", lambda d: d["model"].update(input_cond=False))
+    with pytest.raises(ValueError, match="do not match|unexpected|missing"):
+        load_model(flipped)
+    legacy = _rewrite_meta(ckpt, tmp_path / "l.safetensors", lambda d: d["model"].pop("input_cond"))
+    with pytest.raises(ValueError, match="do not match|unexpected|missing"):
+        load_model(legacy)  # read as input_cond False, and these weights have the input part
+
+
+def test_shipped_default_policy_loads_as_written():
+    """The shipped checkpoint predates input_cond: it loads without it, numpy == torch."""
+    from pathlib import Path
+
+    import streaming_flow_ros
+    from streaming_flow_ros.policy.fast_velocity import NumpyVelocity
+
+    model, _ = load_model(Path(streaming_flow_ros.__file__).parent / "assets" / "default_policy.safetensors")
+    vel = model.velocity
+    assert model.config.input_cond is False and not hasattr(vel, "inp_t") and vel.cache_dim == vel.film_dim
+    cache = vel.precompute(torch.randn(1, vel.cond_dim))
+    x = torch.randn(1, vel.x_dim)
+    with torch.no_grad():
+        ref = vel.forward_cached(x, torch.tensor([0.25]), cache)[0].numpy()
+    got = NumpyVelocity(vel)(x[0].numpy(), 0.25, NumpyVelocity.cache_from_torch(cache))
+    assert np.allclose(got, ref, rtol=1e-4, atol=1e-4)

@@ -228,3 +228,23 @@ def test_eval_integrator_setting():
         EvalSettings(integrator="rk4")
     euler, heun = (EvalTask("k", "c", "sfp", EvalSettings(integrator=i)).cache_name() for i in ("euler", "heun"))
     assert euler != heun and "_i" not in euler  # caches written before the option stay valid
+
+
+def test_train_slot_cache_follows_the_model(tmp_path):
+    """A finished training is reused only for the same model config; a summary written before
+    the model was recorded counts as the SFP net without input conditioning (so SFP retrains)
+    and as the unchanged U-Net (so DP is reused)."""
+    from streaming_flow_ros.bench.pusht.methods import train_slot
+
+    collect(tmp_path / "d", 1)
+    for slot in ("sfp", "dp"):
+        out = tmp_path / slot
+        train_slot(tmp_path / "d", slot, out, steps=2, batch_size=8)
+        summary = out / "train_summary.json"
+        doc = json.loads(summary.read_text())
+        assert doc["model"]["kind"] == ("sfp" if slot == "sfp" else "dp")
+        doc.pop("model")
+        doc["result"]["seconds"] = -1.0  # marks the old run
+        summary.write_text(json.dumps(doc))
+        _, info = train_slot(tmp_path / "d", slot, out, steps=2, batch_size=8)
+        assert (info["seconds"] == -1.0) == (slot == "dp"), slot

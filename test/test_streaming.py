@@ -131,18 +131,20 @@ def test_latent_and_torchscript_runtimes(tmp_path):
     assert np.allclose(outs[0], outs[1], atol=1e-5) and np.allclose(outs[1], outs[2], atol=1e-5)
 
 
-def test_numpy_velocity_matches_torch_module():
+@pytest.mark.parametrize(("input_cond", "cond_dim"), [(True, 11), (False, 11), (True, 0)])
+def test_numpy_velocity_matches_torch_module(input_cond, cond_dim):
     from streaming_flow_ros.nets.velocity import VelocityNet
     from streaming_flow_ros.policy.fast_velocity import NumpyVelocity
 
     torch.manual_seed(0)
-    net = VelocityNet(x_dim=5, cond_dim=11, hidden=48, depth=3).eval()
+    net = VelocityNet(x_dim=5, cond_dim=cond_dim, hidden=48, depth=3, input_cond=input_cond).eval()
     with torch.no_grad():
         for prm in net.parameters():  # non-trivial LayerNorm affines and FiLM biases
             prm.normal_(0, 0.3)
     fast = NumpyVelocity(net)
-    cond = torch.randn(1, 11)
+    cond = torch.randn(1, cond_dim)
     cache = net.precompute(cond)
+    assert cache.shape == (1, net.cache_dim) and net.cache_dim == 3 * 2 * 48 + (48 if input_cond else 0)
     for t in (0.0, 0.37, 1.0, 0.37):  # the second 0.37 comes from the time cache
         x = torch.randn(1, 5)
         with torch.no_grad():

@@ -41,6 +41,7 @@ class ModelConfig:
     depth: int = 4
     time_emb_dim: int = 64
     time_scale: float = 100.0
+    input_cond: bool = True  # observation and time also enter the velocity net's input layer
     image_channels: tuple[int, ...] = (32, 64, 64)
     num_keypoints: int = 32
     image_feat_dim: int = 64
@@ -68,6 +69,14 @@ class ModelConfig:
             return LatentPath(sigma0=self.sigma0, sigma1=self.sigma1, k=self.k)
         return StabilizingPath(sigma0=self.sigma0, k=self.k)
 
+    @classmethod
+    def from_checkpoint_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """``from_dict`` for a checkpoint's stored config: one written before ``input_cond``
+        existed has no such key, and its velocity net has no input conditioning."""
+        if isinstance(d, dict) and "input_cond" not in d:
+            d = {**d, "input_cond": False}
+        return cls.from_dict(d)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["image_channels"] = list(self.image_channels)
@@ -82,6 +91,8 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
+        if not isinstance(d.get("input_cond", True), bool):
+            raise ValueError(f"input_cond must be true or false, got {d['input_cond']!r}")
         if "image_channels" in d:
             d["image_channels"] = tuple(int(c) for c in d["image_channels"])
         try:
@@ -114,6 +125,7 @@ class SFPModel(nn.Module):
             config.depth,
             config.time_emb_dim,
             config.time_scale,
+            config.input_cond,
         )
 
     def encode(self, state_n: torch.Tensor, images: dict[str, torch.Tensor], generator=None) -> torch.Tensor:

@@ -9,6 +9,8 @@ Exact re-arrangements (tested against the torch module):
 - SiLU(y) = y sigmoid(y) = u (1 + tanh u) with u = y / 2: the 1/2 is folded into both FiLM
   halves (time part and per-observation cache), so the activation is 3 numpy calls and cannot
   overflow.
+- With ``input_cond`` the input layer's time part W_tt emb(t) is cached per t with the FiLM
+  time part, and its per-observation part rides at the end of the (halved) cache, doubled back.
 - Buffers are preallocated; a pass allocates only its small output vector.
 """
 
@@ -34,6 +36,7 @@ class NumpyVelocity:
 
         f32 = np.float32
         self.depth, self.hidden, self.x_dim = net.depth, net.hidden, net.x_dim
+        self.input_cond, self.film_dim = net.input_cond, net.film_dim
         self.eps = float(net.norms[0].eps)
         self.w_in, self.b_in = w(net.inp).astype(f32), b(net.inp).astype(f32)
         self.blocks = []
@@ -58,14 +61,18 @@ class NumpyVelocity:
         # u = y / 2 for the SiLU identity: halve both FiLM terms (time part here, cache below)
         self.w_t = 0.5 * self.w_t
         self.b_t = 0.5 * bt.reshape(-1)
+        if self.input_cond:  # the input layer's time part, not halved
+            self.w_t = np.concatenate([self.w_t, w(net.inp_t)])
+            self.b_t = np.concatenate([self.b_t, np.zeros(net.hidden)])
         self._t_cache: dict[float, np.ndarray] = {}
         H = net.hidden
         self._inv_hidden = 1.0 / H
         self._h, self._n, self._y, self._tmp = (np.empty(H, f32) for _ in range(4))
-        self._film = np.empty(net.depth * 2 * H, f32)
+        self._film = np.empty(net.cache_dim, f32)
 
     def time_film(self, t: float) -> np.ndarray:
-        """W_t emb(t) + b_t (+1 on the scale half), cached per t."""
+        """W_t emb(t) + b_t (+1 on the scale half; then the input layer's W_tt emb(t) with
+        ``input_cond``), cached per t."""
         ft = self._t_cache.get(t)
         if ft is None:
             if len(self._t_cache) >= self.MAX_CACHED_TIMES:
@@ -77,8 +84,9 @@ class NumpyVelocity:
 
     @staticmethod
     def cache_from_torch(cache: torch.Tensor) -> np.ndarray:
-        """The per-observation FiLM contribution (1, depth*2*hidden) as the float32 vector this
-        class adds to its (halved) time part: halved too, for the SiLU identity."""
+        """The per-observation part (1, cache_dim) as the float32 vector this class adds to its
+        (halved) time part: halved too, for the SiLU identity (the input layer's part is
+        doubled back in ``__call__``; scaling by 2 is exact)."""
         return np.ascontiguousarray((0.5 * cache.detach()[0].double()).numpy().astype(np.float32))
 
     def _norm(self, h: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -87,12 +95,16 @@ class NumpyVelocity:
         return out
 
     def __call__(self, x: np.ndarray, t: float, cache: np.ndarray) -> np.ndarray:
-        """x (x_dim,) float32, t flow time, cache (depth*2*hidden,) -> v (x_dim,) float32."""
+        """x (x_dim,) float32, t flow time, cache (cache_dim,) -> v (x_dim,) float32."""
         h, n, y, tmp, film = self._h, self._n, self._y, self._tmp, self._film
-        np.add(self.time_film(t), cache, out=film)
-        fv = film.reshape(self.depth, 2, self.hidden)
+        tf = self.time_film(t)
+        np.add(tf, cache, out=film)
+        fv = film[: self.film_dim].reshape(self.depth, 2, self.hidden)
         np.matmul(self.w_in, x, out=h)
         h += self.b_in
+        if self.input_cond:
+            h += film[self.film_dim :]  # W_tt emb(t) + cache_in / 2
+            h += cache[self.film_dim :]  # + cache_in / 2
         for i, (w1, b1, w2, b2) in enumerate(self.blocks):
             np.matmul(w1, self._norm(h, n), out=y)
             y += b1

@@ -187,7 +187,7 @@ class StreamingFlowPolicy:
 
     def _traced_velocity(self):
         vel = self.model.velocity
-        cache = torch.zeros(1, vel.depth * 2 * vel.hidden)
+        cache = torch.zeros(1, vel.cache_dim)
         example = (torch.zeros(1, vel.x_dim), torch.zeros(1), cache)
         with torch.inference_mode():
             traced = torch.jit.trace_module(vel, {"forward_cached": example}, check_trace=False)

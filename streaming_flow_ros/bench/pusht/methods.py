@@ -5,7 +5,7 @@ Training "slots": dp_ddim and dp_ddpm are one DP checkpoint sampled two ways (as
 Policy), so four networks are trained per seed: sfp, sfp_k0, dp, fm_chunk.
 
 CPU sizes (evaluation.md: paper-size nets cost seconds per chunk here): SFP velocity net
-hidden 256 x depth 4, DP / FM-chunk U-Net channels (24, 48, 96): both ~0.7 M parameters
+hidden 256 x depth 4 with input conditioning (ModelConfig.input_cond), DP / FM-chunk U-Net channels (24, 48, 96): both ~0.7 M parameters
 (printed in the results). Horizons: T_o 2, H 16, action horizon 8. SFP: sigma0 0.4, k 15
 (the authors' Push-T state setting); sfp_k0 changes only k.
 """
@@ -63,6 +63,12 @@ def train_config(slot: str, steps: int, batch_size: int = 256, seed: int = 0, th
     return BaselineTrainConfig(**common, model=model)
 
 
+def _summary_model_before_it_was_recorded(slot: str, model: dict) -> dict:
+    """Summaries written before they recorded the model: the SFP nets then had no input
+    conditioning (ModelConfig.input_cond), the U-Nets were as they are."""
+    return {**model, "input_cond": False} if slot in ("sfp", "sfp_k0") else model
+
+
 def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed: int = 0, batch_size: int = 256,
                threads: int = 0, progress: bool = False, lr: float = LR) -> tuple[Path, dict]:
     """Train one slot; returns (checkpoint path, {"steps", "loss", "val_loss", "seconds"}).
@@ -72,9 +78,11 @@ def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed
     cfg = train_config(slot, steps, batch_size, seed, threads, progress, lr)
     out = Path(out)
     summary = out / "train_summary.json"
-    want = {"slot": slot, "steps": steps, "batch_size": batch_size, "seed": seed, "lr": lr, "dataset": str(dataset)}
+    want = {"slot": slot, "steps": steps, "batch_size": batch_size, "seed": seed, "lr": lr, "dataset": str(dataset),
+            "model": cfg.model.to_dict()}
     if summary.is_file():
         done = json.loads(summary.read_text())
+        done.setdefault("model", _summary_model_before_it_was_recorded(slot, want["model"]))
         if all(done.get(k) == v for k, v in want.items()) and (out / "policy.safetensors").is_file():
             return out / "policy.safetensors", done["result"]
         # a finished run with other settings (or without its checkpoint): start over, not resume
