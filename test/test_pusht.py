@@ -216,6 +216,20 @@ def test_quick_run_json(tmp_path, capsys):
                                  "--episodes", "1", "--max-steps", "5", "--integrator", "heun",
                                  "--json", str(ev)])) == 0
     assert json.loads(ev.read_text())["settings"]["integrator"] == "heun"
+    # a cached evaluation counts only if written after its checkpoint
+    import os
+
+    from streaming_flow_ros.bench.pusht.run import EvalTask, _eval_task
+
+    ck = tmp_path / "w" / "seed0" / "sfp" / "policy.safetensors"
+    task = EvalTask("probe", str(ck), "sfp", EvalSettings(episodes=1, max_steps=3, reanchor_every=8))
+    cache = tmp_path / "ev" / task.cache_name()
+    assert _eval_task((task, str(tmp_path / "ev")))["score"] <= 1.0 and cache.is_file()
+    cache.write_text(json.dumps({"score": 7.0}))
+    assert _eval_task((task, str(tmp_path / "ev")))["score"] == 7.0  # reused
+    later = cache.stat().st_mtime + 10
+    os.utime(ck, (later, later))  # the checkpoint was retrained after the evaluation
+    assert _eval_task((task, str(tmp_path / "ev")))["score"] <= 1.0
 
 
 def test_eval_integrator_setting():

@@ -12,7 +12,8 @@ JSON (``--json``)::
      "settings": {...}, "machine": {...}, "versions": {...}, "seconds": s, "quick": bool}
 
 Everything lands under ``workdir`` (dataset/, seed<S>/<slot>/ checkpoints, eval/ results):
-re-running with the same workdir reuses the dataset, finished trainings and evaluations.
+re-running with the same workdir reuses the dataset, finished trainings and the evaluations
+written after their checkpoint.
 ``jobs`` > 1 runs independent trainings / evaluations in that many processes, 1 torch thread
 each (the longest first).
 """
@@ -106,7 +107,8 @@ def _train_task(args: tuple) -> tuple[str, int, str, dict]:
 def _eval_task(args: tuple[EvalTask, str]) -> dict:
     task, cache_dir = args
     cache = Path(cache_dir) / task.cache_name()
-    if cache.is_file():
+    # a cached result counts only if written after the checkpoint (a retrained slot re-evaluates)
+    if cache.is_file() and cache.stat().st_mtime >= Path(task.checkpoint).stat().st_mtime:
         return json.loads(cache.read_text())
     r = evaluate_checkpoint(task.checkpoint, task.method, task.settings)
     res = {k: r[k] for k in ("score", "success", "max_coverage", "episodes", "seconds")}
