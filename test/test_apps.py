@@ -101,7 +101,7 @@ def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_dom
     assert [lat["sfp"][k]["latency_s"] for k in ("0", "300")] == [0.0, 0.3]
     assert all(r["episodes"] == 1 and 0.0 <= r["success_rate"] <= 1.0 for r in lat["sfp"].values())
     none = tmp_path / "none.json"
-    assert sfp_main(["bench", "plot", "--sim", str(js), "--latency", str(none), "--pusht", str(none),
+    assert sfp_main(["bench", "plot", "--sim", str(js), "--latency", str(none), "--pusht", str(none), "--pusht-pixels", str(none),
                      "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "sim_quality.png").stat().st_size > 5000
     for m in ("sfp", "dp_ddim"):

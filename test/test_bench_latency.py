@@ -42,7 +42,7 @@ def test_quick_bench_writes_the_documented_json(tmp_path, capsys):
     assert "dp_ddpm" in text and "TTFA xSFP" in text
     # the documentation figure is drawn from this JSON; a missing input only skips its figure
     none = tmp_path / "none.json"
-    assert sfp_main(["bench", "plot", "--latency", str(out), "--sim", str(none), "--pusht", str(none),
+    assert sfp_main(["bench", "plot", "--latency", str(out), "--sim", str(none), "--pusht", str(none), "--pusht-pixels", str(none),
                      "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "latency.png").stat().st_size > 5000
     assert not (tmp_path / "img" / "sim_quality.png").exists()
@@ -51,7 +51,7 @@ def test_quick_bench_writes_the_documented_json(tmp_path, capsys):
 
 def test_bench_plot_rejects_wrong_or_missing_inputs(tmp_path, capsys):
     none = tmp_path / "none.json"
-    assert sfp_main(["bench", "plot", "--latency", str(none), "--sim", str(none), "--pusht", str(none),
+    assert sfp_main(["bench", "plot", "--latency", str(none), "--sim", str(none), "--pusht", str(none), "--pusht-pixels", str(none),
                      "--out", str(tmp_path / "img")]) == 2
     assert "no input JSON found" in capsys.readouterr().err
     wrong = tmp_path / "wrong.json"

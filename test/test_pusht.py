@@ -178,6 +178,13 @@ def test_quick_pixel_run(tmp_path, capsys):
     assert doc["settings"]["task"] == "pixels" and doc["expert"]["task"] == "pixels"
     for m in ("sfp", "dp_ddim"):
         assert 0 <= doc[m]["score_mean"] <= 1 and doc[m]["params"]["encoder"] > 0, m
+    from streaming_flow_ros.cli import main as sfp_main
+
+    none = tmp_path / "none.json"
+    assert sfp_main(["bench", "plot", "--pusht-pixels", str(out), "--pusht", str(none), "--latency", str(none),
+                     "--sim", str(none), "--out", str(tmp_path / "img")]) == 0
+    assert (tmp_path / "img" / "pusht_pixels.png").stat().st_size > 5000
+    assert not (tmp_path / "img" / "pusht.png").exists()
     # a state dataset in the same workdir is refused for the pixel task (and vice versa)
     with pytest.raises(ValueError, match="is for the 'pixels' task"):
         cli.run(p.parse_args(["run", "--quick", "--json", str(out), "--workdir", str(tmp_path / "w")]))
@@ -205,10 +212,10 @@ def test_quick_run_json(tmp_path, capsys):
 
     none = tmp_path / "none.json"
     assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
-                     "--pusht-equal-time", str(none), "--out", str(tmp_path / "img")]) == 0
+                     "--pusht-pixels", str(none), "--pusht-equal-time", str(none), "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "pusht.png").stat().st_size > 5000
     assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
-                     "--pusht-equal-time", str(out), "--out", str(tmp_path / "img2")]) == 0  # the extra bar
+                     "--pusht-pixels", str(none), "--pusht-equal-time", str(out), "--out", str(tmp_path / "img2")]) == 0  # the extra bar
     assert (tmp_path / "img2" / "pusht.png").stat().st_size > 5000
     # eval --integrator reaches the SFP runtime and the result records it
     ev = tmp_path / "eval_heun.json"

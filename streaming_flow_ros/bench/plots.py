@@ -1,7 +1,7 @@
 """`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
 
     sfp bench plot [--latency runs/bench/latency.json] [--sim runs/bench/sim_quality.json] \
-        [--pusht runs/pusht/pusht_seed0.json] [--out docs/img]
+        [--pusht runs/pusht/pusht_4k_3seeds.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] [--out docs/img]
 
 Each figure is drawn only from the numbers in its JSON (written by `sfp bench latency`,
 `sfp bench sim`, `sfp bench pusht run`), so a figure and its table always agree. A missing input
@@ -13,6 +13,7 @@ skips its figure (with a message); an input without the expected keys is a clear
   observation-to-command p50, and the delay stress curves (success against sensing latency).
 - ``pusht.png``: Push-T score per method (one dot per seed) against the random floor and the
   expert, and the delay stress scores.
+- ``pusht_pixels.png``: the same for the image task (T3), from ``--pusht-pixels``.
 """
 
 from __future__ import annotations
@@ -171,11 +172,13 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
     ax.axhline(1.0, color="k", ls="--", lw=0.8, label="expert / max")
     ax.set_ylim(0, 1.05)
     _xticks(ax, names)
-    ax.set_title("Push-T (state) score", fontsize=9)
+    task = doc.get("settings", {}).get("task", "state")
+    ax.set_title(f"Push-T ({task}) score", fontsize=9)
     ax.legend(fontsize=7)
     if stress:
         _curves(axes[0][1], stress, "score", "observation delay (control steps)", "delay stress: score", (0, 1.05))
-    return _save(plt, fig, out, "pusht.png", "sfp bench pusht run")
+    name = "pusht.png" if task == "state" else f"pusht_{task}.png"
+    return _save(plt, fig, out, name, f"sfp bench pusht run --task {task}")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -184,6 +187,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_3seeds.json"), help="sfp bench pusht run JSON")
     p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_3seeds.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
+    p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_seed0.json"),
+                   help="sfp bench pusht run --task pixels JSON (T3)")
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
 
 
@@ -195,7 +200,8 @@ def _equal_time(args: argparse.Namespace) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     jobs = ((args.latency, "latency", ("methods",), plot_latency),
             (args.sim, "sim", ("settings",), plot_sim),
-            (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _equal_time(args))))
+            (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _equal_time(args))),
+            (args.pusht_pixels, "pusht pixels", ("settings",), plot_pusht))
     args.out.mkdir(parents=True, exist_ok=True)
     made = 0
     for path, what, keys, fn in jobs:
