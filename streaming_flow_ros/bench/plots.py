@@ -1,7 +1,7 @@
 """`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
 
     sfp bench plot [--latency runs/bench/latency.json] [--sim runs/bench/sim_quality.json] \
-        [--pusht runs/pusht/pusht_4k_3seeds.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] [--out docs/img]
+        [--pusht runs/pusht/pusht_4k_ic_3seeds.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] [--out docs/img]
 
 Each figure is drawn only from the numbers in its JSON (written by `sfp bench latency`,
 `sfp bench sim`, `sfp bench pusht run`), so a figure and its table always agree. A missing input
@@ -184,8 +184,8 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=Path, default=Path("runs/bench/latency.json"), help="sfp bench latency JSON")
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
-    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_3seeds.json"), help="sfp bench pusht run JSON")
-    p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_3seeds.json"),
+    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds.json"), help="sfp bench pusht run JSON")
+    p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_ic_3seeds.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
     p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_seed0.json"),
                    help="sfp bench pusht run --task pixels JSON (T3)")
