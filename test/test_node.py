@@ -22,6 +22,7 @@ from ros_harness import JOINTS, Peer, make_checkpoint, ros_context, wait_until
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import SetBool
 
+from streaming_flow_ros.bench.common import CpuSteal
 from streaming_flow_ros.ros.node import PolicyNode, reanchor_period
 from streaming_flow_ros.ros.runner import (
     NodeRunner,
@@ -178,13 +179,13 @@ def test_slow_encoder_does_not_stretch_ticks(ckpt):
     spies = []
     with running(ckpt, loader=spy_loader(spies, delay=0.2)) as (node, peer):
         peer.wait_for(peer.trajectories, 1)
-        t0, n0 = node.now_s(), node.telemetry.ticks
+        t0, n0, steal = node.now_s(), node.telemetry.ticks, CpuSteal()
         time.sleep(2.0)
         ticks = node.telemetry.ticks - n0
         elapsed = node.now_s() - t0
         period_err = node.telemetry.summary(node.now_s(), 100.0)["period_err_p50_ms"]
         starts = spies[0].starts
-    assert ticks >= 0.8 * elapsed * 100.0, f"{ticks} ticks in {elapsed:.2f} s"
+    assert ticks >= 0.8 * elapsed * 100.0, f"{ticks} ticks in {elapsed:.2f} s (CPU steal {steal.share():.1%})"
     assert period_err < 3.0
     assert 2 <= starts <= 15  # ~5 plans/s with a 0.2 s encoder
 
