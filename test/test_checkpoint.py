@@ -180,5 +180,5 @@ def test_shipped_default_policy_loads_as_written():
     x = torch.randn(1, vel.x_dim)
     with torch.no_grad():
         ref = vel.forward_cached(x, torch.tensor([0.25]), cache)[0].numpy()
-    got = NumpyVelocity(vel)(x[0].numpy(), 0.25, NumpyVelocity.cache_from_torch(cache))
+    got = NumpyVelocity(vel)(x[0].numpy(), 0.25, NumpyVelocity.cache_from_torch(cache, vel.film_dim))
     assert np.allclose(got, ref, rtol=1e-4, atol=1e-4)

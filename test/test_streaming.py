@@ -149,7 +149,7 @@ def test_numpy_velocity_matches_torch_module(input_cond, cond_dim):
         x = torch.randn(1, 5)
         with torch.no_grad():
             ref = net.forward_cached(x, torch.tensor([t]), cache)[0].numpy()
-        got = fast(x[0].numpy(), t, NumpyVelocity.cache_from_torch(cache))
+        got = fast(x[0].numpy(), t, NumpyVelocity.cache_from_torch(cache, net.film_dim))
         assert np.allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 

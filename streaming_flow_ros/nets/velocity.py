@@ -45,8 +45,8 @@ class VelocityNet(nn.Module):
         self.film_dim = depth * 2 * hidden
         self.cache_dim = self.film_dim + (hidden if self.input_cond else 0)
         self.time_emb = SinusoidalEmbedding(time_emb_dim, time_scale)
-        self.film_t = nn.Linear(time_emb_dim, depth * 2 * hidden)
-        self.film_c = nn.Linear(cond_dim, depth * 2 * hidden, bias=False) if cond_dim else None
+        self.film_t = nn.Linear(time_emb_dim, self.film_dim)
+        self.film_c = nn.Linear(cond_dim, self.film_dim, bias=False) if cond_dim else None
         self.inp = nn.Linear(x_dim, hidden)
         if self.input_cond:
             self.inp_t = nn.Linear(time_emb_dim, hidden, bias=False)

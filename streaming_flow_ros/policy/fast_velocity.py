@@ -9,8 +9,8 @@ Exact re-arrangements (tested against the torch module):
 - SiLU(y) = y sigmoid(y) = u (1 + tanh u) with u = y / 2: the 1/2 is folded into both FiLM
   halves (time part and per-observation cache), so the activation is 3 numpy calls and cannot
   overflow.
-- With ``input_cond`` the input layer's time part W_tt emb(t) is cached per t with the FiLM
-  time part, and its per-observation part rides at the end of the (halved) cache, doubled back.
+- With ``input_cond`` the input layer's time part W_tt emb(t) is cached per t after the FiLM
+  time part, and its per-observation part rides (not halved) at the end of the cache.
 - Buffers are preallocated; a pass allocates only its small output vector.
 """
 
@@ -83,11 +83,13 @@ class NumpyVelocity:
         return ft
 
     @staticmethod
-    def cache_from_torch(cache: torch.Tensor) -> np.ndarray:
+    def cache_from_torch(cache: torch.Tensor, film_dim: int) -> np.ndarray:
         """The per-observation part (1, cache_dim) as the float32 vector this class adds to its
-        (halved) time part: halved too, for the SiLU identity (the input layer's part is
-        doubled back in ``__call__``; scaling by 2 is exact)."""
-        return np.ascontiguousarray((0.5 * cache.detach()[0].double()).numpy().astype(np.float32))
+        time part: the first ``film_dim`` (FiLM) entries halved like that part, for the SiLU
+        identity; the input layer's entries after them as they are."""
+        c = cache.detach()[0].double().clone()
+        c[:film_dim] *= 0.5
+        return np.ascontiguousarray(c.numpy().astype(np.float32))
 
     def _norm(self, h: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.subtract(h, float(h.sum()) * self._inv_hidden, out=out)
@@ -97,14 +99,12 @@ class NumpyVelocity:
     def __call__(self, x: np.ndarray, t: float, cache: np.ndarray) -> np.ndarray:
         """x (x_dim,) float32, t flow time, cache (cache_dim,) -> v (x_dim,) float32."""
         h, n, y, tmp, film = self._h, self._n, self._y, self._tmp, self._film
-        tf = self.time_film(t)
-        np.add(tf, cache, out=film)
+        np.add(self.time_film(t), cache, out=film)
         fv = film[: self.film_dim].reshape(self.depth, 2, self.hidden)
         np.matmul(self.w_in, x, out=h)
         h += self.b_in
         if self.input_cond:
-            h += film[self.film_dim :]  # W_tt emb(t) + cache_in / 2
-            h += cache[self.film_dim :]  # + cache_in / 2
+            h += film[self.film_dim :]  # W_tt emb(t) + W_ct cond
         for i, (w1, b1, w2, b2) in enumerate(self.blocks):
             np.matmul(w1, self._norm(h, n), out=y)
             y += b1

@@ -119,7 +119,7 @@ class StreamingFlowPolicy:
             cache = self.model.velocity.precompute(cond)
         if not torch.isfinite(cache).all():
             raise ValueError("observation encoding produced non-finite features")
-        return SFPPlan(cache=cache, cache_np=NumpyVelocity.cache_from_torch(cache), stamp=float(obs.stamp))
+        return SFPPlan(cache=cache, cache_np=NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim), stamp=float(obs.stamp))
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ...baselines.registry import POLICY_TYPES
+from ...flow.stepper import PASSES_PER_STEP
 from .env import TASKS, import_gym_pusht
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--delay", type=int, default=0, help="observation delay, control steps")
     e.add_argument("--control-mult", type=int, default=1, help="control rate / data rate")
     e.add_argument("--reanchor-every", type=int, help="observations per re-anchor (default 8, the action horizon)")
-    e.add_argument("--integrator", choices=("euler", "midpoint", "heun"), default="euler",
+    e.add_argument("--integrator", choices=sorted(PASSES_PER_STEP), default="euler",
                    help="SFP: velocity passes per tick (default euler, one)")
     e.add_argument("--start-sigma", type=float, default=0.0,
                    help="SFP: start noise at every re-anchor, normalised units (default 0: deterministic)")

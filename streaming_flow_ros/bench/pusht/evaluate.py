@@ -27,12 +27,11 @@ import numpy as np
 
 from ...baselines.registry import POLICY_TYPES
 from ...baselines.runtime import ChunkRuntimeConfig
+from ...flow.stepper import PASSES_PER_STEP
 from ...policy.protocol import Observation, RuntimeConfig
 from ...policy.streaming import load_policy
 from .env import CAMERA, DATA_RATE_HZ, MAX_STEPS, WORKSPACE, PushTState, task_of
 from .metrics import summarize
-
-INTEGRATORS = ("euler", "midpoint", "heun")
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,8 @@ class EvalSettings:
             raise ValueError(f"episodes and max_steps must be >= 1, got {self.episodes}, {self.max_steps}")
         if not (0.0 <= self.start_sigma <= 5.0):
             raise ValueError(f"start_sigma must be in [0, 5], got {self.start_sigma}")
-        if self.integrator not in INTEGRATORS:
-            raise ValueError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
+        if self.integrator not in PASSES_PER_STEP:
+            raise ValueError(f"integrator must be one of {sorted(PASSES_PER_STEP)}, got {self.integrator!r}")
         if self.delay < 0 or self.control_mult < 1 or self.reanchor_every < 1:
             raise ValueError(f"bad delay/control_mult/reanchor_every: {self.delay}/{self.control_mult}/{self.reanchor_every}")
 
