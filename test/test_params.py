@@ -19,6 +19,9 @@ def test_defaults_valid_and_round_trip():
     assert p.enabled is False and p.command_mode == "jtc"
     assert NodeParams.from_mapping(p.to_mapping()) == p
     assert p.runtime_config().control_rate_hz == p.control_rate_hz
+    assert p.runtime_config().skip_elapsed is True  # latency compensation on by default
+    off = NodeParams.from_mapping({"skip_elapsed": False, "sampler": "ddim"})
+    assert off.runtime_config().skip_elapsed is False and off.runtime_config().sampler == "ddim"
     assert p.period == pytest.approx(0.01)
 
 

@@ -32,6 +32,7 @@ from streaming_flow_ros.bench.pusht.metrics import (
     mean_std,
     summarize,
 )
+from streaming_flow_ros.bench.pusht.run import results_table
 from streaming_flow_ros.data.episodes import load_dataset
 from streaming_flow_ros.policy.protocol import StepResult
 
@@ -81,7 +82,7 @@ class _Recorder:
 
     def __init__(self, task="state"):
         self.spec = pusht_spec(task)
-        self.seen, self.steps, self._a, self.images = [], 0, None, []
+        self.seen, self.steps, self._a, self.images, self.ages = [], 0, None, [], []
 
     def prepare(self, obs):
         return obs
@@ -91,6 +92,7 @@ class _Recorder:
 
     def start(self, plan, measured_state=None, anchor=None, now=None):
         self.seen.append((self.steps, plan.state.copy()))
+        self.ages.append(None if now is None else now - plan.stamp)
         self.images.append({k: v.copy() for k, v in plan.images.items()})
 
     def step(self):
@@ -136,6 +138,16 @@ def test_rollout_delay_and_rate(delay, mult, reanchor):
     for step, state in pol.seen:
         newest = max(0, step - delay)
         assert state[:, 0].tolist() == [max(0, newest - mult), newest]  # T_o = 2 at the data rate
+
+
+@pytest.mark.parametrize("comp", [False, True])
+def test_latency_comp_passes_now_so_the_plan_knows_its_age(comp):
+    """With latency_comp, start() gets now = the control step's time, so the observation's age
+    (now - stamp) is exactly the injected delay; without it no ``now`` (every plan current)."""
+    pol = _Recorder()
+    rollout(pol, _Env(), 0, EvalSettings(episodes=1, max_steps=20, delay=3, reanchor_every=2, latency_comp=comp))
+    ages = pol.ages[2:]  # the first observations are clamped at step 0 (younger than the delay)
+    assert ages and all(a == (pytest.approx(3 / 10) if comp else None) for a in ages)
 
 
 @pytest.mark.parametrize(("delay", "mult"), [(0, 1), (2, 1), (0, 5)])
@@ -206,6 +218,9 @@ def test_quick_run_json(tmp_path, capsys):
     assert json.loads((tmp_path / "w" / "seed0" / "sfp" / "train_summary.json").read_text())["lr"] == 1e-3
     assert set(doc["stress"]["delay"]) == {"sfp", "dp_ddim"} and set(doc["stress"]["delay"]["sfp"]) == {"0", "1", "2", "4"}
     assert set(doc["stress"]["rate5x"]) == {"sfp", "dp_ddim"}
+    comp = doc["stress"]["delay_comp"]
+    assert set(comp) == {"sfp", "dp_ddim"} and comp["sfp"]["0"] == doc["stress"]["delay"]["sfp"]["0"]
+    assert "latency comp." in results_table(doc)
     assert doc["expert"]["expert_success_rate"] > 0 and doc["settings"]["seeds"] == 1
     assert 0 <= doc["expert"]["eval_seeds"]["score"] <= 1
     from streaming_flow_ros.cli import main as sfp_main

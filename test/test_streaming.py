@@ -55,6 +55,40 @@ def test_new_observation_reanchors_at_last_command(ckpt):
     assert np.abs(r.action - last).max() < 0.5 and r.t == pytest.approx(p.dt)
 
 
+def test_start_with_now_catches_the_flow_up_with_the_observations_age(ckpt):
+    """start(now=...) integrates the new flow from the anchor at t = 0 up to the flow time of the
+    plan's age (50 Hz control, 10 Hz data, H 16: 0.1 s -> 5 ticks = one data period, one pass),
+    commanding nothing on the way, then steps on from there on the tick grid; kept <= (H -
+    action_horizon) data periods; a future or non-finite stamp, no ``now`` or skip_elapsed=False
+    start at 0."""
+    p = load_policy(ckpt, RuntimeConfig(control_rate_hz=50.0))
+    plan = p.prepare(obs(2.0))
+    a0 = np.array([0.1, -0.2, 0.3])
+    p.reset(a0)
+    p.start(plan, now=2.1)
+    assert p.t == 5 * p.dt and np.array_equal(p.last_action, a0)  # nothing commanded yet
+    got = np.array([p.step().action for _ in range(3)])
+    assert p.t == 8 * p.dt  # flow times stay multiples of dt (no accumulated drift)
+
+    def v(x, t):
+        with torch.no_grad():
+            return p.model.velocity.forward_cached(torch.from_numpy(x)[None], torch.tensor([t]), plan.cache)[0].numpy()
+
+    x = p.action_norm.normalize(a0).astype(np.float32)
+    x = x + (5 * p.dt) * v(x, 0.0)  # the catch-up: one data period in one step
+    for k in range(5, 8):  # then the ticks
+        x = x + p.dt * v(x, k * p.dt)
+    assert np.allclose(got[-1], np.clip(p.action_norm.unnormalize(x.astype(np.float64)), -2, 2), atol=1e-5)
+    for now, ticks in ((2.0 + 10.0, 8 * 5), (1.0, 0), (float("nan"), 0), (float("inf"), 0), (None, 0)):
+        p.start(plan, now=now)
+        assert p.t == ticks * p.dt, now
+        assert np.isfinite(p.step().action).all()
+    q = load_policy(ckpt, RuntimeConfig(control_rate_hz=50.0, skip_elapsed=False))
+    q.reset(a0)
+    q.start(plan, now=2.1)
+    assert q.t == 0.0
+
+
 def test_substeps_integrate_the_same_flow(ckpt):
     """A faster controller takes m sub-steps per data period of the SAME flow (it does not replay
     the motion faster): read at the data-period instants, the paths converge as m grows."""

@@ -50,14 +50,13 @@ class ChunkRuntimeConfig(RuntimeConfig):
         (DP: ddim, FM-chunk: euler).
     inference_steps: denoising / Euler steps per chunk; None = DEFAULT_STEPS[sampler]
         (ddpm 100, ddim 10, euler 10).
-    skip_elapsed: when ``start`` gets ``now``, skip the waypoints whose time (observation stamp
-        + j / data_rate) has already passed while the chunk was sampled -- Diffusion Policy's
-        real-robot latency handling -- keeping at least action_horizon waypoints.
+    (skip_elapsed, inherited: when ``start`` gets ``now``, skip the waypoints whose time
+    (observation stamp + j / data_rate) has already passed while the chunk was sampled --
+    Diffusion Policy's real-robot latency handling -- keeping at least action_horizon waypoints.)
     """
 
     sampler: ChunkSampler | None = None
     inference_steps: int | None = None
-    skip_elapsed: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,7 +72,6 @@ class ChunkRuntimeConfig(RuntimeConfig):
         fields_ = asdict(base) if base is not None else {}
         fields_.pop("sampler", None)
         fields_.pop("inference_steps", None)
-        fields_.pop("skip_elapsed", None)
         return cls(**fields_, sampler=sampler, inference_steps=inference_steps)
 
 
@@ -180,7 +178,7 @@ class _ChunkRuntime:
             self._last = self._checked(anchor, "anchor")
         anchor = resolve_anchor(self.config, self._last, measured, self._same_names)
         k = 0
-        if now is not None and getattr(self.config, "skip_elapsed", True):
+        if now is not None and self.config.skip_elapsed:
             elapsed = float(now) - plan.stamp
             k = int(np.clip(math.floor(elapsed * self.spec.data_rate_hz), 0, self.pred_horizon - self.action_horizon))
         self.skipped = k

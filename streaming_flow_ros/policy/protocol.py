@@ -7,8 +7,9 @@ The node's control timer drives it; only these named methods change its state:
                                       # thread while step() runs on the timer thread.
     policy.reset(action)              # a fresh start (new episode, resume after a hold): anchor
                                       # at an action (robot units), drop any plan: hold.
-    policy.start(plan, measured, anchor=None)
-                                      # receding horizon: flow time -> 0, re-anchor at ``anchor``
+    policy.start(plan, measured, anchor=None, now=None)
+                                      # receding horizon: flow time -> 0 (or the plan's age
+                                      # with ``now``, RuntimeConfig.skip_elapsed), re-anchor at ``anchor``
                                       # (default: the last action the policy produced; the node
                                       # passes the safety-filtered command it actually sent),
                                       # blended towards ``measured``. Cheap.
@@ -76,6 +77,12 @@ class RuntimeConfig:
     threads: torch intra-op threads for the runtime (1 keeps tick jitter low).
     backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".
     torchscript: with backend="torch", trace the velocity net with TorchScript.
+    skip_elapsed: latency compensation when ``start`` gets ``now`` (the caller's clock, the
+        same clock as the observation stamp): the plan starts at its age, not at its
+        observation's time. SFP starts its flow at flow time (now - stamp) data_rate / H, the
+        point of the trajectory that corresponds to now; a chunk baseline skips the waypoints
+        whose time has passed (Diffusion Policy's real-robot latency handling). Both keep at
+        least action_horizon data periods of the plan.
     """
 
     control_rate_hz: float = 100.0
@@ -89,6 +96,7 @@ class RuntimeConfig:
     threads: int = 1
     backend: Literal["numpy", "torch"] = "numpy"
     torchscript: bool = False
+    skip_elapsed: bool = True
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.control_rate_hz) and 0.1 <= self.control_rate_hz <= 5000.0):

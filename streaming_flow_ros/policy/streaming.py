@@ -15,6 +15,7 @@ too. A non-finite result drops the plan and holds; nothing non-finite ever leave
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,7 @@ class StreamingFlowPolicy:
             self._field = self._field_torch
         self._x: np.ndarray | None = None  # (x_dim,) float32 normalised flow state
         self._t = 0.0
+        self._k = 0  # ticks since flow time 0 of the current plan: t = k dt
         self._plan: SFPPlan | None = None
         self._last: np.ndarray | None = None
         self._fresh = True  # the next start() is the first since reset(): start noise applies
@@ -124,14 +126,20 @@ class StreamingFlowPolicy:
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
         self._last = self._checked(action, "reset action")
-        self._plan, self._x, self._t, self._fresh = None, None, 0.0, True
+        self._plan, self._x, self._t, self._k, self._fresh = None, None, 0.0, 0, True
 
     def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None,
               now: float | None = None) -> None:
-        """Receding horizon: flow time -> 0 at the (blended) anchor, with a new plan.
+        """Receding horizon: a new plan, its flow started at the (blended) anchor.
 
         anchor: the action to continue from (robot units); default the last action produced.
-        now: unused (the flow starts at the anchor whatever the plan's age)."""
+        now: the caller's clock (s, same clock as the plan's stamp). With ``skip_elapsed``
+        (latency compensation) the flow catches up with the plan's age: integrated from the
+        anchor at flow time 0 to ``elapsed_ticks(now - stamp) * dt`` in data-period-sized
+        steps (at most H - action_horizon passes; nothing is commanded on the way), so the next
+        action is the one the flow gives for now. It is not *started* at that flow time: the
+        training tube around the demonstration narrows as sigma0 exp(-k t), so a far-off anchor
+        placed at t > 0 meets an extrapolated velocity. Without ``now`` the flow starts at 0."""
         if not isinstance(plan, SFPPlan):
             raise ValueError(f"start() needs an SFPPlan from prepare(), got {type(plan).__name__}")
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
@@ -143,9 +151,23 @@ class StreamingFlowPolicy:
             a_n = a_n + self.config.start_sigma * torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
         if self._latent:
             a_n = np.concatenate([a_n, torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()])
-        self._x, self._t, self._plan, self._fresh = a_n.astype(np.float32), 0.0, plan, False
+        self._x, self._k, self._t, self._plan, self._fresh = a_n.astype(np.float32), 0, 0.0, plan, False
         if self._last is None:
             self._last = a0.copy()
+        if now is not None and self.config.skip_elapsed:
+            self._catch_up(self.elapsed_ticks(float(now) - plan.stamp))
+
+    def elapsed_ticks(self, elapsed: float) -> int:
+        """Control ticks (flow steps of ``dt``) in ``elapsed`` seconds after the observation,
+        rounded: the flow time ``elapsed data_rate / H`` on the tick grid (so flow times stay
+        multiples of dt). Kept to at most (H - action_horizon) data periods, so at least
+        action_horizon of the plan remain (as a chunk baseline keeps action_horizon waypoints).
+        A negative or non-finite age (clock jump, stamp from the future) gives 0."""
+        if not np.isfinite(elapsed) or elapsed <= 0.0:
+            return 0
+        t_max = min((self.pred_horizon - self.action_horizon) / self.pred_horizon, self.config.max_flow_time)
+        n_max = max(math.floor(t_max / self.dt + 1e-9), 0)
+        return min(round(elapsed * self.config.control_rate_hz), n_max)  # elapsed data_rate / H / dt
 
     def step(self) -> StepResult:
         """One control tick: integrate one step and return the action (or hold)."""
@@ -153,7 +175,18 @@ class StreamingFlowPolicy:
             raise RuntimeError("step() before reset()/start(): no anchor")
         if not self.has_plan:
             return StepResult(self._last.copy(), self._t, True)
-        x = flow_step(self._field, self._x, self._t, self.dt, self.config.integrator)
+        x, action = self._advance(self._x, self._t, self.dt)
+        if action is None:
+            return StepResult(self._last.copy(), self._t, True)
+        self._k += 1
+        self._x, self._t, self._last = x, self._k * self.dt, action
+        return StepResult(action.copy(), self._t, False)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _advance(self, x: np.ndarray, t: float, h: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """One integration step of size h from (x, t), bounds clamped in the flow state too:
+        (x, action in robot units), or (x, None) after dropping the plan on a non-finite result."""
+        x = flow_step(self._field, x, t, h, self.config.integrator)
         action = self.action_norm.unnormalize(x[: self._D].astype(np.float64))
         if self._lo is not None or self._hi is not None:
             clipped = np.clip(action, self._lo, self._hi)
@@ -161,13 +194,24 @@ class StreamingFlowPolicy:
                 action = clipped
                 x[: self._D] = self.action_norm.normalize(action)
         if not np.isfinite(action).all():
-            log.error("non-finite action at flow time %.3f: dropping the plan and holding", self._t)
+            log.error("non-finite action at flow time %.3f: dropping the plan and holding", t)
             self._plan = None
-            return StepResult(self._last.copy(), self._t, True)
-        self._x, self._t, self._last = x, self._t + self.dt, action
-        return StepResult(action.copy(), self._t, False)
+            return x, None
+        return x, action
 
-    # -- internals ----------------------------------------------------------------------------
+    def _catch_up(self, ticks: int) -> None:
+        """Integrate the new plan's flow from t = 0 to ticks * dt without commanding anything,
+        in steps no longer than a data period (1 / H of flow time): ceil(ticks dt H) passes."""
+        if ticks <= 0:
+            return
+        t_end = ticks * self.dt
+        n = max(1, math.ceil(t_end * self.pred_horizon - 1e-9))
+        x, h = self._x, t_end / n
+        for i in range(n):
+            x, action = self._advance(x, i * h, h)
+            if action is None:
+                return
+        self._x, self._k, self._t = x, ticks, t_end
     def _field_numpy(self, x: np.ndarray, t: float) -> np.ndarray:
         return self._np_vel(x, t, self._plan.cache_np)
 

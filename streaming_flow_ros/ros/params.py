@@ -66,6 +66,7 @@ class NodeParams:
     seed: int = 0
     threads: int = 1
     torchscript: bool = False
+    skip_elapsed: bool = True
     diagnostics_period: float = 1.0
     log_period: float = 10.0
 
@@ -123,6 +124,7 @@ class NodeParams:
             seed=self.seed,
             threads=self.threads,
             torchscript=self.torchscript,
+            skip_elapsed=self.skip_elapsed,
         )
         if not self.sampler:
             return base

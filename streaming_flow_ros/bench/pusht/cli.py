@@ -61,6 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="SFP: velocity passes per tick (default euler, one)")
     e.add_argument("--start-sigma", type=float, default=0.0,
                    help="SFP: start noise at every re-anchor, normalised units (default 0: deterministic)")
+    e.add_argument("--latency-comp", action="store_true",
+                   help="pass the current time to start(): SFP starts its flow at the observation's age, chunk "
+                        "baselines skip elapsed waypoints (as the node does)")
     e.add_argument("--json", type=Path)
 
     r = sub.add_parser("run", help="collect -> train all methods -> evaluate -> table")
@@ -113,7 +116,7 @@ def _eval(args: argparse.Namespace) -> int:
     s = EvalSettings(episodes=args.episodes, seed0=args.seed0, max_steps=args.max_steps, delay=args.delay,
                      control_mult=args.control_mult,
                      reanchor_every=args.reanchor_every or default_reanchor(method),
-                     start_sigma=args.start_sigma, integrator=args.integrator)
+                     start_sigma=args.start_sigma, integrator=args.integrator, latency_comp=args.latency_comp)
     res = evaluate_checkpoint(str(args.checkpoint), method, s)
     print(f"{method}: score {res['score']:.3f}  success {res['success']:.2f}  ({s.episodes} episodes, "
           f"{res['seconds']:.0f} s)")

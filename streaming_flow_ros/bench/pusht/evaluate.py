@@ -8,6 +8,10 @@ Settings (the same for every method):
   30 s), stopped early at success (coverage > 0.95: the score is 1 from then on);
 - ``delay``: the policy's observation at control step i is the one from step i - delay
   (stress test; control steps);
+- ``latency_comp``: ``start`` gets the current time (``now``), so each method compensates the
+  observation's age its own way (RuntimeConfig.skip_elapsed: SFP starts its flow at the
+  observation's age, chunk baselines skip the elapsed waypoints), as the node does; without it
+  every plan starts as if its observation were current;
 - ``control_mult``: control rate = control_mult x data rate; the env is stepped at the control
   rate (PD target updated every tick, the same gains), SFP takes 1/m-size flow steps and chunk
   policies interpolate their waypoints (runtime semantics, policy/protocol.py).
@@ -46,6 +50,7 @@ class EvalSettings:
     reanchor_every: int = 1
     start_sigma: float = 0.0  # SFP only: start noise (normalised units) at every re-anchor
     integrator: str = "euler"  # SFP only: velocity passes per tick (RuntimeConfig.integrator)
+    latency_comp: bool = False  # start() gets now: the methods compensate the observation's age
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.max_steps < 1:
@@ -101,7 +106,7 @@ def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
                     obs = Observation(state[:, :2], {CAMERA: np.stack([frames[k] for k in idx])}, j / control_rate)
                 else:
                     obs = Observation(state, {}, j / control_rate)
-                policy.start(policy.prepare(obs))
+                policy.start(policy.prepare(obs), now=i / control_rate if s.latency_comp else None)
             n_obs += 1
         out = env.step(policy.step().action)
         coverage.append(out.coverage)

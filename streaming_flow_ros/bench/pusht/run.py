@@ -8,6 +8,7 @@ JSON (``--json``)::
      "variants": {"sfp_reanchor1": {...}},          # SFP re-anchored at every observation
      "random": {"score", "success", ...}, "expert": {"expert_success_rate", ...},
      "stress": {"delay": {"<method>": {"<k>": {score, success, ...}}},
+                "delay_comp": {"<method>": {"<k>": {...}}},  # the same, with latency compensation
                 "rate5x": {"<method>": {...}}, "seed": 0, "episodes": N},
      "settings": {...}, "machine": {...}, "versions": {...}, "seconds": s, "quick": bool}
 
@@ -95,7 +96,8 @@ class EvalTask:
     def cache_name(self) -> str:
         s = self.settings
         return (f"{self.key}_e{s.episodes}_t{s.max_steps}_d{s.delay}_m{s.control_mult}"
-                f"_r{s.reanchor_every}_s{s.seed0}{'' if s.integrator == 'euler' else '_i' + s.integrator}.json")
+                f"_r{s.reanchor_every}_s{s.seed0}{'' if s.integrator == 'euler' else '_i' + s.integrator}"
+                f"{'_lc' if s.latency_comp else ''}.json")
 
 
 def _train_task(args: tuple) -> tuple[str, int, str, dict]:
@@ -175,6 +177,10 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         for k in STRESS_DELAYS:
             tasks["delay", method, k] = EvalTask(f"{method}_seed0_{tag}", ck, method, es(s.stress_episodes, delay=k,
                                                                                   reanchor_every=ra))
+            if k > 0:  # at delay 0 compensation changes nothing: the same evaluation
+                tasks["delay_comp", method, k] = EvalTask(f"{method}_seed0_{tag}", ck, method,
+                                                          es(s.stress_episodes, delay=k, reanchor_every=ra,
+                                                             latency_comp=True))
         tasks["rate", method, 0] = EvalTask(f"{method}_seed0_{tag}", ck, method,
                                             es(s.stress_episodes, control_mult=STRESS_RATE_MULT, reanchor_every=ra))
     keys = sorted(tasks, key=lambda k: -_EVAL_COST.get(tasks[k].method, 1) * tasks[k].settings.episodes
@@ -194,10 +200,14 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     doc["expert"] = {**expert, "eval_seeds": {k: on_eval[k] for k in ("score", "success", "max_coverage", "episodes")}}
     doc["stress"] = {
         "delay": {m: {str(k): done["delay", m, k] for k in STRESS_DELAYS} for m in stress_methods},
+        "delay_comp": {m: {str(k): done["delay_comp" if k else "delay", m, k] for k in STRESS_DELAYS}
+                       for m in stress_methods},
         "rate5x": {m: done["rate", m, 0] for m in stress_methods},
         "seed": 0,
         "episodes": s.stress_episodes,
-        "note": "delay in control steps at 10 Hz; rate5x: env and policy stepped at 50 Hz, observations at 10 Hz",
+        "note": "delay in control steps at 10 Hz; delay_comp: the same with start(now=...), each method "
+                "compensating the observation's age (SFP: flow started at that age; chunks: elapsed waypoints "
+                "skipped); rate5x: env and policy stepped at 50 Hz, observations at 10 Hz",
     }
     doc["settings"] = {
         **asdict(s), "horizons": {"obs": 2, "pred": 16, "action": 8}, "data_rate_hz": 10,
@@ -247,5 +257,8 @@ def results_table(doc: dict) -> str:
     srows = [[m, *(f"{st['delay'][m][str(k)]['score']:.3f}/{st['delay'][m][str(k)]['success']:.2f}"
                    for k in STRESS_DELAYS),
               f"{st['rate5x'][m]['score']:.3f}/{st['rate5x'][m]['success']:.2f}"] for m in st["delay"]]
+    for m, by_k in st.get("delay_comp", {}).items():  # absent in older JSON files
+        srows.append([f"{m} (latency comp.)", *(f"{by_k[str(k)]['score']:.3f}/{by_k[str(k)]['success']:.2f}"
+                                                for k in STRESS_DELAYS), "-"])
     out.append(format_table(["stress: score/success", *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
     return "\n\n".join(out)
