@@ -284,3 +284,21 @@ def test_train_slot_cache_follows_the_model(tmp_path):
         summary.write_text(json.dumps(doc))
         _, info = train_slot(tmp_path / "d", slot, out, steps=2, batch_size=8)
         assert (info["seconds"] == -1.0) == (slot == "dp"), slot
+
+
+def test_train_slot_reuses_runs_recorded_before_flow_samples(tmp_path):
+    """A summary whose model has no ``flow_samples`` (written before it existed) trained with one
+    draw per window: reused for flow_samples 1, retrained for another value."""
+    from streaming_flow_ros.bench.pusht.methods import train_slot
+
+    collect(tmp_path / "d", 1)
+    out = tmp_path / "sfp"
+    train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8)
+    summary = out / "train_summary.json"
+    doc = json.loads(summary.read_text())
+    assert doc["model"].pop("flow_samples") == 1
+    doc["result"]["seconds"] = -1.0
+    summary.write_text(json.dumps(doc))
+    assert train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8)[1]["seconds"] == -1.0
+    _, info = train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8, flow_samples=3)
+    assert info["seconds"] > 0 and json.loads(summary.read_text())["model"]["flow_samples"] == 3

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _core_helpers import tiny_dataset
+from _core_helpers import tiny_dataset, tiny_spec
 
 from streaming_flow_ros.checkpoint import read_checkpoint
-from streaming_flow_ros.nets.model import ModelConfig
+from streaming_flow_ros.nets.model import ModelConfig, SFPModel
 from streaming_flow_ros.policy.protocol import Observation, RuntimeConfig
 from streaming_flow_ros.policy.streaming import load_policy
 from streaming_flow_ros.train.config import TrainConfig
@@ -117,3 +117,29 @@ def test_ddp_with_two_processes(tmp_path):
     assert "checkpoint:" in r.stdout and r.stdout.count("trained 20 steps") == 1  # rank 0 only
     ck = read_checkpoint(tmp_path / "run" / "policy.safetensors")
     assert ck.train["step"] == 20
+
+
+def test_flow_samples_share_one_encoding_per_window():
+    """ModelConfig.flow_samples K: each window is encoded once and K independent (t, noise) draws
+    share its features -- the same loss as K copies of the window with one draw each (state-only
+    model: the encoder draws nothing); 1 is the default and what a config without the key means."""
+    assert ModelConfig().flow_samples == 1 and ModelConfig.from_checkpoint_dict({}).flow_samples == 1
+    for bad in (0, 257, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="flow_samples"):
+            ModelConfig(flow_samples=bad)
+    spec, K, B = tiny_spec(cameras=False), 4, 5
+    torch.manual_seed(0)
+    many = SFPModel(ModelConfig(hidden=32, depth=2, flow_samples=K), spec)
+    one = SFPModel(ModelConfig(hidden=32, depth=2), spec)
+    one.load_state_dict(many.state_dict())
+    batch = {"state_n": torch.randn(B, 2, spec.state_dim), "images": {}, "chunk_n": torch.randn(B, 17, spec.action_dim)}
+    copies = {"state_n": batch["state_n"].repeat_interleave(K, 0), "images": {},
+              "chunk_n": batch["chunk_n"].repeat_interleave(K, 0)}
+    calls = []
+    many.encoder.register_forward_hook(lambda _m, args, _out: calls.append(args[0].shape[0]))
+    l_many = many.loss(batch, torch.Generator().manual_seed(3))
+    l_one = one.loss(copies, torch.Generator().manual_seed(3))
+    assert calls == [B]  # one encoder pass over the B windows
+    assert torch.allclose(l_many, l_one, atol=1e-6)
+    l_many.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in many.velocity.parameters())

@@ -27,6 +27,10 @@ class ModelConfig:
     obs_horizon T_o, pred_horizon H (chunk = H + 1 waypoints), action_horizon (waypoints a chunk
     is executed for by chunk baselines / the default re-anchor budget).
     path: "stabilizing" (sigma0, k) or "latent" (sigma0, sigma1, k).
+    flow_samples: training only: (flow time, path noise) draws per observation window per step.
+        The window is encoded once and its features serve every draw, so a pixel model gets
+        flow_samples x the velocity supervision for little more than one encoder pass (a chunk
+        model's loss already covers H actions per window; one SFP draw covers one).
     """
 
     kind: Literal["sfp"] = "sfp"
@@ -46,6 +50,7 @@ class ModelConfig:
     num_keypoints: int = 32
     image_feat_dim: int = 64
     crop_frac: float = 0.9
+    flow_samples: int = 1
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -62,6 +67,9 @@ class ModelConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if isinstance(self.flow_samples, bool) or not isinstance(self.flow_samples, int) or not (
+                1 <= self.flow_samples <= 256):
+            raise ValueError(f"flow_samples must be an integer in 1..256, got {self.flow_samples!r}")
         self.flow_path()  # validates the path parameters
 
     def flow_path(self) -> StabilizingPath | LatentPath:
@@ -137,9 +145,14 @@ class SFPModel(nn.Module):
         return self.loss(batch, generator)
 
     def loss(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Flow-matching loss on a batch: state_n (B, T_o, D_s), images, chunk_n (B, H+1, D_a)."""
+        """Flow-matching loss on a batch: state_n (B, T_o, D_s), images, chunk_n (B, H+1, D_a);
+        ``config.flow_samples`` independent (t, noise) draws per window share its encoding."""
         cond = self.encode(batch["state_n"], batch["images"], generator)
-        tgt = draw_targets(self.path, batch["chunk_n"], generator)
+        chunk = batch["chunk_n"]
+        if self.config.flow_samples > 1:
+            cond = cond.repeat_interleave(self.config.flow_samples, 0)
+            chunk = chunk.repeat_interleave(self.config.flow_samples, 0)
+        tgt = draw_targets(self.path, chunk, generator)
         v = self.velocity(tgt.sample.x_t, tgt.t, cond)
         return flow_matching_loss(v, tgt.sample.dx_t)
 

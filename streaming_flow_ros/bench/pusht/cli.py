@@ -45,6 +45,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", type=int, default=256)
     t.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     t.add_argument("--lr", type=float, help="AdamW peak learning rate (default: methods.LR, 1e-3)")
+    t.add_argument("--flow-samples", type=int, default=1,
+                   help="SFP: (flow time, noise) draws per window per step, sharing its encoding")
     t.add_argument("--out", type=Path, required=True)
 
     e = sub.add_parser("eval", help="closed-loop evaluation of a checkpoint")
@@ -79,6 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--stress-episodes", type=int)
     r.add_argument("--threads", type=int, help="torch threads for training (with --jobs 1)")
     r.add_argument("--jobs", type=int, help="parallel processes for training / evaluation (1 thread each)")
+    r.add_argument("--flow-samples", type=int,
+                   help="SFP: (flow time, noise) draws per window per step, sharing its encoding (default 1)")
     r.add_argument("--methods", help="comma-separated subset of sfp,sfp_k0,dp_ddim,dp_ddpm,fm_chunk")
     r.add_argument("--dataset", type=Path, help="reuse this dataset instead of collecting")
     r.add_argument("--workdir", type=Path, help="datasets and checkpoints (default: a temp dir)")
@@ -100,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
         slot = "dp" if args.method == "dp" else METHOD_SLOT[args.method]
         path, info = train_slot(args.dataset, slot, args.out, args.steps, args.seed, args.batch_size, args.threads,
-                                progress=True, **({} if args.lr is None else {"lr": args.lr}))
+                                progress=True, flow_samples=args.flow_samples,
+                                **({} if args.lr is None else {"lr": args.lr}))
         print(json.dumps({"checkpoint": str(path), **info}, indent=2))
         return 0
     if cmd == "eval":
@@ -133,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {"seeds": args.seeds, "demos": args.demos, "train_steps": args.steps, "episodes": args.episodes,
                  "ddpm_episodes": args.ddpm_episodes, "stress_episodes": args.stress_episodes,
                  "threads": args.threads, "jobs": args.jobs, "task": args.task, "batch_size": args.batch_size, "lr": args.lr,
+                 "flow_samples": args.flow_samples,
                  "methods": tuple(args.methods.split(",")) if args.methods else None}
     s = replace(s, **{k: v for k, v in overrides.items() if v is not None})
     with tempfile.TemporaryDirectory(prefix="sfp-pusht-") as tmp:

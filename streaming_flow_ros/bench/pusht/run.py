@@ -69,6 +69,7 @@ class RunSettings:
     jobs: int = 1
     methods: tuple[str, ...] = METHODS  # a subset skips the others (and their stress tests)
     task: str = "state"  # env.TASKS: state (T2) or pixels (T3)
+    flow_samples: int = 1  # SFP slots: (t, noise) draws per window per step (ModelConfig.flow_samples)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -101,8 +102,8 @@ class EvalTask:
 
 
 def _train_task(args: tuple) -> tuple[str, int, str, dict]:
-    dataset, slot, out, steps, seed, batch, threads, lr = args
-    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads, lr=lr)
+    dataset, slot, out, steps, seed, batch, threads, lr, flow_samples = args
+    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads, lr=lr, flow_samples=flow_samples)
     return slot, seed, str(path), info
 
 
@@ -150,7 +151,8 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     else:
         expert = collect(data, s.demos, task=s.task)
     threads = 1 if s.jobs > 1 else s.threads
-    train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads, s.lr)
+    train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads, s.lr,
+                   s.flow_samples)
                   for seed in range(s.seeds) for slot in SLOTS if slot in {METHOD_SLOT[m] for m in s.methods}]
     train_args.sort(key=lambda a: -_TRAIN_COST[a[1]])
     ckpts: dict[tuple[int, str], str] = {}
@@ -162,6 +164,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         return EvalSettings(episodes=episodes, max_steps=s.max_steps, **kw)
 
     tag = f"steps{s.train_steps}_b{s.batch_size}_lr{s.lr:g}"  # which training the cached evaluations belong to
+    tag += f"_fs{s.flow_samples}" if s.flow_samples > 1 else ""
     tasks: dict[tuple, EvalTask] = {}
     stress_methods = [m for m in STRESS_METHODS if m in s.methods]
     for method in s.methods:
@@ -213,6 +216,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         **asdict(s), "horizons": {"obs": 2, "pred": 16, "action": 8}, "data_rate_hz": 10,
         "pd_gains": {"kp": 100, "kv": 20}, "eval_seeds": f"0..{s.episodes - 1}",
         "sfp": {"sigma0": 0.4, "k": 15.0, "euler_steps_per_action": 1, "reanchor_every": 8,
+                "flow_samples": s.flow_samples,
                 "start": "last commanded action (deterministic, start_sigma 0)"},
         "chunk_reanchor_every": 8,
         "samplers": {"dp_ddpm": "DDPM 100", "dp_ddim": "DDIM 10", "fm_chunk": "Euler 10"},
