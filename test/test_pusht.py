@@ -216,10 +216,10 @@ def test_quick_run_json(tmp_path, capsys):
     assert set(doc["variants"]) == {"sfp_reanchor1"} and doc["settings"]["sfp"]["reanchor_every"] == 8
     assert doc["settings"]["lr"] == 1e-3
     assert json.loads((tmp_path / "w" / "seed0" / "sfp" / "train_summary.json").read_text())["lr"] == 1e-3
-    assert set(doc["stress"]["delay"]) == {"sfp", "dp_ddim"} and set(doc["stress"]["delay"]["sfp"]) == {"0", "1", "2", "4"}
-    assert set(doc["stress"]["rate5x"]) == {"sfp", "dp_ddim"}
+    assert set(doc["stress"]["delay"]) == {"sfp", "dp_ddim", "fm_chunk"} and set(doc["stress"]["delay"]["sfp"]) == {"0", "1", "2", "4"}
+    assert set(doc["stress"]["rate5x"]) == {"sfp", "dp_ddim", "fm_chunk"}
     comp = doc["stress"]["delay_comp"]
-    assert set(comp) == {"sfp", "dp_ddim"} and comp["sfp"]["0"] == doc["stress"]["delay"]["sfp"]["0"]
+    assert set(comp) == {"sfp", "dp_ddim", "fm_chunk"} and comp["sfp"]["0"] == doc["stress"]["delay"]["sfp"]["0"]
     assert "latency comp." in results_table(doc)
     assert doc["expert"]["expert_success_rate"] > 0 and doc["settings"]["seeds"] == 1
     assert 0 <= doc["expert"]["eval_seeds"]["score"] <= 1

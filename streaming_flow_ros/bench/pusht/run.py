@@ -47,7 +47,7 @@ from .metrics import mean_std
 log = logging.getLogger(__name__)
 
 STRESS_DELAYS = (0, 1, 2, 4)
-STRESS_METHODS = ("sfp", "dp_ddim")
+STRESS_METHODS = ("sfp", "dp_ddim", "fm_chunk")  # dp_ddpm: 10x the cost of DDIM per chunk
 STRESS_RATE_MULT = 5
 # rough relative costs, to start the longest tasks first
 _TRAIN_COST = {"sfp": 1, "sfp_k0": 1, "dp": 6, "fm_chunk": 6}
