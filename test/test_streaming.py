@@ -55,38 +55,61 @@ def test_new_observation_reanchors_at_last_command(ckpt):
     assert np.abs(r.action - last).max() < 0.5 and r.t == pytest.approx(p.dt)
 
 
-def test_start_with_now_catches_the_flow_up_with_the_observations_age(ckpt):
-    """start(now=...) integrates the new flow from the anchor at t = 0 up to the flow time of the
-    plan's age (50 Hz control, 10 Hz data, H 16: 0.1 s -> 5 ticks = one data period, one pass),
-    commanding nothing on the way, then steps on from there on the tick grid; kept <= (H -
-    action_horizon) data periods; a future or non-finite stamp, no ``now`` or skip_elapsed=False
-    start at 0."""
+def test_start_with_now_catches_the_flow_up_over_the_first_data_period(ckpt):
+    """start(now=...) with a plan 0.1 s old (50 Hz control, 10 Hz data, H 16: 5 ticks of lag,
+    m = 5 ticks per data period): the flow still starts at the anchor at t = 0, and each of the
+    first 5 ticks advances it by (1 + 5/5) dt (one sub-step: 2 dt < 1/H), so after them it is at
+    10 dt, on the plan's clock, and then dt per tick. Lag kept <= (H - action_horizon) data
+    periods; a future or non-finite stamp, no ``now`` or skip_elapsed=False give no lag."""
     p = load_policy(ckpt, RuntimeConfig(control_rate_hz=50.0))
     plan = p.prepare(obs(2.0))
     a0 = np.array([0.1, -0.2, 0.3])
     p.reset(a0)
     p.start(plan, now=2.1)
-    assert p.t == 5 * p.dt and np.array_equal(p.last_action, a0)  # nothing commanded yet
-    got = np.array([p.step().action for _ in range(3)])
-    assert p.t == 8 * p.dt  # flow times stay multiples of dt (no accumulated drift)
+    assert p.lag_ticks == 5 and p.t == 0.0 and np.array_equal(p.last_action, a0)
+    got = np.array([p.step().action for _ in range(7)])
+    assert p.t == pytest.approx(12 * p.dt)
 
     def v(x, t):
         with torch.no_grad():
             return p.model.velocity.forward_cached(torch.from_numpy(x)[None], torch.tensor([t]), plan.cache)[0].numpy()
 
-    x = p.action_norm.normalize(a0).astype(np.float32)
-    x = x + (5 * p.dt) * v(x, 0.0)  # the catch-up: one data period in one step
-    for k in range(5, 8):  # then the ticks
-        x = x + p.dt * v(x, k * p.dt)
-    assert np.allclose(got[-1], np.clip(p.action_norm.unnormalize(x.astype(np.float64)), -2, 2), atol=1e-5)
-    for now, ticks in ((2.0 + 10.0, 8 * 5), (1.0, 0), (float("nan"), 0), (float("inf"), 0), (None, 0)):
+    x, t, want = p.action_norm.normalize(a0).astype(np.float32), 0.0, []
+    for h in [2 * p.dt] * 5 + [p.dt] * 2:
+        x, t = x + h * v(x, t), t + h
+        want.append(np.clip(p.action_norm.unnormalize(x.astype(np.float64)), -2, 2))
+    assert np.allclose(got, want, atol=1e-5)
+    steps = np.abs(np.diff(np.vstack([a0, got]), axis=0)).max(axis=1)
+    assert steps.max() < 3 * steps[-1] + 1e-6  # no jump: a catch-up tick moves about 2 ticks' worth
+    for now, lag in ((2.0 + 10.0, 8 * 5), (1.0, 0), (float("nan"), 0), (float("inf"), 0), (None, 0)):
         p.start(plan, now=now)
-        assert p.t == ticks * p.dt, now
-        assert np.isfinite(p.step().action).all()
+        assert p.lag_ticks == lag and p.t == 0.0, now
+        r = p.step()
+        assert np.isfinite(r.action).all() and r.t == pytest.approx((1 + lag / 5) * p.dt)
     q = load_policy(ckpt, RuntimeConfig(control_rate_hz=50.0, skip_elapsed=False))
     q.reset(a0)
     q.start(plan, now=2.1)
-    assert q.t == 0.0
+    assert q.lag_ticks == 0
+
+
+def test_catch_up_at_the_data_rate_integrates_in_data_period_steps(ckpt):
+    """Control at the data rate (m = 1) and 3 ticks of lag: the first tick integrates 4 Euler
+    steps of 1/H from the anchor (the catch-up and the tick), then one per tick."""
+    p = load_policy(ckpt, RuntimeConfig(control_rate_hz=10.0))
+    plan = p.prepare(obs(1.0))
+    a0 = np.array([0.3, 0.1, -0.1])
+    p.reset(a0)
+    p.start(plan, now=1.3)
+    assert p.lag_ticks == 3
+    first = p.step()
+    assert first.t == pytest.approx(4 / 16)
+    x = p.action_norm.normalize(a0).astype(np.float32)
+    with torch.no_grad():
+        for k in range(4):
+            x = x + (1 / 16) * p.model.velocity.forward_cached(torch.from_numpy(x)[None], torch.tensor([k / 16]),
+                                                               plan.cache)[0].numpy()
+    assert np.allclose(first.action, np.clip(p.action_norm.unnormalize(x.astype(np.float64)), -2, 2), atol=1e-5)
+    assert p.step().t == pytest.approx(5 / 16)
 
 
 def test_substeps_integrate_the_same_flow(ckpt):

@@ -8,8 +8,9 @@ The node's control timer drives it; only these named methods change its state:
     policy.reset(action)              # a fresh start (new episode, resume after a hold): anchor
                                       # at an action (robot units), drop any plan: hold.
     policy.start(plan, measured, anchor=None, now=None)
-                                      # receding horizon: flow time -> 0 (or the plan's age
-                                      # with ``now``, RuntimeConfig.skip_elapsed), re-anchor at ``anchor``
+                                      # receding horizon: flow time -> 0 (caught up with the
+                                      # plan's age when given ``now``: RuntimeConfig.skip_elapsed),
+                                      # re-anchor at ``anchor``
                                       # (default: the last action the policy produced; the node
                                       # passes the safety-filtered command it actually sent),
                                       # blended towards ``measured``. Cheap.
@@ -78,11 +79,13 @@ class RuntimeConfig:
     backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".
     torchscript: with backend="torch", trace the velocity net with TorchScript.
     skip_elapsed: latency compensation when ``start`` gets ``now`` (the caller's clock, the
-        same clock as the observation stamp): the plan starts at its age, not at its
-        observation's time. SFP starts its flow at flow time (now - stamp) data_rate / H, the
-        point of the trajectory that corresponds to now; a chunk baseline skips the waypoints
-        whose time has passed (Diffusion Policy's real-robot latency handling). Both keep at
-        least action_horizon data periods of the plan.
+        same clock as the observation stamp): the plan catches up with its age instead of
+        starting as if its observation were current. SFP starts its flow at the anchor at flow
+        time 0 as always, and advances it faster over the first data period until it reaches
+        the plan's own clock (continuous commands; StreamingFlowPolicy.start); a chunk baseline
+        skips the waypoints whose time has passed and interpolates from the anchor to the next
+        one (Diffusion Policy's real-robot latency handling). Both keep at least
+        action_horizon data periods of the plan.
     """
 
     control_rate_hz: float = 100.0

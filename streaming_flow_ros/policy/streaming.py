@@ -89,7 +89,10 @@ class StreamingFlowPolicy:
             self._field = self._field_torch
         self._x: np.ndarray | None = None  # (x_dim,) float32 normalised flow state
         self._t = 0.0
-        self._k = 0  # ticks since flow time 0 of the current plan: t = k dt
+        self._k = 0  # ticks since the current plan started
+        self._lag = 0  # ticks of observation age the current plan catches up (latency compensation)
+        # ticks per data period: the catch-up is spread over the first one
+        self._m = max(1, round(self.config.control_rate_hz / self.spec.data_rate_hz))
         self._plan: SFPPlan | None = None
         self._last: np.ndarray | None = None
         self._fresh = True  # the next start() is the first since reset(): start noise applies
@@ -126,7 +129,7 @@ class StreamingFlowPolicy:
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
         self._last = self._checked(action, "reset action")
-        self._plan, self._x, self._t, self._k, self._fresh = None, None, 0.0, 0, True
+        self._plan, self._x, self._t, self._k, self._lag, self._fresh = None, None, 0.0, 0, 0, True
 
     def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None,
               now: float | None = None) -> None:
@@ -134,12 +137,16 @@ class StreamingFlowPolicy:
 
         anchor: the action to continue from (robot units); default the last action produced.
         now: the caller's clock (s, same clock as the plan's stamp). With ``skip_elapsed``
-        (latency compensation) the flow catches up with the plan's age: integrated from the
-        anchor at flow time 0 to ``elapsed_ticks(now - stamp) * dt`` in data-period-sized
-        steps (at most H - action_horizon passes; nothing is commanded on the way), so the next
-        action is the one the flow gives for now. It is not *started* at that flow time: the
-        training tube around the demonstration narrows as sigma0 exp(-k t), so a far-off anchor
-        placed at t > 0 meets an extrapolated velocity. Without ``now`` the flow starts at 0."""
+        (latency compensation) the flow catches up with the plan's age, n =
+        ``elapsed_ticks(now - stamp)`` ticks: it still starts at the anchor at flow time 0, but
+        over the first data period (m ticks) each tick advances flow time by (1 + n / m) dt
+        instead of dt, integrated in sub-steps no longer than a data period (1 / H), so after m
+        ticks it is at (m + n) dt, where the plan's own clock is, and on the tick grid from then
+        on. The commands stay continuous (no n-tick jump at a 100 Hz tick), much as a chunk
+        baseline interpolates from the anchor to its first unexpired waypoint over a data
+        period. It is not *started* at flow time n dt: the training tube around the
+        demonstration narrows as sigma0 exp(-k t), so an anchor placed at t > 0 meets a velocity
+        the net never learned. Without ``now`` the flow starts at 0 and advances dt per tick."""
         if not isinstance(plan, SFPPlan):
             raise ValueError(f"start() needs an SFPPlan from prepare(), got {type(plan).__name__}")
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)
@@ -151,11 +158,20 @@ class StreamingFlowPolicy:
             a_n = a_n + self.config.start_sigma * torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
         if self._latent:
             a_n = np.concatenate([a_n, torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()])
+        lag = self.elapsed_ticks(float(now) - plan.stamp) if now is not None and self.config.skip_elapsed else 0
         self._x, self._k, self._t, self._plan, self._fresh = a_n.astype(np.float32), 0, 0.0, plan, False
+        self._lag = lag
         if self._last is None:
             self._last = a0.copy()
-        if now is not None and self.config.skip_elapsed:
-            self._catch_up(self.elapsed_ticks(float(now) - plan.stamp))
+
+    @property
+    def lag_ticks(self) -> int:
+        """Ticks of observation age the current plan catches up over its first data period."""
+        return self._lag
+
+    def flow_time_after(self, ticks: int) -> float:
+        """Flow time of the current plan after ``ticks`` ticks: (ticks + lag min(ticks, m) / m) dt."""
+        return (ticks + self._lag * min(ticks, self._m) / self._m) * self.dt
 
     def elapsed_ticks(self, elapsed: float) -> int:
         """Control ticks (flow steps of ``dt``) in ``elapsed`` seconds after the observation,
@@ -175,11 +191,20 @@ class StreamingFlowPolicy:
             raise RuntimeError("step() before reset()/start(): no anchor")
         if not self.has_plan:
             return StepResult(self._last.copy(), self._t, True)
-        x, action = self._advance(self._x, self._t, self.dt)
+        t_next = self.flow_time_after(self._k + 1)
+        if self._lag and self._k < self._m:  # catching up: sub-steps no longer than 1 / H
+            n = max(1, math.ceil((t_next - self._t) * self.pred_horizon - 1e-9))
+            x, h = self._x, (t_next - self._t) / n
+            for i in range(n):
+                x, action = self._advance(x, self._t + i * h, h)
+                if action is None:
+                    break
+        else:
+            x, action = self._advance(self._x, self._t, self.dt)
         if action is None:
             return StepResult(self._last.copy(), self._t, True)
         self._k += 1
-        self._x, self._t, self._last = x, self._k * self.dt, action
+        self._x, self._t, self._last = x, t_next, action
         return StepResult(action.copy(), self._t, False)
 
     # -- internals ----------------------------------------------------------------------------
@@ -199,19 +224,6 @@ class StreamingFlowPolicy:
             return x, None
         return x, action
 
-    def _catch_up(self, ticks: int) -> None:
-        """Integrate the new plan's flow from t = 0 to ticks * dt without commanding anything,
-        in steps no longer than a data period (1 / H of flow time): ceil(ticks dt H) passes."""
-        if ticks <= 0:
-            return
-        t_end = ticks * self.dt
-        n = max(1, math.ceil(t_end * self.pred_horizon - 1e-9))
-        x, h = self._x, t_end / n
-        for i in range(n):
-            x, action = self._advance(x, i * h, h)
-            if action is None:
-                return
-        self._x, self._k, self._t = x, ticks, t_end
     def _field_numpy(self, x: np.ndarray, t: float) -> np.ndarray:
         return self._np_vel(x, t, self._plan.cache_np)
 

@@ -7,7 +7,8 @@ Data flow (thin glue; the math lives in the policy, the limits in policy/safety.
     control clock (control_rate_hz; ``tick_source``: a dedicated thread on absolute monotonic
     deadlines -- ros/ticker.py -- or, under use_sim_time, an rclpy timer in its own group):
         fresh plan due? -> policy.start(plan, measured, now)   (re-anchor at the last command;
-                           with skip_elapsed the new flow catches up with the plan's age)
+                           with skip_elapsed the new flow catches up with the plan's age
+                           over its first data period)
         policy.step() -> SafetyFilter -> publish ~/action (+ joint_trajectory | commands)
 
 Topics (relative, remap them): subscribes ``joint_states`` (sensor_msgs/JointState) and
