@@ -194,7 +194,7 @@ def test_quick_pixel_run(tmp_path, capsys):
 
     none = tmp_path / "none.json"
     assert sfp_main(["bench", "plot", "--pusht-pixels", str(out), "--pusht", str(none), "--latency", str(none),
-                     "--sim", str(none), "--out", str(tmp_path / "img")]) == 0
+                     "--sim", str(none), "--pusht-pixels-sfp", str(out), "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "pusht_pixels.png").stat().st_size > 5000
     assert not (tmp_path / "img" / "pusht.png").exists()
     # a state dataset in the same workdir is refused for the pixel task (and vice versa)

@@ -1,7 +1,8 @@
 """`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
 
     sfp bench plot [--latency runs/bench/latency.json] [--sim runs/bench/sim_quality.json] \
-        [--pusht runs/pusht/pusht_4k_ic_3seeds.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] [--out docs/img]
+        [--pusht runs/pusht/pusht_4k_ic_3seeds_stress50.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] \
+        [--pusht-pixels-sfp JSON] [--out docs/img]
 
 Each figure is drawn only from the numbers in its JSON (written by `sfp bench latency`,
 `sfp bench sim`, `sfp bench pusht run`), so a figure and its table always agree. A missing input
@@ -13,7 +14,8 @@ skips its figure (with a message); an input without the expected keys is a clear
   observation-to-command p50, and the delay stress curves (success against sensing latency).
 - ``pusht.png``: Push-T score per method (one dot per seed) against the random floor and the
   expert, and the delay stress scores.
-- ``pusht_pixels.png``: the same for the image task (T3), from ``--pusht-pixels``.
+- ``pusht_pixels.png``: the same for the image task (T3), from ``--pusht-pixels`` (plus the SFP
+  of ``--pusht-pixels-sfp`` as sfp_flow16).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ log = logging.getLogger(__name__)
 
 LABELS = {"sfp": "SFP", "sfp_k0": "SFP k=0", "dp_ddpm": "DP-DDPM", "dp_ddim": "DP-DDIM", "fm_chunk": "FM-chunk",
           "sfp_reanchor8": "SFP re-anchor/8", "sfp_reanchor1": "SFP re-anchor/1",
-          "sfp_equal_time": "SFP equal time"}
+          "sfp_equal_time": "SFP equal time", "sfp_flow16": "SFP 16 draws"}
 COLORS = {"sfp": "tab:blue", "sfp_k0": "tab:cyan", "dp_ddpm": "tab:red", "dp_ddim": "tab:orange",
           "fm_chunk": "tab:green", "sfp_reanchor8": "tab:purple", "sfp_reanchor1": "tab:purple",
-          "sfp_equal_time": "navy"}
+          "sfp_equal_time": "navy", "sfp_flow16": "navy"}
 
 
 def _plt():
@@ -147,18 +149,23 @@ def plot_sim(doc: dict[str, Any], out: Path) -> Path:
     return _save(plt, fig, out, "sim_quality.png", "sfp bench sim: the simulator task through the real node")
 
 
-def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None = None) -> Path:
+def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None = None,
+               extra_label: str = "sfp_equal_time") -> Path:
     """Scores per method (bars: mean, dots: seeds) and the delay stress. ``equal_time``: a second
-    run (SFP trained for as long as a U-Net takes) whose ``sfp`` is drawn as "sfp_equal_time"."""
+    run of SFP alone (trained for as long as a U-Net takes, or another SFP recipe) whose ``sfp``
+    is drawn as ``extra_label``."""
     plt = _plt()
     methods = [m for m in doc if isinstance(doc[m], dict) and "score_mean" in doc[m]]
     variants = dict(doc.get("variants", {}))
     if equal_time and "score_mean" in equal_time.get("sfp", {}):
-        variants["sfp_equal_time"] = equal_time["sfp"]
+        variants[extra_label] = equal_time["sfp"]
     stress = dict(doc.get("stress", {}).get("delay", {}))
     if equal_time and "sfp" in equal_time.get("stress", {}).get("delay", {}):
-        stress["sfp_equal_time"] = equal_time["stress"]["delay"]["sfp"]
-    cols = 2 if stress else 1
+        stress[extra_label] = equal_time["stress"]["delay"]["sfp"]
+    comp = dict(doc.get("stress", {}).get("delay_comp", {}))  # absent in older files
+    if equal_time and "sfp" in equal_time.get("stress", {}).get("delay_comp", {}):
+        comp[extra_label] = equal_time["stress"]["delay_comp"]["sfp"]
+    cols = 1 + bool(stress) + bool(comp)
     fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols, 3.6), squeeze=False)
     ax = axes[0][0]
     names = methods + [v for v in variants if "score_mean" in variants[v]]
@@ -177,6 +184,9 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
     ax.legend(fontsize=7)
     if stress:
         _curves(axes[0][1], stress, "score", "observation delay (control steps)", "delay stress: score", (0, 1.05))
+    if comp:
+        _curves(axes[0][cols - 1], comp, "score", "observation delay (control steps)",
+                "delay stress, latency compensation: score", (0, 1.05))
     name = "pusht.png" if task == "state" else f"pusht_{task}.png"
     return _save(plt, fig, out, name, f"sfp bench pusht run --task {task}")
 
@@ -184,16 +194,19 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=Path, default=Path("runs/bench/latency.json"), help="sfp bench latency JSON")
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
-    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds.json"), help="sfp bench pusht run JSON")
-    p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_ic_3seeds.json"),
+    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds_stress50.json"),
+                   help="sfp bench pusht run JSON")
+    p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_ic_3seeds_stress50.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
     p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_seed0.json"),
                    help="sfp bench pusht run --task pixels JSON (T3)")
+    p.add_argument("--pusht-pixels-sfp", type=Path, default=Path("runs/pusht/pusht_pixels_sfp_fs16_seed0.json"),
+                   help="optional: a T3 run of SFP alone with --flow-samples 16, drawn as sfp_flow16")
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
 
 
-def _equal_time(args: argparse.Namespace) -> dict[str, Any] | None:
-    path = args.pusht_equal_time
+def _equal_time(args: argparse.Namespace, path: Path | None = None) -> dict[str, Any] | None:
+    path = path or args.pusht_equal_time
     return _load(path, "pusht equal time", ("settings",)) if path and path.is_file() else None
 
 
@@ -201,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = ((args.latency, "latency", ("methods",), plot_latency),
             (args.sim, "sim", ("settings",), plot_sim),
             (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _equal_time(args))),
-            (args.pusht_pixels, "pusht pixels", ("settings",), plot_pusht))
+            (args.pusht_pixels, "pusht pixels", ("settings",),
+             lambda doc, out: plot_pusht(doc, out, _equal_time(args, args.pusht_pixels_sfp), "sfp_flow16")))
     args.out.mkdir(parents=True, exist_ok=True)
     made = 0
     for path, what, keys, fn in jobs:
