@@ -205,17 +205,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
 
 
-def _equal_time(args: argparse.Namespace, path: Path | None = None) -> dict[str, Any] | None:
-    path = path or args.pusht_equal_time
-    return _load(path, "pusht equal time", ("settings",)) if path and path.is_file() else None
+def _optional_run(path: Path | None) -> dict[str, Any] | None:
+    """A second Push-T run drawn next to the main one (SFP alone), if its file exists."""
+    return _load(path, "pusht SFP run", ("settings",)) if path and path.is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
     jobs = ((args.latency, "latency", ("methods",), plot_latency),
             (args.sim, "sim", ("settings",), plot_sim),
-            (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _equal_time(args))),
+            (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_equal_time))),
             (args.pusht_pixels, "pusht pixels", ("settings",),
-             lambda doc, out: plot_pusht(doc, out, _equal_time(args, args.pusht_pixels_sfp), "sfp_flow16")))
+             lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_pixels_sfp), "sfp_flow16")))
     args.out.mkdir(parents=True, exist_ok=True)
     made = 0
     for path, what, keys, fn in jobs:

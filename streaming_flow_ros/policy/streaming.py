@@ -88,8 +88,7 @@ class StreamingFlowPolicy:
             self._vel = self._traced_velocity() if self.config.torchscript else model.velocity.forward_cached
             self._field = self._field_torch
         self._x: np.ndarray | None = None  # (x_dim,) float32 normalised flow state
-        self._t = 0.0
-        self._k = 0  # ticks since the current plan started
+        self._k = 0  # ticks since the current plan started (flow time: flow_time_after(k))
         self._lag = 0  # ticks of observation age the current plan catches up (latency compensation)
         # ticks per data period: the catch-up is spread over the first one
         self._m = max(1, round(self.config.control_rate_hz / self.spec.data_rate_hz))
@@ -101,7 +100,7 @@ class StreamingFlowPolicy:
     @property
     def t(self) -> float:
         """Flow time of the current plan (0 right after start/reset)."""
-        return self._t
+        return self.flow_time_after(self._k)
 
     @property
     def last_action(self) -> np.ndarray | None:
@@ -109,7 +108,7 @@ class StreamingFlowPolicy:
 
     @property
     def has_plan(self) -> bool:
-        return self._plan is not None and self._t < self.config.max_flow_time - 1e-9
+        return self._plan is not None and self.t < self.config.max_flow_time - 1e-9
 
     @property
     def plan_stamp(self) -> float | None:
@@ -129,7 +128,7 @@ class StreamingFlowPolicy:
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
         self._last = self._checked(action, "reset action")
-        self._plan, self._x, self._t, self._k, self._lag, self._fresh = None, None, 0.0, 0, 0, True
+        self._plan, self._x, self._k, self._lag, self._fresh = None, None, 0, 0, True
 
     def start(self, plan: SFPPlan, measured_state: np.ndarray | None = None, anchor: np.ndarray | None = None,
               now: float | None = None) -> None:
@@ -159,8 +158,7 @@ class StreamingFlowPolicy:
         if self._latent:
             a_n = np.concatenate([a_n, torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()])
         lag = self.elapsed_ticks(float(now) - plan.stamp) if now is not None and self.config.skip_elapsed else 0
-        self._x, self._k, self._t, self._plan, self._fresh = a_n.astype(np.float32), 0, 0.0, plan, False
-        self._lag = lag
+        self._x, self._k, self._lag, self._plan, self._fresh = a_n.astype(np.float32), 0, lag, plan, False
         if self._last is None:
             self._last = a0.copy()
 
@@ -174,9 +172,8 @@ class StreamingFlowPolicy:
         return (ticks + self._lag * min(ticks, self._m) / self._m) * self.dt
 
     def elapsed_ticks(self, elapsed: float) -> int:
-        """Control ticks (flow steps of ``dt``) in ``elapsed`` seconds after the observation,
-        rounded: the flow time ``elapsed data_rate / H`` on the tick grid (so flow times stay
-        multiples of dt). Kept to at most (H - action_horizon) data periods, so at least
+        """Control ticks in ``elapsed`` seconds after the observation (rounded): the lag a plan
+        that old catches up. Kept to at most (H - action_horizon) data periods, so at least
         action_horizon of the plan remain (as a chunk baseline keeps action_horizon waypoints).
         A negative or non-finite age (clock jump, stamp from the future) gives 0."""
         if not np.isfinite(elapsed) or elapsed <= 0.0:
@@ -189,23 +186,24 @@ class StreamingFlowPolicy:
         """One control tick: integrate one step and return the action (or hold)."""
         if self._last is None:
             raise RuntimeError("step() before reset()/start(): no anchor")
+        t = self.t
         if not self.has_plan:
-            return StepResult(self._last.copy(), self._t, True)
+            return StepResult(self._last.copy(), t, True)
         t_next = self.flow_time_after(self._k + 1)
         if self._lag and self._k < self._m:  # catching up: sub-steps no longer than 1 / H
-            n = max(1, math.ceil((t_next - self._t) * self.pred_horizon - 1e-9))
-            x, h = self._x, (t_next - self._t) / n
+            n = max(1, math.ceil((t_next - t) * self.pred_horizon - 1e-9))
+            x, h = self._x, (t_next - t) / n
             for i in range(n):
-                x, action = self._advance(x, self._t + i * h, h)
+                x, action = self._advance(x, t + i * h, h)
                 if action is None:
                     break
         else:
-            x, action = self._advance(self._x, self._t, self.dt)
+            x, action = self._advance(self._x, t, self.dt)
         if action is None:
-            return StepResult(self._last.copy(), self._t, True)
+            return StepResult(self._last.copy(), t, True)
         self._k += 1
-        self._x, self._t, self._last = x, t_next, action
-        return StepResult(action.copy(), self._t, False)
+        self._x, self._last = x, action
+        return StepResult(action.copy(), t_next, False)
 
     # -- internals ----------------------------------------------------------------------------
     def _advance(self, x: np.ndarray, t: float, h: float) -> tuple[np.ndarray, np.ndarray | None]:

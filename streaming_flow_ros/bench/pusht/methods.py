@@ -64,16 +64,16 @@ def train_config(slot: str, steps: int, batch_size: int = 256, seed: int = 0, th
     return BaselineTrainConfig(**common, model=model)
 
 
-def _summary_model_before_it_was_recorded(slot: str, model: dict) -> dict:
-    """Summaries written before they recorded the model: the SFP nets then had no input
-    conditioning (ModelConfig.input_cond), the U-Nets were as they are."""
-    return {**model, "input_cond": False} if slot in ("sfp", "sfp_k0") else model
-
-
-def _recorded_model(slot: str, model: dict) -> dict:
-    """A summary's recorded model config with the keys added since filled with their defaults
-    (a summary written before ModelConfig.flow_samples existed trained with 1 draw)."""
-    return {"flow_samples": 1, **model} if slot in ("sfp", "sfp_k0") else model
+def _recorded_model(slot: str, recorded: dict | None, want: dict) -> dict:
+    """The model config a finished run's summary stands for, in today's keys. Summaries written
+    before they recorded the model: the SFP nets then had no input conditioning
+    (ModelConfig.input_cond), the U-Nets were as they are (``want``). SFP keys added since
+    take the value they had before: one flow draw per window (ModelConfig.flow_samples)."""
+    if slot not in ("sfp", "sfp_k0"):
+        return want if recorded is None else recorded
+    if recorded is None:
+        return {**want, "input_cond": False, "flow_samples": 1}
+    return {"flow_samples": 1, **recorded}
 
 
 def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed: int = 0, batch_size: int = 256,
@@ -89,8 +89,7 @@ def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed
             "model": cfg.model.to_dict()}
     if summary.is_file():
         done = json.loads(summary.read_text())
-        done.setdefault("model", _summary_model_before_it_was_recorded(slot, want["model"]))
-        done["model"] = _recorded_model(slot, done["model"])
+        done["model"] = _recorded_model(slot, done.get("model"), want["model"])
         if all(done.get(k) == v for k, v in want.items()) and (out / "policy.safetensors").is_file():
             return out / "policy.safetensors", done["result"]
         # a finished run with other settings (or without its checkpoint): start over, not resume
