@@ -25,8 +25,9 @@ JSON::
 Delay stress (``--latency-ms``): the seed-0 checkpoint of each stress method with the simulated
 joint states and camera frames published that many ms after capture (stamped with the capture
 time; the camera publishes on its 30 Hz ticks, so a frame waits up to one extra frame period).
-This is a sensing delay the node cannot see except through the stamps: SFP keeps streaming from
-old observations; a chunk method skips the waypoints whose time passed since its observation.
+This is a sensing delay the node sees only through the stamps; with the node's ``skip_elapsed``
+(default) every method compensates it (SFP catches its new flow up with the plan's age over the
+first data period, a chunk method skips the waypoints whose time passed since its observation).
 
 Re-running with the same ``--workdir`` reuses finished trainings (``train_summary.json``) and
 evaluations (``eval/<method>_seed<S>.json``, ``eval/stress/<method>_latency<ms>ms.json``). ``--quick``: 20 training steps, 1 seed, 2 episodes of at

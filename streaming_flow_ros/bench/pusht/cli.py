@@ -64,8 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--start-sigma", type=float, default=0.0,
                    help="SFP: start noise at every re-anchor, normalised units (default 0: deterministic)")
     e.add_argument("--latency-comp", action="store_true",
-                   help="pass the current time to start(): SFP starts its flow at the observation's age, chunk "
-                        "baselines skip elapsed waypoints (as the node does)")
+                   help="pass the current time to start(): SFP catches its flow up with the observation's age, "
+                        "chunk baselines skip elapsed waypoints (as the node does)")
     e.add_argument("--json", type=Path)
 
     r = sub.add_parser("run", help="collect -> train all methods -> evaluate -> table")

@@ -9,8 +9,8 @@ Settings (the same for every method):
 - ``delay``: the policy's observation at control step i is the one from step i - delay
   (stress test; control steps);
 - ``latency_comp``: ``start`` gets the current time (``now``), so each method compensates the
-  observation's age its own way (RuntimeConfig.skip_elapsed: SFP starts its flow at the
-  observation's age, chunk baselines skip the elapsed waypoints), as the node does; without it
+  observation's age its own way (RuntimeConfig.skip_elapsed: SFP catches its new flow up with
+  that age, chunk baselines skip the elapsed waypoints), as the node does; without it
   every plan starts as if its observation were current;
 - ``control_mult``: control rate = control_mult x data rate; the env is stepped at the control
   rate (PD target updated every tick, the same gains), SFP takes 1/m-size flow steps and chunk

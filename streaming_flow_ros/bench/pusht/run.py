@@ -209,7 +209,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         "seed": 0,
         "episodes": s.stress_episodes,
         "note": "delay in control steps at 10 Hz; delay_comp: the same with start(now=...), each method "
-                "compensating the observation's age (SFP: flow started at that age; chunks: elapsed waypoints "
+                "compensating the observation's age (SFP: flow caught up with that age; chunks: elapsed waypoints "
                 "skipped); rate5x: env and policy stepped at 50 Hz, observations at 10 Hz",
     }
     doc["settings"] = {
