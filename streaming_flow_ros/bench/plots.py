@@ -1,6 +1,6 @@
 """`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
 
-    sfp bench plot [--latency runs/bench/latency.json] [--sim runs/bench/sim_quality.json] \
+    sfp bench plot [--latency runs/bench/latency_lc.json] [--sim runs/bench/sim_quality.json] \
         [--pusht runs/pusht/pusht_4k_ic_3seeds_stress50.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] \
         [--pusht-pixels-sfp JSON] [--out docs/img]
 
@@ -192,7 +192,7 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--latency", type=Path, default=Path("runs/bench/latency.json"), help="sfp bench latency JSON")
+    p.add_argument("--latency", type=Path, default=Path("runs/bench/latency_lc.json"), help="sfp bench latency JSON")
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
     p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds_stress50.json"),
                    help="sfp bench pusht run JSON")
