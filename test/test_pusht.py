@@ -223,6 +223,23 @@ def test_quick_run_json(tmp_path, capsys):
     assert "latency comp." in results_table(doc)
     assert doc["expert"]["expert_success_rate"] > 0 and doc["settings"]["seeds"] == 1
     assert 0 <= doc["expert"]["eval_seeds"]["score"] <= 1
+    # --stress-seeds 2: a second SFP seed trains; each delay cell is the mean of seed 0 (cached) and seed 1
+    out2 = tmp_path / "pusht2.json"
+    assert cli.run(p.parse_args(["run", "--quick", "--json", str(out2), "--workdir", str(tmp_path / "w"),
+                                 "--methods", "sfp", "--seeds", "2", "--stress-seeds", "2"])) == 0
+    st2 = json.loads(out2.read_text())["stress"]
+    assert st2["seeds"] == [0, 1] and set(st2["delay"]) == {"sfp"}
+    for kind in ("delay", "delay_comp"):
+        for k in ("0", "1", "2", "4"):
+            c = st2[kind]["sfp"][k]
+            assert [r["seed"] for r in c["per_seed"]] == [0, 1]
+            assert c["score"] == pytest.approx(np.mean([r["score"] for r in c["per_seed"]]))
+            assert {n: c["per_seed"][0][n] for n in ("score", "success")} == \
+                {n: doc["stress"][kind]["sfp"][k][n] for n in ("score", "success")}  # seed 0: the cached run
+    assert st2["rate5x"]["sfp"] == doc["stress"]["rate5x"]["sfp"]  # seed 0 only
+    assert "training seeds 0,1" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="stress_seeds"):
+        cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--stress-seeds", "2"]))
     from streaming_flow_ros.cli import main as sfp_main
 
     none = tmp_path / "none.json"

@@ -9,7 +9,9 @@ JSON (``--json``)::
      "random": {"score", "success", ...}, "expert": {"expert_success_rate", ...},
      "stress": {"delay": {"<method>": {"<k>": {score, success, ...}}},
                 "delay_comp": {"<method>": {"<k>": {...}}},  # the same, with latency compensation
-                "rate5x": {"<method>": {...}}, "seed": 0, "episodes": N},
+                "rate5x": {"<method>": {...}}, "seed": 0, "seeds": [0, ...], "episodes": N},
+                # with stress_seeds > 1 each delay cell is the mean over those training seeds
+                # (score, success, score_std, success_std, "per_seed": [...]); rate5x stays seed 0
      "settings": {...}, "machine": {...}, "versions": {...}, "seconds": s, "quick": bool}
 
 Everything lands under ``workdir`` (dataset/, seed<S>/<slot>/ checkpoints, eval/ results):
@@ -64,6 +66,7 @@ class RunSettings:
     episodes: int = 50
     max_steps: int = 300
     stress_episodes: int = 50
+    stress_seeds: int = 1  # training seeds 0..n-1 whose checkpoints get the delay stress (rate5x: seed 0 only)
     ddpm_episodes: int | None = None  # None: = episodes (DDPM-100 costs ~10x DDIM per chunk)
     threads: int = 0  # torch threads for training with jobs == 1 (0: torch's default)
     jobs: int = 1
@@ -77,6 +80,8 @@ class RunSettings:
         unknown = set(self.methods) - set(METHODS)
         if unknown or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
+        if not 1 <= self.stress_seeds <= self.seeds:
+            raise ValueError(f"stress_seeds must be in [1, seeds={self.seeds}], got {self.stress_seeds}")
 
     @classmethod
     def quick(cls) -> RunSettings:
@@ -176,15 +181,17 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         tasks["variant", "sfp_reanchor1", seed] = EvalTask(f"sfp_seed{seed}_{tag}", ckpts[seed, "sfp"], "sfp",
                                                            es(s.episodes, reanchor_every=1))
     for method in stress_methods:
-        ck, ra = ckpts[0, METHOD_SLOT[method]], default_reanchor(method)
-        for k in STRESS_DELAYS:
-            tasks["delay", method, k] = EvalTask(f"{method}_seed0_{tag}", ck, method, es(s.stress_episodes, delay=k,
-                                                                                  reanchor_every=ra))
-            if k > 0:  # at delay 0 compensation changes nothing: the same evaluation
-                tasks["delay_comp", method, k] = EvalTask(f"{method}_seed0_{tag}", ck, method,
-                                                          es(s.stress_episodes, delay=k, reanchor_every=ra,
-                                                             latency_comp=True))
-        tasks["rate", method, 0] = EvalTask(f"{method}_seed0_{tag}", ck, method,
+        ra = default_reanchor(method)
+        for seed in range(s.stress_seeds):
+            ck, key = ckpts[seed, METHOD_SLOT[method]], f"{method}_seed{seed}_{tag}"
+            for k in STRESS_DELAYS:
+                tasks["delay", method, k, seed] = EvalTask(key, ck, method, es(s.stress_episodes, delay=k,
+                                                                               reanchor_every=ra))
+                if k > 0:  # at delay 0 compensation changes nothing: the same evaluation
+                    tasks["delay_comp", method, k, seed] = EvalTask(key, ck, method,
+                                                                    es(s.stress_episodes, delay=k, reanchor_every=ra,
+                                                                       latency_comp=True))
+        tasks["rate", method, 0] = EvalTask(f"{method}_seed0_{tag}", ckpts[0, METHOD_SLOT[method]], method,
                                             es(s.stress_episodes, control_mult=STRESS_RATE_MULT, reanchor_every=ra))
     keys = sorted(tasks, key=lambda k: -_EVAL_COST.get(tasks[k].method, 1) * tasks[k].settings.episodes
                   * tasks[k].settings.control_mult)
@@ -201,12 +208,18 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     doc["random"] = {k: random[k] for k in ("score", "success", "max_coverage", "episodes")}
     on_eval = evaluate_expert(es(s.episodes))
     doc["expert"] = {**expert, "eval_seeds": {k: on_eval[k] for k in ("score", "success", "max_coverage", "episodes")}}
+
+    def cell(kind: str, m: str, k: int) -> dict:
+        """One stress cell: seed 0's result, or the mean over the stress seeds (with per_seed)."""
+        runs = [done[kind if k else "delay", m, k, seed] for seed in range(s.stress_seeds)]
+        return runs[0] if len(runs) == 1 else _stress_mean(runs)
+
     doc["stress"] = {
-        "delay": {m: {str(k): done["delay", m, k] for k in STRESS_DELAYS} for m in stress_methods},
-        "delay_comp": {m: {str(k): done["delay_comp" if k else "delay", m, k] for k in STRESS_DELAYS}
-                       for m in stress_methods},
+        "delay": {m: {str(k): cell("delay", m, k) for k in STRESS_DELAYS} for m in stress_methods},
+        "delay_comp": {m: {str(k): cell("delay_comp", m, k) for k in STRESS_DELAYS} for m in stress_methods},
         "rate5x": {m: done["rate", m, 0] for m in stress_methods},
         "seed": 0,
+        "seeds": list(range(s.stress_seeds)),
         "episodes": s.stress_episodes,
         "note": "delay in control steps at 10 Hz; delay_comp: the same with start(now=...), each method "
                 "compensating the observation's age (SFP: flow caught up with that age; chunks: elapsed waypoints "
@@ -242,6 +255,20 @@ def _aggregate(per_seed: list[dict]) -> dict:
     return {"score_mean": sm, "score_std": ss, "success_mean": cm, "success_std": cs, "seeds": per_seed}
 
 
+def _stress_mean(runs: list[dict]) -> dict:
+    """A stress cell over several training seeds: mean score / success (the keys of one run), their
+    spread, and each seed's result."""
+    sm, ss = mean_std([r["score"] for r in runs])
+    cm, cs = mean_std([r["success"] for r in runs])
+    return {"score": sm, "success": cm, "score_std": ss, "success_std": cs, "episodes": runs[0]["episodes"],
+            "per_seed": [{"seed": i, **r} for i, r in enumerate(runs)]}
+
+
+def _cell(r: dict) -> str:
+    spread = f"±{r['score_std']:.3f}" if "score_std" in r else ""
+    return f"{r['score']:.3f}{spread}/{r['success']:.2f}"
+
+
 def results_table(doc: dict) -> str:
     """Plain-text tables: methods (score / success mean ± std over seeds) and the stress tests."""
     rows = []
@@ -258,11 +285,10 @@ def results_table(doc: dict) -> str:
         rows.append(["expert (eval seeds)", f"{ex['eval_seeds']['score']:.3f}", f"{ex['eval_seeds']['success']:.2f}", "-"])
     out = [format_table(["method", "score", "success", "seeds"], rows)]
     st = doc["stress"]
-    srows = [[m, *(f"{st['delay'][m][str(k)]['score']:.3f}/{st['delay'][m][str(k)]['success']:.2f}"
-                   for k in STRESS_DELAYS),
-              f"{st['rate5x'][m]['score']:.3f}/{st['rate5x'][m]['success']:.2f}"] for m in st["delay"]]
+    srows = [[m, *(_cell(st["delay"][m][str(k)]) for k in STRESS_DELAYS), _cell(st["rate5x"][m])] for m in st["delay"]]
     for m, by_k in st.get("delay_comp", {}).items():  # absent in older JSON files
-        srows.append([f"{m} (latency comp.)", *(f"{by_k[str(k)]['score']:.3f}/{by_k[str(k)]['success']:.2f}"
-                                                for k in STRESS_DELAYS), "-"])
-    out.append(format_table(["stress: score/success", *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
+        srows.append([f"{m} (latency comp.)", *(_cell(by_k[str(k)]) for k in STRESS_DELAYS), "-"])
+    seeds = st.get("seeds", [st.get("seed", 0)])
+    head = f"stress (training seeds {','.join(map(str, seeds))}; 5x rate: seed 0): score/success"
+    out.append(format_table([head, *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
     return "\n\n".join(out)
