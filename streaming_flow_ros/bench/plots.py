@@ -65,10 +65,15 @@ def _xticks(ax, names: list[str]) -> None:
 
 
 def _curves(ax, by_method: dict[str, dict[str, dict]], key: str, xlabel: str, title: str, ylim: tuple) -> None:
-    """One line per method: ``by_method[m][str(x)][key]`` against x (a stress sweep)."""
+    """One line per method: ``by_method[m][str(x)][key]`` against x (a stress sweep); a cell
+    averaged over training seeds (``<key>_std``) gets a whisker of ± one standard deviation."""
     for m, by_x in by_method.items():
         xs = sorted(by_x, key=int)
-        ax.plot([int(x) for x in xs], [by_x[x][key] for x in xs], "o-", color=COLORS.get(m, "gray"), label=_label(m))
+        ys = [by_x[x][key] for x in xs]
+        ax.plot([int(x) for x in xs], ys, "o-", color=COLORS.get(m, "gray"), label=_label(m))
+        if all(f"{key}_std" in by_x[x] for x in xs):
+            ax.errorbar([int(x) for x in xs], ys, yerr=[by_x[x][f"{key}_std"] for x in xs], fmt="none",
+                        ecolor=COLORS.get(m, "gray"), capsize=2, lw=0.8)
     ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_title(title, fontsize=9)
