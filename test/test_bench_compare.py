@@ -39,7 +39,8 @@ def test_compare_headline_metrics_settings_and_filters():
     assert [r[0] for r in compare(a, b, patterns=["methods.*.ttfa_ms_p99"])["rows"]] == \
         ["methods.sfp.ttfa_ms_p99", "methods.dp_ddim.ttfa_ms_p99"]
     # --all: every number, the settings' too
-    assert "methods.sfp.chunks" in {r[0] for r in compare(a, b, everything=True)["rows"]}
+    assert {"methods.sfp.chunks", "settings.rounds"} <= {r[0] for r in compare(a, b, everything=True)["rows"]}
+    assert compare(a, b, patterns=["settings.*"])["rows"] == []  # settings numbers only with --all
     # a metric on one side only, a zero and a NaN
     b["methods"]["fm_chunk"] = {"ttfa_ms_p50": 19.0}
     a["methods"]["dp_ddim"]["ttfa_ms_p50"], b["methods"]["dp_ddim"]["ttfa_ms_p50"] = 0.0, float("nan")
@@ -47,6 +48,8 @@ def test_compare_headline_metrics_settings_and_filters():
     assert d["only_b"] == ["methods.fm_chunk.ttfa_ms_p50"] and d["only_a"] == []
     nan_row = [r for r in d["rows"] if r[0] == "methods.dp_ddim.ttfa_ms_p50"]
     assert len(nan_row) == 1 and math.isnan(nan_row[0][2])  # a NaN is never hidden
+    b["methods"]["dp_ddim"]["ttfa_ms_p50"] = -2.0
+    assert [r[4] for r in compare(a, b)["rows"] if r[0] == "methods.dp_ddim.ttfa_ms_p50"] == [-math.inf]
     b["machine"]["cpu"] = "y"
     assert compare(a, b)["machine"] == ({"cpu": "x"}, {"cpu": "y"})
 
@@ -62,10 +65,18 @@ def test_cli(tmp_path, capsys):
     pb.write_text(json.dumps(_latency(0.75, 0.98)))
     assert sfp_main(["bench", "compare", str(pa), str(pb), "--min-change", "0.01", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "methods.sfp.ttfa_ms_p50" in text and "1.5" in text and "methods.dp_ddim" not in text
+    line = next(x for x in text.splitlines() if x.startswith("methods.sfp.ttfa_ms_p50"))
+    assert line.split()[1:] == ["0.5", "0.75", "+0.25", "1.5"] and "methods.dp_ddim" not in text
     doc = json.loads(out.read_text())
     assert {r["metric"] for r in doc["rows"]} == {"methods.sfp.ttfa_ms_p50", "methods.sfp.ttfa_ms_p99",
                                                   "node.methods.sfp.ticks_ratio"}
+    # a NaN metric is written as null (JSON has no NaN)
+    b = _latency(0.75, float("nan"))
+    pb.write_text(json.dumps(b))
+    assert sfp_main(["bench", "compare", str(pa), str(pb), "--json", str(out)]) == 0
+    capsys.readouterr()
+    rows = {r["metric"]: r for r in json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))["rows"]}
+    assert rows["node.methods.sfp.ticks_ratio"]["b"] is None and rows["node.methods.sfp.ticks_ratio"]["a"] == 0.999
     bad = tmp_path / "bad.json"
     for text, msg in (("{not json", "cannot read benchmark JSON"), ("[1, 2]", "is an object")):
         bad.write_text(text)

@@ -225,6 +225,7 @@ def test_quick_run_json(tmp_path, capsys):
     assert 0 <= doc["expert"]["eval_seeds"]["score"] <= 1
     # --stress-seeds 2: a second SFP seed trains; each delay cell is the mean of seed 0 (cached) and seed 1
     out2 = tmp_path / "pusht2.json"
+    seed0_cache = {f: f.stat().st_mtime_ns for f in (tmp_path / "w" / "eval").glob("sfp_seed0_*.json")}
     assert cli.run(p.parse_args(["run", "--quick", "--json", str(out2), "--workdir", str(tmp_path / "w"),
                                  "--methods", "sfp", "--seeds", "2", "--stress-seeds", "2"])) == 0
     st2 = json.loads(out2.read_text())["stress"]
@@ -234,8 +235,16 @@ def test_quick_run_json(tmp_path, capsys):
             c = st2[kind]["sfp"][k]
             assert [r["seed"] for r in c["per_seed"]] == [0, 1]
             assert c["score"] == pytest.approx(np.mean([r["score"] for r in c["per_seed"]]))
+            assert c["score_std"] == pytest.approx(np.std([r["score"] for r in c["per_seed"]]))
             assert {n: c["per_seed"][0][n] for n in ("score", "success")} == \
                 {n: doc["stress"][kind]["sfp"][k][n] for n in ("score", "success")}  # seed 0: the cached run
+            # seed 1's cell is its own evaluation of its own checkpoint, cached under its name
+            lc = "_lc" if kind == "delay_comp" and k != "0" else ""
+            (seed1,) = (tmp_path / "w" / "eval").glob(f"sfp_seed1_*_e1_t40_d{k}_m1_r8_s0{lc}.json")
+            assert {n: c["per_seed"][1][n] for n in ("score", "success")} == \
+                {n: json.loads(seed1.read_text())[n] for n in ("score", "success")}
+    assert all(f.stat().st_mtime_ns == t for f, t in seed0_cache.items())  # seed 0 was not re-evaluated
+    assert (tmp_path / "w" / "seed1" / "sfp" / "policy.safetensors").is_file()
     assert st2["rate5x"]["sfp"] == doc["stress"]["rate5x"]["sfp"]  # seed 0 only
     assert "training seeds 0,1" in capsys.readouterr().out
     with pytest.raises(ValueError, match="stress_seeds"):

@@ -12,6 +12,7 @@ usually explains a changed number). It works on the documents' structure, not on
   ``--match 'methods.*.ttfa*'``;
 - ``--min-change R`` hides the rows whose relative change is below R (0.1 = 10 %).
 
+``settings`` are listed when they differ, and their numbers compared only with ``--all``;
 ``machine``, ``versions`` and ``notes`` are not compared (the machine is printed when it differs).
 Runs of different benchmarks share no metric paths, which is reported as an error.
 """
@@ -63,7 +64,8 @@ def _number(v: Any) -> bool:
 
 
 def _keep(path: str, everything: bool, patterns: list[str]) -> bool:
-    if path.split(".", 1)[0].split("[", 1)[0] in SKIPPED or path.startswith("settings") and not everything:
+    head = path.split(".", 1)[0].split("[", 1)[0]
+    if head in SKIPPED or (head == "settings" and not everything):
         return False
     if patterns:
         return any(fnmatch.fnmatchcase(path, p) for p in patterns)
@@ -83,7 +85,7 @@ def compare(a: dict, b: dict, everything: bool = False, patterns: list[str] | No
     rows = []
     for p in [p for p in fa if p in na and p in nb]:  # document order of A
         va, vb = float(na[p]), float(nb[p])
-        ratio = vb / va if va != 0 else (1.0 if vb == 0 else math.inf)
+        ratio = vb / va if va != 0 else (1.0 if vb == 0 else math.copysign(math.inf, vb))
         change = abs(ratio - 1.0) if math.isfinite(ratio) else math.inf
         if change >= min_change or not (math.isfinite(va) and math.isfinite(vb)):
             rows.append((p, va, vb, vb - va, ratio))
@@ -136,7 +138,7 @@ def _load(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot read benchmark JSON {path}: {e}") from e
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: a benchmark JSON is an object, got {type(doc).__name__}")
+        raise ValueError(f"{path}: a benchmark JSON is an object, got {type(doc).__name__}")  # noqa: TRY004
     return doc
 
 
@@ -147,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     print(report(diff, str(args.a), str(args.b)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        rows = [{"metric": p, "a": va, "b": vb, "diff": d, "ratio": r if math.isfinite(r) else None}
-                for p, va, vb, d, r in diff["rows"]]
+        rows = [{"metric": p, **{k: v if math.isfinite(v) else None for k, v in zip(("a", "b", "diff", "ratio"), vals)}}
+                for p, *vals in diff["rows"]]  # JSON has no NaN / inf: null
         args.json.write_text(json.dumps({"a": str(args.a), "b": str(args.b), "rows": rows,
                                          "settings": [{"path": p, "a": va, "b": vb} for p, va, vb in diff["settings"]],
                                          "only_a": diff["only_a"], "only_b": diff["only_b"]}, indent=2))
