@@ -108,7 +108,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise ValueError(f"{path}: not a readable safetensors checkpoint (truncated or corrupt?): {e}") from e
     if META_KEY not in meta:

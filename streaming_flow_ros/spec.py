@@ -60,9 +60,9 @@ class IOSpec:
         for label, b in (("action_lower", self.action_lower), ("action_upper", self.action_upper)):
             if b and len(b) != len(self.action_names):
                 raise ValueError(f"{label} has {len(b)} values for {len(self.action_names)} actions")
-        if self.action_lower and self.action_upper:
-            if any(lo >= hi for lo, hi in zip(self.action_lower, self.action_upper)):
-                raise ValueError("action_lower must be < action_upper everywhere")
+        if self.action_lower and self.action_upper and any(
+                lo >= hi for lo, hi in zip(self.action_lower, self.action_upper)):
+            raise ValueError("action_lower must be < action_upper everywhere")
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique: {names}")

@@ -26,7 +26,7 @@ def test_default_policy_is_shipped_and_valid():
 
     assert DEFAULT_CHECKPOINT.is_file(), "run `make default-policy` to regenerate it"
     assert DEFAULT_CHECKPOINT.stat().st_size < 2_000_000
-    model, ck = load_model(DEFAULT_CHECKPOINT)
+    _model, ck = load_model(DEFAULT_CHECKPOINT)
     assert ck.spec.action_names == ("joint1", "joint2", "joint3") and ck.spec.cameras[0].name == "camera"
 
 

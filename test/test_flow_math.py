@@ -128,7 +128,7 @@ def test_stepper_convergence_order(method, order):
     def v(x, t):
         return -x + t
 
-    exact = lambda t: 2 * math.exp(-t) + t - 1  # noqa: E731  (x(0) = 1)
+    exact = lambda t: 2 * math.exp(-t) + t - 1
     errs = [abs(integrate(v, torch.ones(1, 1), n, method=method)[-1].item() - exact(1.0)) for n in (20, 40)]
     assert math.log2(errs[0] / errs[1]) == pytest.approx(order, abs=0.2)
 

@@ -211,7 +211,7 @@ def test_numpy_velocity_matches_torch_module(input_cond, cond_dim):
 
 
 def test_runtime_config_validation():
-    for bad in (dict(control_rate_hz=0), dict(integrator="rk4"), dict(anchor="x"), dict(state_blend=2), dict(max_flow_time=0)):
+    for bad in ({"control_rate_hz": 0}, {"integrator": "rk4"}, {"anchor": "x"}, {"state_blend": 2}, {"max_flow_time": 0}):
         with pytest.raises(ValueError):
             RuntimeConfig(**bad)
 

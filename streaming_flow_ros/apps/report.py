@@ -21,12 +21,12 @@ def outcome(r: EpisodeResult) -> str:
 def summary_lines(s: dict[str, Any]) -> list[str]:
     node = s["node"]
     return [
-        f"success        {s['success_rate'] * 100:5.1f} %  ({round(s['success_rate'] * s['episodes'])}/{s['episodes']} "
-        f"reached the target without touching the obstacle; collisions {s['collision_rate'] * 100:.1f} %)",
-        f"ticks          {s['ticks_ratio'] * 100:6.2f} % delivered ({node['ticks']} of {node['ticks_expected']:.0f}), "
-        f"period error p50 {node['period_err_p50_ms']:.2f} ms  p99 {node['period_err_p99_ms']:.2f} ms",
-        f"step compute   p50 {node['step_p50_ms']:.3f} ms  p99 {node['step_p99_ms']:.3f} ms   "
-        f"(encode p50 {node['prepare_p50_ms']:.2f} ms)",
+        (f"success        {s['success_rate'] * 100:5.1f} %  ({round(s['success_rate'] * s['episodes'])}/{s['episodes']} "
+         f"reached the target without touching the obstacle; collisions {s['collision_rate'] * 100:.1f} %)"),
+        (f"ticks          {s['ticks_ratio'] * 100:6.2f} % delivered ({node['ticks']} of {node['ticks_expected']:.0f}), "
+         f"period error p50 {node['period_err_p50_ms']:.2f} ms  p99 {node['period_err_p99_ms']:.2f} ms"),
+        (f"step compute   p50 {node['step_p50_ms']:.3f} ms  p99 {node['step_p99_ms']:.3f} ms   "
+         f"(encode p50 {node['prepare_p50_ms']:.2f} ms)"),
         f"obs -> command p50 {node['obs_to_cmd_p50_ms']:.2f} ms  p99 {node['obs_to_cmd_p99_ms']:.2f} ms",
         f"jerk (rms)     {s['jerk_rms_mean']:.1f} rad/s^3",
     ]

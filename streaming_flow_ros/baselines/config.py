@@ -67,7 +67,7 @@ class ChunkNetConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         if not isinstance(d, dict):
-            raise ValueError(f"model config must be a mapping, got {type(d).__name__}")  # noqa: TRY004 (loader contract)
+            raise ValueError(f"model config must be a mapping, got {type(d).__name__}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
@@ -105,7 +105,7 @@ class DPConfig(ChunkNetConfig):
         if self.beta_schedule not in ("squaredcos_cap_v2", "linear", "scaled_linear"):
             raise ValueError(f"unknown beta_schedule {self.beta_schedule!r}")
         if not isinstance(self.clip_sample, bool):
-            raise ValueError(f"clip_sample must be a bool, got {self.clip_sample!r}")  # noqa: TRY004
+            raise ValueError(f"clip_sample must be a bool, got {self.clip_sample!r}")
 
 
 @dataclass(frozen=True)

@@ -170,7 +170,7 @@ class _ChunkRuntime:
         now: the caller's clock (s, same clock as the plan's stamp); with ``skip_elapsed`` the
         waypoints whose time has passed are skipped (``skipped`` says how many)."""
         if not isinstance(plan, ChunkPlan):
-            raise ValueError(f"start() needs a ChunkPlan from prepare(), got {type(plan).__name__}")  # noqa: TRY004 (as SFP)
+            raise ValueError(f"start() needs a ChunkPlan from prepare(), got {type(plan).__name__}")
         if plan.actions.shape != (self.pred_horizon, self._D):
             raise ValueError(f"plan actions {plan.actions.shape} != ({self.pred_horizon}, {self._D})")
         measured = None if measured_state is None else self._checked(measured_state, "measured state", self.spec.state_dim)

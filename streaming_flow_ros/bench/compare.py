@@ -138,7 +138,7 @@ def _load(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot read benchmark JSON {path}: {e}") from e
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: a benchmark JSON is an object, got {type(doc).__name__}")  # noqa: TRY004
+        raise ValueError(f"{path}: a benchmark JSON is an object, got {type(doc).__name__}")
     return doc
 
 

@@ -26,7 +26,7 @@ def draw_targets(
 ) -> TrainingTargets:
     """Draw t, noise and the conditional sample for a batch of normalised chunks (B, H+1, D_a)."""
     B, _, D = chunk_n.shape
-    kw = dict(device=chunk_n.device, dtype=chunk_n.dtype, generator=generator)
+    kw = {"device": chunk_n.device, "dtype": chunk_n.dtype, "generator": generator}
     t = torch.rand(B, **kw)
     eps = torch.randn(B, D, **kw)
     if isinstance(path, LatentPath):

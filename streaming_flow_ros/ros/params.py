@@ -128,7 +128,8 @@ class NodeParams:
         )
         if not self.sampler:
             return base
-        from ..baselines.runtime import ChunkRuntimeConfig  # torch only when a sampler is chosen
+        # torch only when a sampler is chosen
+        from ..baselines.runtime import ChunkRuntimeConfig
 
         return ChunkRuntimeConfig.extend(base, self.sampler)
 

@@ -129,7 +129,7 @@ def train(
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
-    log_file = open(out / "train_log.jsonl", "a") if (out and rank == 0) else None
+    log_file = open(out / "train_log.jsonl", "a") if (out and rank == 0) else None  # noqa: SIM115 (closed in finally)
     try:
         for step in range(start, cfg.steps):
             idx = rng.integers(0, n, size=bs)
