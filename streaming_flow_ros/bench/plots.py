@@ -203,9 +203,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="sfp bench pusht run JSON")
     p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_ic_3seeds_stress50.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
-    p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_seed0.json"),
+    p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_dp_2seeds.json"),
                    help="sfp bench pusht run --task pixels JSON (T3)")
-    p.add_argument("--pusht-pixels-sfp", type=Path, default=Path("runs/pusht/pusht_pixels_sfp_fs16_seed0.json"),
+    p.add_argument("--pusht-pixels-sfp", type=Path, default=Path("runs/pusht/pusht_pixels_sfp_fs16_2seeds.json"),
                    help="optional: a T3 run of SFP alone with --flow-samples 16, drawn as sfp_flow16")
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
 
