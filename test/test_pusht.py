@@ -253,14 +253,17 @@ def test_quick_run_json(tmp_path, capsys):
 
     none = tmp_path / "none.json"
     assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
-                     "--pusht-pixels", str(none), "--pusht-equal-time", str(none), "--out", str(tmp_path / "img")]) == 0
+                     "--pusht-pixels", str(none), "--pusht-equal-time", str(none), "--pusht-stress", str(none),
+                     "--out", str(tmp_path / "img")]) == 0
     assert (tmp_path / "img" / "pusht.png").stat().st_size > 5000
     assert sfp_main(["bench", "plot", "--pusht", str(out), "--latency", str(none), "--sim", str(none),
-                     "--pusht-pixels", str(none), "--pusht-equal-time", str(out), "--out", str(tmp_path / "img2")]) == 0  # the extra bar
+                     "--pusht-pixels", str(none), "--pusht-equal-time", str(out), "--pusht-stress", str(none),
+                     "--out", str(tmp_path / "img2")]) == 0  # the extra bar
     assert (tmp_path / "img2" / "pusht.png").stat().st_size > 5000
     assert sfp_main(["bench", "plot", "--pusht", str(out2), "--latency", str(none), "--sim", str(none),
-                     "--pusht-pixels", str(none), "--pusht-equal-time", str(none), "--out", str(tmp_path / "img3")]) == 0
-    assert (tmp_path / "img3" / "pusht.png").stat().st_size > 5000  # stress cells with a spread: whiskers
+                     "--pusht-pixels", str(none), "--pusht-equal-time", str(none), "--pusht-stress", str(out2),
+                     "--out", str(tmp_path / "img3")]) == 0
+    assert (tmp_path / "img3" / "pusht.png").stat().st_size > 5000  # stress of the 2-seed run, with whiskers
     # eval --integrator reaches the SFP runtime and the result records it
     ev = tmp_path / "eval_heun.json"
     assert cli.run(p.parse_args(["eval", "--checkpoint", str(tmp_path / "w" / "seed0" / "sfp" / "policy.safetensors"),

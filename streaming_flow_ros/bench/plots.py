@@ -1,7 +1,8 @@
 """`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
 
     sfp bench plot [--latency runs/bench/latency_lc.json] [--sim runs/bench/sim_quality.json] \
-        [--pusht runs/pusht/pusht_4k_ic_3seeds_stress50.json] [--pusht-equal-time JSON] [--pusht-pixels JSON] \
+        [--pusht runs/pusht/pusht_4k_ic_3seeds_stress50.json] [--pusht-equal-time JSON] [--pusht-stress JSON] \
+        [--pusht-pixels JSON] \
         [--pusht-pixels-sfp JSON] [--out docs/img]
 
 Each figure is drawn only from the numbers in its JSON (written by `sfp bench latency`,
@@ -155,19 +156,21 @@ def plot_sim(doc: dict[str, Any], out: Path) -> Path:
 
 
 def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None = None,
-               extra_label: str = "sfp_equal_time") -> Path:
+               extra_label: str = "sfp_equal_time", stress_doc: dict[str, Any] | None = None) -> Path:
     """Scores per method (bars: mean, dots: seeds) and the delay stress. ``equal_time``: a second
     run of SFP alone (trained for as long as a U-Net takes, or another SFP recipe) whose ``sfp``
-    is drawn as ``extra_label``."""
+    is drawn as ``extra_label``. ``stress_doc``: another run of the same workdir (say with
+    ``--stress-seeds 3`` on some methods) whose delay stress replaces ``doc``'s in the panels."""
     plt = _plt()
     methods = [m for m in doc if isinstance(doc[m], dict) and "score_mean" in doc[m]]
     variants = dict(doc.get("variants", {}))
     if equal_time and "score_mean" in equal_time.get("sfp", {}):
         variants[extra_label] = equal_time["sfp"]
-    stress = dict(doc.get("stress", {}).get("delay", {}))
+    stress_src = (stress_doc or doc).get("stress", {})
+    stress = dict(stress_src.get("delay", {}))
     if equal_time and "sfp" in equal_time.get("stress", {}).get("delay", {}):
         stress[extra_label] = equal_time["stress"]["delay"]["sfp"]
-    comp = dict(doc.get("stress", {}).get("delay_comp", {}))  # absent in older files
+    comp = dict(stress_src.get("delay_comp", {}))  # absent in older files
     if equal_time and "sfp" in equal_time.get("stress", {}).get("delay_comp", {}):
         comp[extra_label] = equal_time["stress"]["delay_comp"]["sfp"]
     cols = 1 + bool(stress) + bool(comp)
@@ -187,11 +190,14 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
     task = doc.get("settings", {}).get("task", "state")
     ax.set_title(f"Push-T ({task}) score", fontsize=9)
     ax.legend(fontsize=7)
+    seeds = stress_src.get("seeds", [stress_src.get("seed", 0)])
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean ± std of {len(seeds)} seeds"
     if stress:
-        _curves(axes[0][1], stress, "score", "observation delay (control steps)", "delay stress: score", (0, 1.05))
+        _curves(axes[0][1], stress, "score", "observation delay (control steps)", f"delay stress: score ({which})",
+                (0, 1.05))
     if comp:
         _curves(axes[0][cols - 1], comp, "score", "observation delay (control steps)",
-                "delay stress, latency compensation: score", (0, 1.05))
+                f"delay stress, latency compensation ({which})", (0, 1.05))
     name = "pusht.png" if task == "state" else f"pusht_{task}.png"
     return _save(plt, fig, out, name, f"sfp bench pusht run --task {task}")
 
@@ -201,7 +207,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
     p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds_stress50.json"),
                    help="sfp bench pusht run JSON")
-    p.add_argument("--pusht-equal-time", type=Path, default=Path("runs/pusht/pusht_sfp24k_ic_3seeds_stress50.json"),
+    p.add_argument("--pusht-stress", type=Path, default=Path("runs/pusht/pusht_4k_ic_chunks_3stressseeds.json"),
+                   help="optional: a pusht run (same workdir, e.g. --stress-seeds 3) whose delay stress is drawn instead")
+    p.add_argument("--pusht-equal-time", type=Path,
+                   default=Path("runs/pusht/pusht_sfp24k_ic_3seeds_stress50_3stressseeds.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
     p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_dp_2seeds.json"),
                    help="sfp bench pusht run --task pixels JSON (T3)")
@@ -218,7 +227,9 @@ def _optional_run(path: Path | None) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> int:
     jobs = ((args.latency, "latency", ("methods",), plot_latency),
             (args.sim, "sim", ("settings",), plot_sim),
-            (args.pusht, "pusht", ("settings",), lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_equal_time))),
+            (args.pusht, "pusht", ("settings",),
+             lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_equal_time),
+                                         stress_doc=_optional_run(args.pusht_stress))),
             (args.pusht_pixels, "pusht pixels", ("settings",),
              lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_pixels_sfp), "sfp_flow16")))
     args.out.mkdir(parents=True, exist_ok=True)
