@@ -227,7 +227,7 @@ def test_quick_run_json(tmp_path, capsys):
     out2 = tmp_path / "pusht2.json"
     seed0_cache = {f: f.stat().st_mtime_ns for f in (tmp_path / "w" / "eval").glob("sfp_seed0_*.json")}
     assert cli.run(p.parse_args(["run", "--quick", "--json", str(out2), "--workdir", str(tmp_path / "w"),
-                                 "--methods", "sfp", "--seeds", "2", "--stress-seeds", "2"])) == 0
+                                 "--methods", "sfp", "--seeds", "2", "--stress-seeds", "2", "--stress-methods", "sfp"])) == 0
     st2 = json.loads(out2.read_text())["stress"]
     assert st2["seeds"] == [0, 1] and set(st2["delay"]) == {"sfp"}
     for kind in ("delay", "delay_comp"):
@@ -249,6 +249,9 @@ def test_quick_run_json(tmp_path, capsys):
     assert "training seeds 0,1" in capsys.readouterr().out
     with pytest.raises(ValueError, match="stress_seeds"):
         cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--stress-seeds", "2"]))
+    with pytest.raises(ValueError, match="stress_methods must be a subset"):  # dp_ddpm is not run here
+        cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--methods", "sfp",
+                              "--stress-methods", "sfp,dp_ddpm"]))
     from streaming_flow_ros.cli import main as sfp_main
 
     none = tmp_path / "none.json"

@@ -79,6 +79,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--episodes", type=int, help="evaluation episodes per method and seed")
     r.add_argument("--ddpm-episodes", type=int, help="episodes for dp_ddpm (default: --episodes)")
     r.add_argument("--stress-episodes", type=int)
+    r.add_argument("--stress-methods",
+                   help="comma-separated methods that get the stress tests (default sfp,dp_ddim,fm_chunk: "
+                        "dp_ddpm only on request, it costs 10x DDIM)")
     r.add_argument("--stress-seeds", type=int,
                    help="delay stress on training seeds 0..N-1, reported as their mean (default 1: seed 0)")
     r.add_argument("--threads", type=int, help="torch threads for training (with --jobs 1)")
@@ -140,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {"seeds": args.seeds, "demos": args.demos, "train_steps": args.steps, "episodes": args.episodes,
                  "ddpm_episodes": args.ddpm_episodes, "stress_episodes": args.stress_episodes,
                  "stress_seeds": args.stress_seeds,
+                 "stress_methods": tuple(args.stress_methods.split(",")) if args.stress_methods else None,
                  "threads": args.threads, "jobs": args.jobs, "task": args.task, "batch_size": args.batch_size, "lr": args.lr,
                  "flow_samples": args.flow_samples,
                  "methods": tuple(args.methods.split(",")) if args.methods else None}
