@@ -220,8 +220,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def _optional_run(path: Path | None) -> dict[str, Any] | None:
-    """A second Push-T run drawn next to the main one (SFP alone), if its file exists."""
-    return _load(path, "pusht SFP run", ("settings",)) if path and path.is_file() else None
+    """Another Push-T run drawn with the main one (an SFP-alone run, or a stress run), if its file exists."""
+    return _load(path, "pusht run", ("settings",)) if path and path.is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:

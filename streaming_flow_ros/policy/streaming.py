@@ -108,7 +108,11 @@ class StreamingFlowPolicy:
 
     @property
     def has_plan(self) -> bool:
-        return self._plan is not None and self.t < self.config.max_flow_time - 1e-9
+        return self._live(self.t)
+
+    def _live(self, t: float) -> bool:
+        """A plan is running and flow time ``t`` is before its end (max_flow_time)."""
+        return self._plan is not None and t < self.config.max_flow_time - 1e-9
 
     @property
     def plan_stamp(self) -> float | None:
@@ -187,7 +191,7 @@ class StreamingFlowPolicy:
         if self._last is None:
             raise RuntimeError("step() before reset()/start(): no anchor")
         t = self.t
-        if not self.has_plan:
+        if not self._live(t):
             return StepResult(self._last.copy(), t, True)
         t_next = self.flow_time_after(self._k + 1)
         if self._lag and self._k < self._m:  # catching up: sub-steps no longer than 1 / H
