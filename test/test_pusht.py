@@ -32,7 +32,7 @@ from streaming_flow_ros.bench.pusht.metrics import (
     mean_std,
     summarize,
 )
-from streaming_flow_ros.bench.pusht.run import results_table
+from streaming_flow_ros.bench.pusht.run import results_table, stress_losses
 from streaming_flow_ros.data.episodes import load_dataset
 from streaming_flow_ros.policy.protocol import StepResult
 
@@ -246,7 +246,13 @@ def test_quick_run_json(tmp_path, capsys):
     assert all(f.stat().st_mtime_ns == t for f, t in seed0_cache.items())  # seed 0 was not re-evaluated
     assert (tmp_path / "w" / "seed1" / "sfp" / "policy.safetensors").is_file()
     assert st2["rate5x"]["sfp"] == doc["stress"]["rate5x"]["sfp"]  # seed 0 only
-    assert "training seeds 0,1" in capsys.readouterr().out
+    # the printed loss table: per seed, score at delay 0 minus score at delay k
+    lost = stress_losses(st2["delay"]["sfp"])
+    per = {k: np.array([r["score"] for r in st2["delay"]["sfp"][k]["per_seed"]]) for k in ("0", "1", "2", "4")}
+    assert lost["4"] == pytest.approx((np.mean(per["0"] - per["4"]), np.std(per["0"] - per["4"])))
+    assert lost["per_seed"] == pytest.approx(np.mean([per["0"] - per[k] for k in ("1", "2", "4")], axis=0))
+    printed = capsys.readouterr().out
+    assert "training seeds 0,1" in printed and "score lost vs delay 0" in printed
     with pytest.raises(ValueError, match="stress_seeds"):
         cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--stress-seeds", "2"]))
     with pytest.raises(ValueError, match="stress_methods must be a subset"):  # dp_ddpm is not run here

@@ -31,6 +31,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ...checkpoint import read_checkpoint
 from ...spec import IOSpec
 from ..common import format_table, machine_info, versions
@@ -263,10 +265,26 @@ def _aggregate(per_seed: list[dict]) -> dict:
 def _stress_mean(runs: list[dict]) -> dict:
     """A stress cell over several training seeds: mean score / success (the keys of one run), their
     spread, and each seed's result."""
-    sm, ss = mean_std([r["score"] for r in runs])
-    cm, cs = mean_std([r["success"] for r in runs])
-    return {"score": sm, "success": cm, "score_std": ss, "success_std": cs, "episodes": runs[0]["episodes"],
-            "per_seed": [{"seed": i, **r} for i, r in enumerate(runs)]}
+    a = _aggregate([{"seed": i, **r} for i, r in enumerate(runs)])
+    return {"score": a["score_mean"], "success": a["success_mean"], "score_std": a["score_std"],
+            "success_std": a["success_std"], "episodes": runs[0]["episodes"], "per_seed": a["seeds"]}
+
+
+def stress_losses(by_k: dict[str, dict]) -> dict[str, tuple[float, float]]:
+    """Score lost against delay 0 in one stress row (``{"<k>": cell}``), per training seed: for
+    each delay k > 0 and for their mean ("mean"), (mean, std) over the seeds of
+    score(0) - score(k); "per_seed": each seed's mean over the delays. A cell without
+    ``per_seed`` is one seed (std 0)."""
+    def scores(cell: dict) -> np.ndarray:
+        return np.array([r["score"] for r in cell.get("per_seed", [cell])])
+
+    base = scores(by_k["0"])
+    lost = {str(k): base - scores(by_k[str(k)]) for k in STRESS_DELAYS if k > 0}
+    out = {k: mean_std(v) for k, v in lost.items()}
+    per_seed = np.mean(list(lost.values()), axis=0)
+    out["mean"] = mean_std(per_seed)
+    out["per_seed"] = tuple(float(v) for v in per_seed)
+    return out
 
 
 def _cell(r: dict) -> str:
@@ -296,4 +314,13 @@ def results_table(doc: dict) -> str:
     seeds = st.get("seeds", [st.get("seed", 0)])
     head = f"stress (training seeds {','.join(map(str, seeds))}; 5x rate: seed 0): score/success"
     out.append(format_table([head, *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
+    lrows = []
+    for kind, label in (("delay", ""), ("delay_comp", " (latency comp.)")):
+        for m, by_k in st.get(kind, {}).items():
+            lost = stress_losses(by_k)
+            per_seed = lost.pop("per_seed")
+            lrows.append([m + label, *(f"{mean:.3f}±{sd:.3f}" for mean, sd in lost.values()),
+                          ", ".join(f"{v:.3f}" for v in per_seed)])
+    out.append(format_table(["score lost vs delay 0 (mean±std over seeds)",
+                             *(f"delay {k}" for k in STRESS_DELAYS if k > 0), "mean", "mean per seed"], lrows))
     return "\n\n".join(out)
