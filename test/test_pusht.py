@@ -245,14 +245,20 @@ def test_quick_run_json(tmp_path, capsys):
                 {n: json.loads(seed1.read_text())[n] for n in ("score", "success")}
     assert all(f.stat().st_mtime_ns == t for f, t in seed0_cache.items())  # seed 0 was not re-evaluated
     assert (tmp_path / "w" / "seed1" / "sfp" / "policy.safetensors").is_file()
-    assert st2["rate5x"]["sfp"] == doc["stress"]["rate5x"]["sfp"]  # seed 0 only
+    # 5x rate: the same mean over the stress seeds, seed 0 from the cache, seed 1 its own run
+    r5 = st2["rate5x"]["sfp"]
+    assert [r["seed"] for r in r5["per_seed"]] == [0, 1]
+    assert r5["score"] == pytest.approx(np.mean([r["score"] for r in r5["per_seed"]]))
+    assert r5["per_seed"][0]["score"] == doc["stress"]["rate5x"]["sfp"]["score"]
+    (seed1,) = (tmp_path / "w" / "eval").glob("sfp_seed1_*_e1_t40_d0_m5_r8_s0.json")
+    assert r5["per_seed"][1]["score"] == json.loads(seed1.read_text())["score"]
     # the printed loss table: per seed, score at delay 0 minus score at delay k
     lost = stress_losses(st2["delay"]["sfp"])
     per = {k: np.array([r["score"] for r in st2["delay"]["sfp"][k]["per_seed"]]) for k in ("0", "1", "2", "4")}
     assert lost["4"] == pytest.approx((np.mean(per["0"] - per["4"]), np.std(per["0"] - per["4"])))
     assert lost["per_seed"] == pytest.approx(np.mean([per["0"] - per[k] for k in ("1", "2", "4")], axis=0))
     printed = capsys.readouterr().out
-    assert "training seeds 0,1" in printed and "score lost vs delay 0" in printed
+    assert "training seeds 0,1)" in printed and "score lost vs delay 0" in printed  # rate5x on both seeds
     with pytest.raises(ValueError, match="stress_seeds"):
         cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--stress-seeds", "2"]))
     with pytest.raises(ValueError, match="stress_methods must be a subset"):  # dp_ddpm is not run here

@@ -83,7 +83,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                    help="comma-separated methods that get the stress tests (default sfp,dp_ddim,fm_chunk: "
                         "dp_ddpm only on request, it costs 10x DDIM)")
     r.add_argument("--stress-seeds", type=int,
-                   help="delay stress on training seeds 0..N-1, reported as their mean (default 1: seed 0)")
+                   help="stress tests (delay, 5x rate) on training seeds 0..N-1, reported as their mean "
+                        "(default 1: seed 0)")
     r.add_argument("--threads", type=int, help="torch threads for training (with --jobs 1)")
     r.add_argument("--jobs", type=int, help="parallel processes for training / evaluation (1 thread each)")
     r.add_argument("--flow-samples", type=int,

@@ -11,7 +11,7 @@ JSON (``--json``)::
                 "delay_comp": {"<method>": {"<k>": {...}}},  # the same, with latency compensation
                 "rate5x": {"<method>": {...}}, "seed": 0, "seeds": [0, ...], "episodes": N},
                 # with stress_seeds > 1 each delay cell is the mean over those training seeds
-                # (score, success, score_std, success_std, "per_seed": [...]); rate5x stays seed 0
+                # (score, success, score_std, success_std, "per_seed": [...]), rate5x too
      "settings": {...}, "machine": {...}, "versions": {...}, "seconds": s, "quick": bool}
 
 Everything lands under ``workdir`` (dataset/, seed<S>/<slot>/ checkpoints, eval/ results):
@@ -68,7 +68,7 @@ class RunSettings:
     episodes: int = 50
     max_steps: int = 300
     stress_episodes: int = 50
-    stress_seeds: int = 1  # training seeds 0..n-1 whose checkpoints get the delay stress (rate5x: seed 0 only)
+    stress_seeds: int = 1  # training seeds 0..n-1 whose checkpoints get the stress tests (delay and 5x rate)
     stress_methods: tuple[str, ...] | None = None  # None: STRESS_METHODS (dp_ddpm left out for its cost)
     ddpm_episodes: int | None = None  # None: = episodes (DDPM-100 costs ~10x DDIM per chunk)
     threads: int = 0  # torch threads for training with jobs == 1 (0: torch's default)
@@ -198,8 +198,8 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
                     tasks["delay_comp", method, k, seed] = EvalTask(key, ck, method,
                                                                     es(s.stress_episodes, delay=k, reanchor_every=ra,
                                                                        latency_comp=True))
-        tasks["rate", method, 0] = EvalTask(f"{method}_seed0_{tag}", ckpts[0, METHOD_SLOT[method]], method,
-                                            es(s.stress_episodes, control_mult=STRESS_RATE_MULT, reanchor_every=ra))
+            tasks["rate", method, seed] = EvalTask(key, ck, method, es(s.stress_episodes, control_mult=STRESS_RATE_MULT,
+                                                                       reanchor_every=ra))
     keys = sorted(tasks, key=lambda k: -_EVAL_COST.get(tasks[k].method, 1) * tasks[k].settings.episodes
                   * tasks[k].settings.control_mult)
     done = dict(zip(keys, _map(_eval_task, [(tasks[k], str(root / "eval")) for k in keys], s.jobs)))
@@ -216,15 +216,16 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     on_eval = evaluate_expert(es(s.episodes))
     doc["expert"] = {**expert, "eval_seeds": {k: on_eval[k] for k in ("score", "success", "max_coverage", "episodes")}}
 
-    def cell(kind: str, m: str, k: int) -> dict:
+    def cell(*key) -> dict:
         """One stress cell: seed 0's result, or the mean over the stress seeds (with per_seed)."""
-        runs = [done[kind if k else "delay", m, k, seed] for seed in range(s.stress_seeds)]
+        runs = [done[(*key, seed)] for seed in range(s.stress_seeds)]
         return runs[0] if len(runs) == 1 else _stress_mean(runs)
 
     doc["stress"] = {
         "delay": {m: {str(k): cell("delay", m, k) for k in STRESS_DELAYS} for m in stress_methods},
-        "delay_comp": {m: {str(k): cell("delay_comp", m, k) for k in STRESS_DELAYS} for m in stress_methods},
-        "rate5x": {m: done["rate", m, 0] for m in stress_methods},
+        "delay_comp": {m: {str(k): cell("delay_comp" if k else "delay", m, k) for k in STRESS_DELAYS}
+                       for m in stress_methods},
+        "rate5x": {m: cell("rate", m) for m in stress_methods},
         "seed": 0,
         "seeds": list(range(s.stress_seeds)),
         "episodes": s.stress_episodes,
@@ -312,7 +313,9 @@ def results_table(doc: dict) -> str:
     for m, by_k in st.get("delay_comp", {}).items():  # absent in older JSON files
         srows.append([f"{m} (latency comp.)", *(_cell(by_k[str(k)]) for k in STRESS_DELAYS), "-"])
     seeds = st.get("seeds", [st.get("seed", 0)])
-    head = f"stress (training seeds {','.join(map(str, seeds))}; 5x rate: seed 0): score/success"
+    rate_seeds = len(next(iter(st["rate5x"].values()), {}).get("per_seed", [None]))  # older files: seed 0
+    head = (f"stress (training seeds {','.join(map(str, seeds))}"
+            f"{'' if rate_seeds == len(seeds) else '; 5x rate: seed 0'}): score/success")
     out.append(format_table([head, *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
     lrows = []
     for kind, label in (("delay", ""), ("delay_comp", " (latency comp.)")):
