@@ -1,7 +1,7 @@
 """`sfp bench plot`: the PNG figures of docs/BENCHMARKS.md, drawn from the benchmark JSON files.
 
     sfp bench plot [--latency runs/bench/latency_lc.json] [--sim runs/bench/sim_quality.json] \
-        [--pusht runs/pusht/pusht_4k_ic_3seeds_stress50.json] [--pusht-equal-time JSON] [--pusht-stress JSON] \
+        [--pusht runs/pusht/pusht_4k_ic_3seeds_ddpm50.json] [--pusht-equal-time JSON] [--pusht-stress JSON] \
         [--pusht-pixels JSON] \
         [--pusht-pixels-sfp JSON] [--out docs/img]
 
@@ -205,16 +205,16 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=Path, default=Path("runs/bench/latency_lc.json"), help="sfp bench latency JSON")
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
-    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds_stress50.json"),
+    p.add_argument("--pusht", type=Path, default=Path("runs/pusht/pusht_4k_ic_3seeds_ddpm50.json"),
                    help="sfp bench pusht run JSON")
     p.add_argument("--pusht-stress", type=Path, default=Path("runs/pusht/pusht_4k_ic_chunks_3stressseeds.json"),
                    help="optional: a pusht run (same workdir, e.g. --stress-seeds 3) whose delay stress is drawn instead")
     p.add_argument("--pusht-equal-time", type=Path,
                    default=Path("runs/pusht/pusht_sfp24k_ic_3seeds_stress50_3stressseeds.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
-    p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_dp_2seeds.json"),
+    p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_dp_ddpm50_3seeds.json"),
                    help="sfp bench pusht run --task pixels JSON (T3)")
-    p.add_argument("--pusht-pixels-sfp", type=Path, default=Path("runs/pusht/pusht_pixels_sfp_fs16_2seeds.json"),
+    p.add_argument("--pusht-pixels-sfp", type=Path, default=Path("runs/pusht/pusht_pixels_sfp_fs16_3seeds.json"),
                    help="optional: a T3 run of SFP alone with --flow-samples 16, drawn as sfp_flow16")
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
 
