@@ -85,9 +85,16 @@ def rig():
             fake.node.destroy_node()
 
 
-def rules(checker) -> dict:
-    time.sleep(0.2)
-    return checker.summary()["rules"]
+def rules(checker, timeout: float = 3.0) -> dict:
+    """The checker's rule counts once they have settled (unchanged over 0.2 s): a message
+    delayed by a loaded machine is counted before the test reads them."""
+    end, last = time.monotonic() + timeout, None
+    while True:
+        time.sleep(0.2)
+        cur = checker.summary()["rules"]
+        if cur == last or time.monotonic() > end:
+            return cur
+        last = cur
 
 
 def test_clean_stream_with_hold_on_disable_passes(rig):
