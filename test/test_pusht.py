@@ -349,3 +349,26 @@ def test_train_slot_reuses_runs_recorded_before_flow_samples(tmp_path):
     assert train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8)[1]["seconds"] == -1.0
     _, info = train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8, flow_samples=3)
     assert info["seconds"] > 0 and json.loads(summary.read_text())["model"]["flow_samples"] == 3
+
+
+def test_run_settings_are_checked_before_training(tmp_path, capsys):
+    """Bad counts fail at once (not after an hour of training); --stress-episodes 0 runs no stress tests."""
+    from dataclasses import replace
+
+    from streaming_flow_ros.bench.pusht.run import RunSettings
+
+    for field, bad in (("episodes", 0), ("max_steps", 0), ("train_steps", 0), ("stress_episodes", -1),
+                       ("ddpm_episodes", 0), ("flow_samples", 0)):
+        with pytest.raises(ValueError, match=field):
+            replace(RunSettings.quick(), **{field: bad})
+    p = argparse.ArgumentParser()
+    cli.configure(p)
+    out = tmp_path / "nostress.json"
+    assert cli.run(p.parse_args(["run", "--quick", "--methods", "sfp,dp_ddim", "--stress-episodes", "0",
+                                 "--json", str(out), "--workdir", str(tmp_path / "w")])) == 0
+    doc = json.loads(out.read_text())
+    assert doc["stress"]["delay"] == {} and doc["stress"]["rate5x"] == {} and doc["stress"]["episodes"] == 0
+    assert 0 <= doc["sfp"]["score_mean"] <= 1 and 0 <= doc["dp_ddim"]["score_mean"] <= 1
+    printed = capsys.readouterr().out
+    assert "sfp" in printed and "stress" not in printed
+    assert not [f for f in (tmp_path / "w" / "eval").glob("*.json") if "_d1_" in f.name or "_m5_" in f.name]

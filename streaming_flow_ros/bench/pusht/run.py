@@ -67,7 +67,7 @@ class RunSettings:
     seeds: int = 3
     episodes: int = 50
     max_steps: int = 300
-    stress_episodes: int = 50
+    stress_episodes: int = 50  # 0: no stress tests
     stress_seeds: int = 1  # training seeds 0..n-1 whose checkpoints get the stress tests (delay and 5x rate)
     stress_methods: tuple[str, ...] | None = None  # None: STRESS_METHODS (dp_ddpm left out for its cost)
     ddpm_episodes: int | None = None  # None: = episodes (DDPM-100 costs ~10x DDIM per chunk)
@@ -86,6 +86,12 @@ class RunSettings:
         if self.stress_methods is not None and not set(self.stress_methods) <= set(self.methods):
             raise ValueError(f"stress_methods must be a subset of the methods run {self.methods}, "
                              f"got {self.stress_methods}")
+        for name in ("demos", "train_steps", "batch_size", "seeds", "episodes", "max_steps", "jobs", "flow_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.stress_episodes < 0 or (self.ddpm_episodes is not None and self.ddpm_episodes < 1):
+            raise ValueError(f"stress_episodes must be >= 0 (0: no stress tests) and ddpm_episodes >= 1, "
+                             f"got {self.stress_episodes}, {self.ddpm_episodes}")
         if not 1 <= self.stress_seeds <= self.seeds:
             raise ValueError(f"stress_seeds must be in [1, seeds={self.seeds}], got {self.stress_seeds}")
 
@@ -178,7 +184,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     tag += f"_fs{s.flow_samples}" if s.flow_samples > 1 else ""
     tasks: dict[tuple, EvalTask] = {}
     stress_methods = [m for m in (s.stress_methods if s.stress_methods is not None else STRESS_METHODS)
-                      if m in s.methods]
+                      if m in s.methods and s.stress_episodes > 0]
     for method in s.methods:
         n = s.ddpm_episodes if (method == "dp_ddpm" and s.ddpm_episodes) else s.episodes
         for seed in range(s.seeds):
@@ -316,6 +322,8 @@ def results_table(doc: dict) -> str:
     rate_seeds = len(next(iter(st["rate5x"].values()), {}).get("per_seed", [None]))  # older files: seed 0
     head = (f"stress (training seeds {','.join(map(str, seeds))}"
             f"{'' if rate_seeds == len(seeds) else '; 5x rate: seed 0'}): score/success")
+    if not srows:  # run with stress_episodes 0
+        return out[0]
     out.append(format_table([head, *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
     lrows = []
     for kind, label in (("delay", ""), ("delay_comp", " (latency comp.)")):
