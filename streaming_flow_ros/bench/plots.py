@@ -210,7 +210,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pusht-stress", type=Path, default=Path("runs/pusht/pusht_4k_ic_chunks_3stressseeds.json"),
                    help="optional: a pusht run (same workdir, e.g. --stress-seeds 3) whose delay stress is drawn instead")
     p.add_argument("--pusht-equal-time", type=Path,
-                   default=Path("runs/pusht/pusht_sfp24k_ic_3seeds_stress50_3stressseeds.json"),
+                   default=Path("runs/pusht/pusht_sfp12k_fs4_3seeds_stress50_3stressseeds.json"),
                    help="optional: a pusht run of SFP alone trained for the baselines' training time")
     p.add_argument("--pusht-pixels", type=Path, default=Path("runs/pusht/pusht_pixels_dp_ddpm50_3seeds.json"),
                    help="sfp bench pusht run --task pixels JSON (T3)")
