@@ -318,12 +318,12 @@ def results_table(doc: dict) -> str:
     srows = [[m, *(_cell(st["delay"][m][str(k)]) for k in STRESS_DELAYS), _cell(st["rate5x"][m])] for m in st["delay"]]
     for m, by_k in st.get("delay_comp", {}).items():  # absent in older JSON files
         srows.append([f"{m} (latency comp.)", *(_cell(by_k[str(k)]) for k in STRESS_DELAYS), "-"])
-    seeds = st.get("seeds", [st.get("seed", 0)])
-    rate_seeds = len(next(iter(st["rate5x"].values()), {}).get("per_seed", [None]))  # older files: seed 0
-    head = (f"stress (training seeds {','.join(map(str, seeds))}"
-            f"{'' if rate_seeds == len(seeds) else '; 5x rate: seed 0'}): score/success")
     if not srows:  # run with stress_episodes 0
         return out[0]
+    seeds = st.get("seeds", [st.get("seed", 0)])
+    rate_seeds = len(next(iter(st["rate5x"].values())).get("per_seed", [None]))  # older files: seed 0
+    head = (f"stress (training seeds {','.join(map(str, seeds))}"
+            f"{'' if rate_seeds == len(seeds) else '; 5x rate: seed 0'}): score/success")
     out.append(format_table([head, *(f"delay {k}" for k in STRESS_DELAYS), "5x rate"], srows))
     lrows = []
     for kind, label in (("delay", ""), ("delay_comp", " (latency comp.)")):
