@@ -33,6 +33,7 @@ from streaming_flow_ros.bench.pusht.metrics import (
     summarize,
 )
 from streaming_flow_ros.bench.pusht.run import results_table, stress_losses
+from streaming_flow_ros.checkpoint import read_checkpoint
 from streaming_flow_ros.data.episodes import load_dataset
 from streaming_flow_ros.policy.protocol import StepResult
 
@@ -351,6 +352,38 @@ def test_train_slot_reuses_runs_recorded_before_flow_samples(tmp_path):
     assert info["seconds"] > 0 and json.loads(summary.read_text())["model"]["flow_samples"] == 3
 
 
+def test_sfp_path_settings_reach_the_model_and_the_caches(tmp_path):
+    """--sfp-k / --sfp-sigma0 set the sfp slot's path (sfp_k0 keeps k = 0), retrain a finished run
+    with other values, and the defaults leave the checkpoints and evaluation caches of runs made
+    before the options valid."""
+    from streaming_flow_ros.bench.pusht.methods import SFP_K, SFP_SIGMA0, model_config, train_slot
+
+    assert (model_config("sfp").k, model_config("sfp").sigma0) == (SFP_K, SFP_SIGMA0) == (15.0, 0.4)
+    assert model_config("sfp", k=5.0, sigma0=0.1).k == 5.0 and model_config("sfp_k0", k=5.0, sigma0=0.1).k == 0.0
+    assert model_config("sfp_k0", k=5.0, sigma0=0.1).sigma0 == 0.1
+    collect(tmp_path / "d", 1)
+    out = tmp_path / "sfp"
+    train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8)
+    summary = out / "train_summary.json"
+    doc = json.loads(summary.read_text())
+    doc["result"]["seconds"] = -1.0  # marks the finished run
+    summary.write_text(json.dumps(doc))
+    assert train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8, k=SFP_K, sigma0=SFP_SIGMA0)[1]["seconds"] == -1
+    _, info = train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8, k=5.0)
+    assert info["seconds"] > 0  # retrained
+    assert read_checkpoint(out / "policy.safetensors").model_config.k == 5.0
+    p = argparse.ArgumentParser()
+    cli.configure(p)
+    doc_out = tmp_path / "k5.json"
+    assert cli.run(p.parse_args(["run", "--quick", "--methods", "sfp", "--stress-episodes", "0", "--sfp-k", "5",
+                                 "--sfp-sigma0", "0.2", "--json", str(doc_out), "--workdir", str(tmp_path / "w")])) == 0
+    doc = json.loads(doc_out.read_text())
+    assert doc["settings"]["sfp"]["k"] == 5.0 and doc["settings"]["sfp"]["sigma0"] == 0.2
+    assert read_checkpoint(tmp_path / "w" / "seed0" / "sfp" / "policy.safetensors").model_config.k == 5.0
+    names = [f.name for f in (tmp_path / "w" / "eval").glob("*.json")]
+    assert names and all("_k5_sig0.2" in n for n in names)
+
+
 def test_run_settings_are_checked_before_training(tmp_path, capsys):
     """Bad counts fail at once (not after an hour of training); --stress-episodes 0 runs no stress tests."""
     from dataclasses import replace
@@ -358,7 +391,7 @@ def test_run_settings_are_checked_before_training(tmp_path, capsys):
     from streaming_flow_ros.bench.pusht.run import RunSettings
 
     for field, bad in (("episodes", 0), ("max_steps", 0), ("train_steps", 0), ("stress_episodes", -1),
-                       ("ddpm_episodes", 0), ("flow_samples", 0)):
+                       ("ddpm_episodes", 0), ("flow_samples", 0), ("sfp_k", -1.0), ("sfp_sigma0", float("nan"))):
         with pytest.raises(ValueError, match=field):
             replace(RunSettings.quick(), **{field: bad})
     p = argparse.ArgumentParser()

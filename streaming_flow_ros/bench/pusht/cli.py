@@ -47,6 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=float, help="AdamW peak learning rate (default: methods.LR, 1e-3)")
     t.add_argument("--flow-samples", type=int, default=1,
                    help="SFP: (flow time, noise) draws per window per step, sharing its encoding")
+    t.add_argument("--sfp-k", type=float, help="SFP: the stabilising path's gain k (default methods.SFP_K, 15)")
+    t.add_argument("--sfp-sigma0", type=float, help="SFP: the path's initial width sigma0 (default methods.SFP_SIGMA0, 0.4)")
     t.add_argument("--out", type=Path, required=True)
 
     e = sub.add_parser("eval", help="closed-loop evaluation of a checkpoint")
@@ -89,6 +91,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--jobs", type=int, help="parallel processes for training / evaluation (1 thread each)")
     r.add_argument("--flow-samples", type=int,
                    help="SFP: (flow time, noise) draws per window per step, sharing its encoding (default 1)")
+    r.add_argument("--sfp-k", type=float, help="sfp: the stabilising path's gain k (default 15; sfp_k0 keeps 0)")
+    r.add_argument("--sfp-sigma0", type=float, help="SFP: the path's initial width sigma0 (default 0.4)")
     r.add_argument("--methods", help="comma-separated subset of sfp,sfp_k0,dp_ddim,dp_ddpm,fm_chunk")
     r.add_argument("--dataset", type=Path, help="reuse this dataset instead of collecting")
     r.add_argument("--workdir", type=Path, help="datasets and checkpoints (default: a temp dir)")
@@ -111,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         slot = "dp" if args.method == "dp" else METHOD_SLOT[args.method]
         path, info = train_slot(args.dataset, slot, args.out, args.steps, args.seed, args.batch_size, args.threads,
                                 progress=True, flow_samples=args.flow_samples,
-                                **({} if args.lr is None else {"lr": args.lr}))
+                                **{k: v for k, v in (("lr", args.lr), ("k", args.sfp_k), ("sigma0", args.sfp_sigma0))
+                                   if v is not None})
         print(json.dumps({"checkpoint": str(path), **info}, indent=2))
         return 0
     if cmd == "eval":
@@ -146,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
                  "stress_seeds": args.stress_seeds,
                  "stress_methods": tuple(args.stress_methods.split(",")) if args.stress_methods else None,
                  "threads": args.threads, "jobs": args.jobs, "task": args.task, "batch_size": args.batch_size, "lr": args.lr,
-                 "flow_samples": args.flow_samples,
+                 "flow_samples": args.flow_samples, "sfp_k": args.sfp_k, "sfp_sigma0": args.sfp_sigma0,
                  "methods": tuple(args.methods.split(",")) if args.methods else None}
     s = replace(s, **{k: v for k, v in overrides.items() if v is not None})
     with tempfile.TemporaryDirectory(prefix="sfp-pusht-") as tmp:

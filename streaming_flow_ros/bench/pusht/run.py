@@ -45,7 +45,7 @@ from .evaluate import (
     evaluate_expert,
     evaluate_random,
 )
-from .methods import LR, METHOD_SLOT, METHODS, SLOTS, train_slot
+from .methods import LR, METHOD_SLOT, METHODS, SFP_K, SFP_SIGMA0, SLOTS, train_slot
 from .metrics import mean_std
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class RunSettings:
     methods: tuple[str, ...] = METHODS  # a subset skips the others (and their stress tests)
     task: str = "state"  # env.TASKS: state (T2) or pixels (T3)
     flow_samples: int = 1  # SFP slots: (t, noise) draws per window per step (ModelConfig.flow_samples)
+    sfp_k: float = SFP_K  # the sfp slot's path gain (sfp_k0: 0)
+    sfp_sigma0: float = SFP_SIGMA0  # both SFP slots' initial tube width (normalised units)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -89,6 +91,10 @@ class RunSettings:
         for name in ("demos", "train_steps", "batch_size", "seeds", "episodes", "max_steps", "jobs", "flow_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("sfp_k", "sfp_sigma0"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.stress_episodes < 0 or (self.ddpm_episodes is not None and self.ddpm_episodes < 1):
             raise ValueError(f"stress_episodes must be >= 0 (0: no stress tests) and ddpm_episodes >= 1, "
                              f"got {self.stress_episodes}, {self.ddpm_episodes}")
@@ -119,8 +125,9 @@ class EvalTask:
 
 
 def _train_task(args: tuple) -> tuple[str, int, str, dict]:
-    dataset, slot, out, steps, seed, batch, threads, lr, flow_samples = args
-    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads, lr=lr, flow_samples=flow_samples)
+    dataset, slot, out, steps, seed, batch, threads, lr, flow_samples, k, sigma0 = args
+    path, info = train_slot(dataset, slot, out, steps, seed, batch, threads, lr=lr, flow_samples=flow_samples,
+                            k=k, sigma0=sigma0)
     return slot, seed, str(path), info
 
 
@@ -169,7 +176,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
         expert = collect(data, s.demos, task=s.task)
     threads = 1 if s.jobs > 1 else s.threads
     train_args = [(str(data), slot, str(root / f"seed{seed}" / slot), s.train_steps, seed, s.batch_size, threads, s.lr,
-                   s.flow_samples)
+                   s.flow_samples, s.sfp_k, s.sfp_sigma0)
                   for seed in range(s.seeds) for slot in SLOTS if slot in {METHOD_SLOT[m] for m in s.methods}]
     train_args.sort(key=lambda a: -_TRAIN_COST[a[1]])
     ckpts: dict[tuple[int, str], str] = {}
@@ -182,6 +189,8 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
 
     tag = f"steps{s.train_steps}_b{s.batch_size}_lr{s.lr:g}"  # which training the cached evaluations belong to
     tag += f"_fs{s.flow_samples}" if s.flow_samples > 1 else ""
+    tag += f"_k{s.sfp_k:g}" if s.sfp_k != SFP_K else ""
+    tag += f"_sig{s.sfp_sigma0:g}" if s.sfp_sigma0 != SFP_SIGMA0 else ""
     tasks: dict[tuple, EvalTask] = {}
     stress_methods = [m for m in (s.stress_methods if s.stress_methods is not None else STRESS_METHODS)
                       if m in s.methods and s.stress_episodes > 0]
@@ -242,7 +251,7 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     doc["settings"] = {
         **asdict(s), "horizons": {"obs": 2, "pred": 16, "action": 8}, "data_rate_hz": 10,
         "pd_gains": {"kp": 100, "kv": 20}, "eval_seeds": f"0..{s.episodes - 1}",
-        "sfp": {"sigma0": 0.4, "k": 15.0, "euler_steps_per_action": 1, "reanchor_every": 8,
+        "sfp": {"sigma0": s.sfp_sigma0, "k": s.sfp_k, "euler_steps_per_action": 1, "reanchor_every": 8,
                 "flow_samples": s.flow_samples,
                 "start": "last commanded action (deterministic, start_sigma 0)"},
         "chunk_reanchor_every": 8,
