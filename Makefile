@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/sfp demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --reruns 1 test
+	$(PY) -m pytest -q -rfEsR --reruns 1 test
 
 toy: $(STAMP)
 	$(VENV)/bin/sfp toy
