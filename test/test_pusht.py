@@ -260,6 +260,7 @@ def test_quick_run_json(tmp_path, capsys):
     assert lost["per_seed"] == pytest.approx(np.mean([per["0"] - per[k] for k in ("1", "2", "4")], axis=0))
     printed = capsys.readouterr().out
     assert "training seeds 0,1)" in printed and "score lost vs delay 0" in printed  # rate5x on both seeds
+    _check_summarize_matches_run(p, tmp_path, st2, capsys)
     with pytest.raises(ValueError, match="stress_seeds"):
         cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--stress-seeds", "2"]))
     with pytest.raises(ValueError, match="stress_methods must be a subset"):  # dp_ddpm is not run here
@@ -300,6 +301,56 @@ def test_quick_run_json(tmp_path, capsys):
     later = cache.stat().st_mtime + 10
     os.utime(ck, (later, later))  # the checkpoint was retrained after the evaluation
     assert _eval_task((task, str(tmp_path / "ev")))["score"] <= 1.0
+
+
+def _check_summarize_matches_run(p, tmp_path, st2, capsys):
+    """`summarize` over the run's per-seed evaluation files (seeds 0 and 1 of SFP) gives the
+    run's own stress cells and losses, and refuses files that are not one recipe's seeds."""
+    import shutil
+
+    files = sorted((tmp_path / "w" / "eval").glob("sfp_seed[01]_*.json"))
+    out = tmp_path / "summary.json"
+    capsys.readouterr()
+    assert cli.run(p.parse_args(["summarize", *map(str, files), "--json", str(out)])) == 0
+    assert "score lost vs delay 0" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    episodes = st2["episodes"]
+    cells = {c["label"]: c for c in doc["cells"] if c["episodes"] == episodes}
+    for kind, suffix in (("delay", ""), ("delay_comp", " (latency comp.)")):
+        for k in ("0", "1", "2", "4"):
+            label = "sfp" if k == "0" else f"sfp delay {k}{suffix}"
+            c, ref = cells[label], st2[kind]["sfp"][k]
+            assert [r["seed"] for r in c["seeds"]] == [0, 1]
+            assert c["score_mean"] == pytest.approx(ref["score"]) and c["score_std"] == pytest.approx(ref["score_std"])
+            assert c["success_mean"] == pytest.approx(ref["success"])
+        lost = doc["delay_loss"]["sfp" + suffix]
+        for key, val in stress_losses(st2[kind]["sfp"]).items():
+            assert lost[key] == pytest.approx(val), (kind, key)
+    assert cells["sfp 5x rate"]["score_mean"] == pytest.approx(st2["rate5x"]["sfp"]["score"])
+    main = [c for c in doc["cells"] if c["label"] == "sfp" and c["episodes"] != episodes]  # run's main evaluation
+    assert main and doc["sfp"]["episodes"] == max(episodes, main[0]["episodes"])
+    assert "sfp re-anchor every 1" in {c["label"] for c in doc["cells"]}  # the variant's files form their own cell
+    # refusals: one file twice, two recipes in one cell, a file that is not an eval result
+    plain = [f for f in files if f"_e{episodes}_t40_d0_m1_r8_s0.json" in f.name]
+    assert len(plain) == 2
+    with pytest.raises(ValueError, match="already in the cell"):
+        cli.run(p.parse_args(["summarize", str(plain[0]), str(plain[0])]))
+    other = tmp_path / "other" / "sfp"
+    shutil.copytree(tmp_path / "w" / "seed1" / "sfp", other)
+    summary = json.loads((other / "train_summary.json").read_text())
+    (other / "train_summary.json").write_text(json.dumps({**summary, "steps": summary["steps"] + 1}))
+    ev = json.loads(plain[1].read_text())
+    moved = tmp_path / "other.json"
+    moved.write_text(json.dumps({**ev, "checkpoint": str(other / "policy.safetensors")}))
+    with pytest.raises(ValueError, match="different training recipes"):
+        cli.run(p.parse_args(["summarize", str(plain[0]), str(moved)]))
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"score": 0.5}')
+    with pytest.raises(ValueError, match="not an `sfp bench pusht eval --json` result"):
+        cli.run(p.parse_args(["summarize", str(bad)]))
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable JSON file"):
+        cli.run(p.parse_args(["summarize", str(bad)]))
 
 
 def test_eval_integrator_setting():

@@ -1,4 +1,4 @@
-"""`sfp bench pusht {collect,train,eval,run}`: the Push-T task-quality benchmark, with state
+"""`sfp bench pusht {collect,train,eval,run,summarize}`: the Push-T task-quality benchmark, with state
 observations (T2, ``--task state``, the default) or 96x96 images + agent position (T3,
 ``--task pixels``; the task of ``train`` / ``eval`` follows the dataset / checkpoint).
 
@@ -7,9 +7,10 @@ observations (T2, ``--task state``, the default) or 96x96 images + agent positio
     sfp bench pusht eval --checkpoint CKPT --method sfp --episodes 50 [--delay K] [--control-mult M]
                          [--reanchor-every N] --json PATH
     sfp bench pusht run [--quick] [--task pixels] [--seeds N] [--jobs J] --json PATH [--workdir DIR]
+    sfp bench pusht summarize EVAL.json... [--json PATH]    # per-seed eval files -> mean ± std
 
 Register in cli.COMMANDS as ``"bench pusht": ("streaming_flow_ros.bench.pusht.cli", ...)``: this
-module adds the four sub-subcommands to the leaf parser itself.
+module adds the five sub-subcommands to the leaf parser itself.
 """
 
 from __future__ import annotations
@@ -98,10 +99,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--workdir", type=Path, help="datasets and checkpoints (default: a temp dir)")
     r.add_argument("--json", type=Path)
 
+    m = sub.add_parser("summarize", help="per-seed `eval --json` files -> mean ± std over seeds per method and condition")
+    m.add_argument("files", type=Path, nargs="+", help="eval JSON files: one per training seed and condition")
+    m.add_argument("--json", type=Path)
+
 
 def run(args: argparse.Namespace) -> int:
-    import_gym_pusht()  # fail early with the package name
     cmd = args.pusht_command
+    if cmd == "summarize":  # reads JSON files only
+        return _summarize(args)
+    import_gym_pusht()  # fail early with the package name
     if cmd == "collect":
         from .collect import DEMO_SEED0, collect
 
@@ -139,6 +146,17 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from .summarize import summarize, summary_table
+
+    doc = summarize(args.files)
+    print(summary_table(doc))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2))
     return 0
 
 

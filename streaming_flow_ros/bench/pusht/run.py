@@ -135,13 +135,15 @@ def _eval_task(args: tuple[EvalTask, str]) -> dict:
     task, cache_dir = args
     cache = Path(cache_dir) / task.cache_name()
     # a cached result counts only if written after the checkpoint (a retrained slot re-evaluates)
+    # the cache holds the whole `eval --json` result (method, checkpoint, settings too), so
+    # `summarize` reads a workdir's eval/ files like per-seed eval files
     if cache.is_file() and cache.stat().st_mtime >= Path(task.checkpoint).stat().st_mtime:
-        return json.loads(cache.read_text())
-    r = evaluate_checkpoint(task.checkpoint, task.method, task.settings)
-    res = {k: r[k] for k in ("score", "success", "max_coverage", "episodes", "seconds")}
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(res))
-    return res
+        r = json.loads(cache.read_text())
+    else:
+        r = evaluate_checkpoint(task.checkpoint, task.method, task.settings)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(r))
+    return {k: r[k] for k in ("score", "success", "max_coverage", "episodes", "seconds") if k in r}
 
 
 def _map(fn, items: list, jobs: int) -> list:
@@ -223,8 +225,8 @@ def run_benchmark(workdir: str | Path, s: RunSettings, dataset: str | Path | Non
     for method in s.methods:
         per_seed = [{"seed": seed, **done["main", method, seed], "train": train_info[seed, METHOD_SLOT[method]]}
                     for seed in range(s.seeds)]
-        doc[method] = {**_aggregate(per_seed), "params": checkpoint_params(Path(ckpts[0, METHOD_SLOT[method]]))}
-    doc["variants"] = {"sfp_reanchor1": _aggregate([{"seed": seed, **done["variant", "sfp_reanchor1", seed]}
+        doc[method] = {**aggregate(per_seed), "params": checkpoint_params(Path(ckpts[0, METHOD_SLOT[method]]))}
+    doc["variants"] = {"sfp_reanchor1": aggregate([{"seed": seed, **done["variant", "sfp_reanchor1", seed]}
                                                     for seed in range(s.seeds)])} if "sfp" in s.methods else {}
     random = evaluate_random(es(s.episodes))
     doc["random"] = {k: random[k] for k in ("score", "success", "max_coverage", "episodes")}
@@ -272,7 +274,7 @@ def checkpoint_params(path: Path) -> dict[str, int]:
     return {"encoder": int(enc), "net": int(total - enc), "total": int(total)}
 
 
-def _aggregate(per_seed: list[dict]) -> dict:
+def aggregate(per_seed: list[dict]) -> dict:
     sm, ss = mean_std([r["score"] for r in per_seed])
     cm, cs = mean_std([r["success"] for r in per_seed])
     return {"score_mean": sm, "score_std": ss, "success_mean": cm, "success_std": cs, "seeds": per_seed}
@@ -281,7 +283,7 @@ def _aggregate(per_seed: list[dict]) -> dict:
 def _stress_mean(runs: list[dict]) -> dict:
     """A stress cell over several training seeds: mean score / success (the keys of one run), their
     spread, and each seed's result."""
-    a = _aggregate([{"seed": i, **r} for i, r in enumerate(runs)])
+    a = aggregate([{"seed": i, **r} for i, r in enumerate(runs)])
     return {"score": a["score_mean"], "success": a["success_mean"], "score_std": a["score_std"],
             "success_std": a["success_std"], "episodes": runs[0]["episodes"], "per_seed": a["seeds"]}
 
