@@ -43,15 +43,16 @@ def _load(path: Path) -> dict:
 
 
 def _recipe(checkpoint: str) -> tuple[int | None, str | None]:
-    """(training seed, the training recipe without the seed as canonical JSON) from the
-    train_summary.json beside a checkpoint; (None, None) when it is not there."""
+    """(training seed, the training recipe as canonical JSON) from the train_summary.json that
+    methods.train_slot writes beside a checkpoint: everything it records but the seed and the
+    result, with the dataset by directory name; (None, None) when it is not there."""
     p = Path(checkpoint).parent / "train_summary.json"
     try:
         summary = json.loads(p.read_text())
     except (OSError, ValueError):
         return None, None
-    recipe = {k: summary.get(k) for k in ("slot", "steps", "batch_size", "lr", "model")}
-    recipe["dataset"] = Path(str(summary.get("dataset", ""))).name
+    recipe = {k: v for k, v in summary.items() if k not in ("seed", "result")}
+    recipe["dataset"] = Path(str(recipe.get("dataset", ""))).name
     return summary.get("seed"), json.dumps(recipe, sort_keys=True)
 
 
@@ -88,7 +89,7 @@ def summarize(paths: list[Path]) -> dict:
     for path in paths:
         doc = _load(path)
         cond = condition_of(doc)
-        episodes = [doc["episodes"], doc["settings"].get("seed0"), doc["settings"].get("max_steps")]
+        episodes = (doc["episodes"], doc["settings"].get("seed0"), doc["settings"].get("max_steps"))
         key = json.dumps([doc["method"], cond, episodes], sort_keys=True)
         seed, recipe = _recipe(str(doc["checkpoint"]))
         c = cells.setdefault(key, {"method": doc["method"], "condition": cond, "runs": [], "recipes": set(),
@@ -108,13 +109,14 @@ def summarize(paths: list[Path]) -> dict:
                              "(their train_summary.json differ beyond the seed); summarize one recipe per method")
         runs = sorted(c["runs"], key=lambda r: (r["seed"] is None, r["seed"] if r["seed"] is not None else 0,
                                                 r["checkpoint"]))
-        cell = {"method": c["method"], "condition": c["condition"], "label": label, "episodes": c["episodes"][0],
-                "eval_seed0": c["episodes"][1], "max_steps": c["episodes"][2], **aggregate(runs)}
-        out["cells"].append(cell)
+        ep, eval_seed0, max_steps = c["episodes"]
+        out["cells"].append({"method": c["method"], "condition": c["condition"], "label": label, "episodes": ep,
+                             "eval_seed0": eval_seed0, "max_steps": max_steps, **aggregate(runs)})
     out["cells"].sort(key=lambda c: (c["method"], c["condition"]["latency_comp"], c["condition"]["control_mult"],
                                      c["condition"]["delay"], c["label"], -c["episodes"]))
     for c in out["cells"]:  # the plain condition per method: most seeds, then most episodes
-        if _plain(c, c["condition"]["delay"] == 0):
+        cond = c["condition"]
+        if _default_rollout(c) and cond["delay"] == 0 and not cond["latency_comp"]:
             best = out.get(c["method"])
             if best is None or (len(c["seeds"]), c["episodes"]) > (len(best["seeds"]), best["episodes"]):
                 out[c["method"]] = {k: v for k, v in c.items() if k not in ("method", "condition", "label")}
@@ -122,13 +124,16 @@ def summarize(paths: list[Path]) -> dict:
     return out
 
 
-def _plain(cell: dict, comp_ok: bool = False) -> bool:
-    """No control-rate change, the method's default re-anchoring, no start noise, Euler; no delay
-    unless ``comp_ok`` allows the given delay (the caller checks it)."""
+def _default_rollout(cell: dict) -> bool:
+    """Data rate, the method's default re-anchoring, no start noise, Euler (delay and latency
+    compensation aside)."""
     cond = cell["condition"]
     return (cond["control_mult"] == 1 and cond["reanchor_every"] == default_reanchor(cell["method"])
-            and not cond["start_sigma"] and cond["integrator"] == "euler"
-            and (comp_ok or (cond["delay"] == 0 and not cond["latency_comp"])))
+            and not cond["start_sigma"] and cond["integrator"] == "euler")
+
+
+def _eval_key(cell: dict) -> tuple:
+    return cell["episodes"], cell["eval_seed0"], cell["max_steps"]
 
 
 def _delay_losses(cells: list[dict]) -> dict:
@@ -136,32 +141,26 @@ def _delay_losses(cells: list[dict]) -> dict:
     checkpoints evaluated at every delay of STRESS_DELAYS on the same episodes; delay 0 is the
     plain cell (latency compensation changes nothing without delay). With several episode
     settings that qualify, the one with the most checkpoints (then episodes) is used."""
+    index = {(c["method"], _eval_key(c), c["condition"]["delay"], c["condition"]["latency_comp"]): c
+             for c in cells if _default_rollout(c)}
     out = {}
     for method in sorted({c["method"] for c in cells}):
         for comp, suffix in ((False, ""), (True, " (latency comp.)")):
-            best = None
-            for ep in {(c["episodes"], c["eval_seed0"], c["max_steps"]) for c in cells if c["method"] == method}:
-                row = {}
-                for k in STRESS_DELAYS:
-                    found = [c for c in cells if c["method"] == method and _plain(c, True)
-                             and (c["episodes"], c["eval_seed0"], c["max_steps"]) == ep
-                             and c["condition"]["delay"] == k and c["condition"]["latency_comp"] == (comp and k > 0)]
-                    if found:
-                        row[k] = found[0]
-                if len(row) < len(STRESS_DELAYS):
+            rows = []
+            for ep in {_eval_key(c) for c in cells if c["method"] == method}:
+                row = {k: index.get((method, ep, k, comp and k > 0)) for k in STRESS_DELAYS}
+                if None in row.values():
                     continue
                 common = set.intersection(*({r["checkpoint"] for r in v["seeds"]} for v in row.values()))
-                if common and (best is None or (len(common), ep[0]) > (best[0], best[1])):
-                    best = (len(common), ep[0], row, common)
-            if best is None:
+                if common:
+                    rows.append((len(common), ep[0], row, common))
+            if not rows:
                 continue
-            n, _, row, common = best
+            n, _, row, common = max(rows, key=lambda t: t[:2])
             by_k = {str(k): {"per_seed": sorted((r for r in v["seeds"] if r["checkpoint"] in common),
                                                 key=lambda r: r["checkpoint"])}
                     for k, v in row.items()}
-            lost = stress_losses(by_k)
-            lost["checkpoints"] = n
-            out[method + suffix] = lost
+            out[method + suffix] = {**stress_losses(by_k), "checkpoints": n}
     return out
 
 
