@@ -207,3 +207,70 @@ def test_enable_event_arriving_after_the_reanchor_jump_is_not_a_violation():
     chk._action_jump_at = 2.0
     chk._retract_action_jump(3.0)  # too late: a real violation stays
     assert chk.violation_count == 1
+
+
+def test_a_stalled_checker_judges_by_publication_time(rig):
+    """An overloaded host can stall the checker's executor while the node keeps publishing; the
+    backlog it then drains must be judged by when each message was published (DDS source
+    timestamps), not when the checker got to it: fresh inputs stay fresh, commands sent before a
+    disable stay inside its grace period."""
+    fake, checker = rig
+    checker.max_obs_age, checker.stale_margin = 0.1, 0.1  # stale after 0.2 s without a joint state
+    stall = threading.Event()
+
+    def block() -> None:  # runs on the checker's (single-threaded) executor
+        timer.cancel()
+        stall.set()
+        time.sleep(1.0)
+
+    check = checker._check_values
+
+    def slow_check(*args) -> None:  # and an overloaded one drains slowly: 40 ticks take > grace_s
+        time.sleep(0.005)
+        check(*args)
+
+    x = np.zeros(3)
+    fake.send(x)
+    fake.measured(x)
+    checker._check_values = slow_check
+    timer = checker.node.create_timer(0.01, block)
+    assert stall.wait(2.0)
+    for _ in range(40):  # ~0.6 s of a moving stream with fresh joint states, all queued
+        x = x + 0.9 * STEP
+        fake.send(x)
+        fake.js.publish(JointState(name=list(JOINTS), position=x.tolist()))
+        time.sleep(0.01)
+    fake.send(x)  # the hold sent on disable
+    fake.enable(False)  # its event queues behind the stream ...
+    fake.send(x, jtc=False)  # ... like the dry-run action points after it
+    time.sleep(1.0)  # the stall ends; the backlog drains
+    checker.node.destroy_timer(timer)
+    checker.finish()
+    assert rules(checker) == {}
+    assert checker.counts() == (43, 42)
+
+
+def test_checker_process_checks_over_dds_and_reports_a_bad_start():
+    """`sfp soak`'s checker runs in its own process: it must see the stream over DDS, answer
+    for its counts and rules, and fail loudly (not check nothing) when it cannot start."""
+    from streaming_flow_ros.bench.invariants import CheckerProcess
+
+    with pytest.raises(RuntimeError, match="did not start: TypeError"):
+        CheckerProcess(CONTRACT, no_such_option=1)
+    with ros_context() as ctx:
+        fake = Fake(ctx)
+        try:
+            with CheckerProcess(CONTRACT, domain_id=ctx.get_domain_id(), enabled=True, active=True,
+                                grace_s=0.2) as proc:
+                assert wait_until(lambda: fake.jtc.get_subscription_count() > 0
+                                  and fake.action.get_subscription_count() > 0, 10.0)
+                time.sleep(0.3)  # > grace_s
+                x = np.zeros(3)
+                fake.send(x)
+                fake.send(x + 0.5 * STEP)
+                fake.send(x + 3 * STEP)  # a step on both streams
+                assert wait_until(lambda: proc.counts() == (3, 3), 5.0), proc.counts()
+                proc.finish()
+                assert rules(proc) == {"step": 2}
+        finally:
+            fake.node.destroy_node()

@@ -24,10 +24,19 @@ per stream — ``action`` (``<node>/action``, JointTrajectoryPoint, every tick, 
   segment of two or more commands ends with a hold (last command == the one before it), unless
   it was re-enabled within ``grace_s`` (the node applies enable changes at its next tick, so a
   shorter off period may never reach it). No action point while not active (same grace).
-- stale inputs (optional, ``max_obs_age`` set): when no joint state or watched image has
-  arrived for ``max_obs_age + stale_margin`` s, every command is a hold (== the previous one,
-  ``on_stale: hold``) or there is none (``on_stale: silent``). Receive times are the checker's
-  wall clock, so leave this off when inputs are stamped on another clock (sim time).
+- stale inputs (optional, ``max_obs_age`` set): when no joint state or watched image was
+  published in the ``max_obs_age + stale_margin`` s before a command, that command is a hold
+  (== the previous one, ``on_stale: hold``) or there is none (``on_stale: silent``).
+
+Time is publication time: every message is judged at its DDS source timestamp (the publisher's
+system clock, s since the epoch; ``time.time()`` where the middleware gives none), never at the
+moment this checker's executor got to it. An overloaded host can stall the checker while the
+node keeps publishing; the backlog it drains afterwards must not read as stale inputs or as
+commands long after a disable. For the same reason enable/lifecycle events are applied in
+publication order: an event waits until a command published after it is checked (or
+``finish``), and the input and event subscriptions are made before the command ones so an
+executor draining a backlog takes them first. Sim time does not matter (source timestamps are
+wall clock); checker and node on different hosts need synchronised clocks (NTP/PTP).
 
 Enable and lifecycle state come from the graph itself: ``/parameter_events`` (the node's
 ``enabled`` parameter) and ``<node>/transition_event``. Memory is constant (counters, the last
@@ -44,13 +53,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lifecycle_msgs.msg import TransitionEvent
 from rcl_interfaces.msg import ParameterEvent
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_parameter_events
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -59,7 +69,10 @@ from ..ros.conversions import lookahead_time
 from ..ros.params import NodeParams, controller_joints, resolve_limits
 from ..spec import IOSpec
 
-RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+if TYPE_CHECKING:
+    from typing import Self  # Python >= 3.11; annotations only (Humble runs 3.10)
+
+RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # seconds of backlog at 200 Hz
 SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 ACTIVE_LABELS = frozenset({"activating", "active"})
 
@@ -95,7 +108,7 @@ class Contract:
 
 @dataclass(frozen=True)
 class Violation:
-    t: float  # time.monotonic() at receipt, s
+    t: float  # the offending message's publication time (source timestamp), s since the epoch
     stream: str  # "action" | "controller"
     rule: str
     detail: str
@@ -116,13 +129,17 @@ class _Stream:
 
 @dataclass
 class _Inputs:
-    last_rx: dict[str, float] = field(default_factory=dict)  # topic -> time.monotonic()
+    last_rx: dict[str, float] = field(default_factory=dict)  # topic -> newest publication time, s
     measured: np.ndarray | None = None  # (D_a,) latest joint positions, action order
 
 
 class InvariantChecker:
     """Subscribes ``node`` (the checker's own rclpy node; the caller spins it) to the outputs of
     the policy node named ``policy_node`` (fully qualified, e.g. "/policy_node").
+
+    Spin ``node`` on a SingleThreadedExecutor (or MultiThreadedExecutor): the callbacks take the
+    message's MessageInfo (its source timestamp), which the EventsExecutor of these rclpy wheels
+    cannot deliver (it raises SystemError and nothing is checked).
 
     Args:
         contract: see :class:`Contract` (``Contract.from_node(policy_node)`` in-process).
@@ -152,29 +169,33 @@ class InvariantChecker:
         self.rule_counts: dict[str, int] = {}
         self.events: list[tuple[float, str]] = []  # (time, "enabled"/"disabled"/lifecycle label), last 100
         self.enabled, self.active = bool(enabled), bool(active)
-        self._off_since: float | None = None if (self.enabled and self.active) else time.monotonic()
-        self._inactive_since: float | None = None if self.active else time.monotonic()
+        now = time.time()  # the clock of DDS source timestamps
+        self._off_since: float | None = None if (self.enabled and self.active) else now
+        self._inactive_since: float | None = None if self.active else now
         self._streams = {"action": _Stream("action"), "controller": _Stream("controller")}
-        now = time.monotonic()
+        self._pending: list[tuple[float, int, str, bool, str]] = []  # (t, seq, field, value, label)
+        self._event_seq = 0
         self._streams["action"].anchor_until = now + grace_s
         self._inputs = _Inputs()
         self._action_jump_at: float | None = None  # time of the last ~/action step violation
         self._ctrl_index = np.array([contract.action_names.index(n) for n in contract.controller_joints],
                                     np.intp)  # action[idx] = controller order
         self._inverse = np.argsort(self._ctrl_index)  # controller[inv] = action order
-        subs = [
-            (JointTrajectoryPoint, f"{self.policy_node}/action", self._on_action, RELIABLE),
+        # inputs and events first: a single-threaded executor takes ready subscriptions in this order
+        subs = []
+        if joint_states_topic:
+            subs.append((JointState, joint_states_topic, self._on_joints, SENSOR))
+        for topic in image_topics:
+            subs.append((Image, topic, lambda m, info, t=topic: self._on_input(t, info), SENSOR))
+        subs += [
             (ParameterEvent, "/parameter_events", self._on_param_event, qos_profile_parameter_events),
             (TransitionEvent, f"{self.policy_node}/transition_event", self._on_transition, RELIABLE),
+            (JointTrajectoryPoint, f"{self.policy_node}/action", self._on_action, RELIABLE),
         ]
         if contract.command_mode == "jtc":
             subs.append((JointTrajectory, joint_trajectory_topic, self._on_jtc, RELIABLE))
         elif contract.command_mode == "forward":
             subs.append((Float64MultiArray, commands_topic, self._on_forward, RELIABLE))
-        if joint_states_topic:
-            subs.append((JointState, joint_states_topic, self._on_joints, SENSOR))
-        for topic in image_topics:
-            subs.append((Image, topic, lambda m, t=topic: self._on_input(t), SENSOR))
         self._stale_topics = ([joint_states_topic] if joint_states_topic else []) + list(image_topics)
         self._inputs.last_rx = dict.fromkeys(self._stale_topics, now)  # nothing is stale at start
         self._subs = [node.create_subscription(t, n, cb, q) for t, n, cb, q in subs]
@@ -202,8 +223,9 @@ class InvariantChecker:
         policy node was disabled or deactivated (e.g. after ``runner.stop()``) and the last
         messages had time to arrive."""
         with self._lock:
+            self._apply_events(float("inf"))
             if not (self.enabled and self.active):
-                self._check_segment_end(time.monotonic())
+                self._check_segment_end(time.time())
 
     def destroy(self) -> None:
         for s in self._subs:
@@ -211,21 +233,34 @@ class InvariantChecker:
         self._subs = []
 
     # ---- graph events -----------------------------------------------------------------------
-    def _on_param_event(self, msg: ParameterEvent) -> None:
+    def _on_param_event(self, msg: ParameterEvent, info: MessageInfo) -> None:
         if msg.node != self.policy_node:
             return
         for p in (*msg.new_parameters, *msg.changed_parameters):
             if p.name == "enabled":
-                with self._lock:
-                    self._set_state(p.value.bool_value, self.active, "enabled" if p.value.bool_value else "disabled")
+                on = p.value.bool_value
+                self._queue_event(_published(info), "enabled", on, "enabled" if on else "disabled")
 
-    def _on_transition(self, msg: TransitionEvent) -> None:
+    def _on_transition(self, msg: TransitionEvent, info: MessageInfo) -> None:
         label = msg.goal_state.label
-        with self._lock:
-            self._set_state(self.enabled, label in ACTIVE_LABELS, label)
+        self._queue_event(_published(info), "active", label in ACTIVE_LABELS, label)
 
-    def _set_state(self, enabled: bool, active: bool, label: str) -> None:
-        now = time.monotonic()
+    def _queue_event(self, t: float, which: str, value: bool, label: str) -> None:
+        """Hold an event until a command published after it is checked: the backlog of a stalled
+        executor may still hold commands published before it."""
+        with self._lock:
+            self._event_seq += 1
+            self._pending.append((t, self._event_seq, which, value, label))
+            self._pending.sort()
+
+    def _apply_events(self, upto: float) -> None:
+        """Apply the pending events published at or before ``upto`` (s), oldest first."""
+        while self._pending and self._pending[0][0] <= upto:
+            t, _, which, value, label = self._pending.pop(0)
+            enabled, active = (value, self.active) if which == "enabled" else (self.enabled, value)
+            self._set_state(t, enabled, active, label)
+
+    def _set_state(self, now: float, enabled: bool, active: bool, label: str) -> None:
         self.events = [*self.events[-99:], (now, label)]
         was_on, was_active = self.enabled and self.active, self.active
         self.enabled, self.active = enabled, active
@@ -255,9 +290,10 @@ class InvariantChecker:
         ctrl.segment_len = 0
 
     # ---- inputs -----------------------------------------------------------------------------
-    def _on_input(self, topic: str) -> None:
+    def _on_input(self, topic: str, info: MessageInfo) -> None:
+        t = _published(info)
         with self._lock:
-            self._inputs.last_rx[topic] = time.monotonic()
+            self._inputs.last_rx[topic] = max(t, self._inputs.last_rx.get(topic, t))
 
     def last_measured(self) -> np.ndarray | None:
         """The newest measured joint state received (contract action order), or None."""
@@ -265,7 +301,7 @@ class InvariantChecker:
             q = self._inputs.measured
             return None if q is None else q.copy()
 
-    def _on_joints(self, msg: JointState) -> None:
+    def _on_joints(self, msg: JointState, info: MessageInfo) -> None:
         names = list(msg.name)
         pos = np.asarray(msg.position, np.float64)
         if len(names) != pos.size or len(set(names)) != len(names):
@@ -275,9 +311,9 @@ class InvariantChecker:
             return
         q = pos[[index[n] for n in self.contract.action_names]]
         if np.isfinite(q).all():
+            self._on_input(self._stale_topics[0], info)
             with self._lock:
                 self._inputs.measured = q
-                self._inputs.last_rx[self._stale_topics[0]] = time.monotonic()
 
     def _inputs_stale(self, now: float) -> bool:
         if self.max_obs_age is None or not self._stale_topics:
@@ -286,11 +322,12 @@ class InvariantChecker:
         return any(now - self._inputs.last_rx.get(t, -1e9) > limit for t in self._stale_topics)
 
     # ---- outputs ----------------------------------------------------------------------------
-    def _on_action(self, msg: JointTrajectoryPoint) -> None:
-        now = time.monotonic()
+    def _on_action(self, msg: JointTrajectoryPoint, info: MessageInfo) -> None:
+        now = _published(info)
         c = self.contract
         n = len(c.action_names)
         with self._lock:
+            self._apply_events(now)
             problems = self._point_problems(msg, n)
             if problems:
                 self._violate(now, "action", "shape", problems)
@@ -300,10 +337,11 @@ class InvariantChecker:
                               f"{now - self._inactive_since:.3f} s after deactivation")
             self._check_values(now, "action", np.asarray(msg.positions, np.float64))
 
-    def _on_jtc(self, msg: JointTrajectory) -> None:
-        now = time.monotonic()
+    def _on_jtc(self, msg: JointTrajectory, info: MessageInfo) -> None:
+        now = _published(info)
         c = self.contract
         with self._lock:
+            self._apply_events(now)
             problems = []
             if (msg.header.stamp.sec, msg.header.stamp.nanosec) != (0, 0):
                 problems.append(f"header.stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} != 0")
@@ -321,10 +359,11 @@ class InvariantChecker:
             values = np.asarray(msg.points[0].positions, np.float64)
             self._controller(now, values[self._inverse])
 
-    def _on_forward(self, msg: Float64MultiArray) -> None:
-        now = time.monotonic()
+    def _on_forward(self, msg: Float64MultiArray, info: MessageInfo) -> None:
+        now = _published(info)
         values = np.asarray(msg.data, np.float64)
         with self._lock:
+            self._apply_events(now)
             if values.size != len(self.contract.controller_joints):
                 self._violate(now, "controller", "shape",
                               f"{values.size} values for {len(self.contract.controller_joints)} joints")
@@ -422,6 +461,128 @@ class InvariantChecker:
             self.violations.append(Violation(now, stream, rule, detail))
 
 
+def _published(info: MessageInfo) -> float:
+    """A message's publication time (the DDS source timestamp), s since the epoch; now when the
+    middleware does not provide one."""
+    t = info.get("source_timestamp", 0) if info else 0
+    return t * 1e-9 if t > 0 else time.time()
+
+
 def _outside(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Per-joint distance outside [lower, upper] (0 inside), rad."""
     return np.maximum(lower - x, 0.0) + np.maximum(x - upper, 0.0)
+
+
+class CheckerProcess:
+    """An :class:`InvariantChecker` in a child process (spawned: its own interpreter, rclpy
+    context and SingleThreadedExecutor), for long runs where the checker must take neither the
+    GIL nor executor time from the node it measures (``sfp soak``). The results API is the
+    checker's: ``counts()``, ``summary()``, ``finish()``; ``close()`` stops the process (also a
+    context manager). ``kwargs`` go to InvariantChecker; ``domain_id`` None = ROS_DOMAIN_ID."""
+
+    def __init__(self, contract: Contract, *, domain_id: int | None = None, namespace: str = "",
+                 node_name: str = "sfp_invariants", start_timeout: float = 60.0, **kwargs: Any) -> None:
+        import multiprocessing
+
+        mp = multiprocessing.get_context("spawn")  # never fork a process that has rclpy threads
+        self._conn, child = mp.Pipe()
+        self._proc = mp.Process(target=_serve_checker, name="sfp-invariants", daemon=True,
+                                args=(child, contract, domain_id, namespace, node_name, kwargs))
+        self._proc.start()
+        child.close()
+        ready = self._conn.recv() if self._conn.poll(start_timeout) else f"no answer within {start_timeout:g} s"
+        if ready != "ready":
+            self.close()
+            raise RuntimeError(f"the invariant checker process did not start: {ready}")
+
+    def _call(self, what: str, timeout: float = 10.0) -> Any:
+        self._conn.send(what)
+        if not self._conn.poll(timeout):
+            raise RuntimeError(f"the invariant checker process did not answer {what!r} within {timeout:g} s")
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"invariant checker process, {what}: {value}")
+        return value
+
+    def counts(self) -> tuple[int, int]:
+        return tuple(self._call("counts"))
+
+    def summary(self) -> dict[str, Any]:
+        return self._call("summary")
+
+    def finish(self) -> None:
+        self._call("finish")
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            try:
+                self._conn.send("close")
+            except OSError:
+                pass
+            self._proc.join(10.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5.0)
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve_checker(conn: Any, contract: Contract, domain_id: int | None, namespace: str, node_name: str,
+                   kwargs: dict[str, Any]) -> None:
+    """CheckerProcess's child: spin a checker, answer the parent's calls until "close" or EOF."""
+    import os
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from ..ros.runner import spin
+
+    parent = os.getppid()
+    ctx = rclpy.Context()
+    stop = threading.Event()
+    node = checker = executor = thread = None
+    try:
+        rclpy.init(context=ctx, domain_id=domain_id) if domain_id is not None else rclpy.init(context=ctx)
+        node = rclpy.create_node(node_name, namespace=namespace, context=ctx)
+        checker = InvariantChecker(node, contract, **kwargs)
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+        thread = threading.Thread(target=spin, args=(executor, ctx, stop), name="sfp-invariants", daemon=True)
+        thread.start()
+        conn.send("ready")
+        calls = {"counts": checker.counts, "summary": checker.summary, "finish": checker.finish}
+        while True:
+            if not conn.poll(1.0):
+                if os.getppid() != parent:  # the parent died: nobody will ask
+                    break
+                continue
+            what = conn.recv()
+            if what == "close":
+                break
+            try:
+                conn.send((True, calls[what]()))
+            except Exception as e:  # noqa: BLE001 -- report to the parent, keep serving
+                conn.send((False, f"{type(e).__name__}: {e}"))
+    except EOFError:
+        pass
+    except Exception as e:  # noqa: BLE001 -- the parent raises it as "did not start: ..."
+        try:
+            conn.send(f"{type(e).__name__}: {e}")
+        except OSError:
+            pass
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(5.0)
+        if executor is not None:
+            executor.shutdown()
+        if checker is not None:
+            checker.destroy()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
