@@ -21,7 +21,8 @@ Reported per ``--window`` seconds (default 10) and overall:
 
 JSON (``--json``): {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb",
 "violations"} plus "windows", "checker", "node", "machine" and the settings. Exit status 1 when
-any invariant was violated.
+any invariant was violated, or when the checker saw fewer controller commands than half the ticks
+(a soak that checked nothing proves nothing).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
     from ..ros.runner import make_executor, run_node_in_thread, spin
     from ..ros.sim_nodes import SimWorld, create_sim_nodes
     from .common import machine_info
-    from .invariants import Contract, InvariantChecker
+    from .invariants import CheckerProcess, Contract
 
     if not (seconds > 0 and window_s > 0):
         raise ValueError(f"seconds and window must be > 0, got {seconds}, {window_s}")
@@ -121,7 +122,7 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
     threads: list[threading.Thread] = []
     stop = threading.Event()
     executors = []
-    sim = None
+    sim = checker = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = _checkpoint(checkpoint, Path(tmp))
@@ -145,17 +146,12 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
             runner = run_node_in_thread(ctx, params, namespace=NAMESPACE, cli_args=REMAPS,
                                         telemetry_window=max(4096, int(2 * rate * window_s)))
             node = runner.node
-            checker_node = rclpy.create_node("sfp_soak_invariants", namespace=NAMESPACE, context=ctx)
-            checker = InvariantChecker(
-                checker_node, Contract.from_node(node), policy_node=node.get_fully_qualified_name(),
+            checker = CheckerProcess(  # its own process: no GIL or executor time taken from the node
+                Contract.from_node(node), domain_id=domain_id, namespace=NAMESPACE, node_name="sfp_soak_invariants",
+                policy_node=node.get_fully_qualified_name(),
                 joint_trajectory_topic="joint_trajectory_controller/joint_trajectory",
                 joint_states_topic="joint_states", image_topics=["camera/image_raw"],
                 enabled=True, active=True, max_obs_age=float(preset.get("max_obs_age", 0.5)))
-            chk_exec = make_executor("events", ctx)
-            chk_exec.add_node(checker_node)
-            executors.append(chk_exec)
-            threads.append(threading.Thread(target=spin, args=(chk_exec, ctx, stop), name="sfp-soak-check", daemon=True))
-            threads[-1].start()
             result = _measure(node, world, checker, seconds, rate, window_s, on_window)
             runner.stop()  # deactivate: the single hold, then the node is destroyed
             time.sleep(0.5)
@@ -163,9 +159,9 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
             result["checker"] = checker.summary()
             result["violations"] = result["checker"]["violations"]
             result["checkpoint"] = ckpt
-            checker.destroy()
-            checker_node.destroy_node()
     finally:
+        if checker is not None:
+            checker.close()
         stop.set()
         for t in threads:
             t.join(5.0)
@@ -184,6 +180,10 @@ def _measure(node, world, checker, seconds: float, rate: float, window_s: float,
     while tel.reanchors == 0:  # streaming: inputs arrived and the first plan started
         if time.monotonic() > deadline:
             raise RuntimeError(f"the policy node did not start streaming: {node.status_reason}")
+        time.sleep(0.05)
+    while checker.counts()[1] == 0:  # the checker process has discovered the node and sees commands
+        if time.monotonic() > deadline + 20.0:
+            raise RuntimeError("the invariant checker saw no controller command within 30 s")
         time.sleep(0.05)
     hist = _Histogram()
     windows: list[dict[str, Any]] = []
@@ -268,4 +268,8 @@ def run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {args.json}")
-    return 1 if res["violations"] else 0
+    unchecked = res["checker"]["controller_msgs"] < 0.5 * res["ticks"]
+    if unchecked:
+        print(f"the checker saw {res['checker']['controller_msgs']} controller commands for {res['ticks']} ticks: "
+              "the stream was not checked", flush=True)
+    return 1 if res["violations"] or unchecked else 0
