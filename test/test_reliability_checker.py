@@ -160,7 +160,8 @@ def test_commands_while_disabled_and_missing_hold(rig):
     fake.send(x)  # controller command while disabled
     got = rules(checker)
     assert got.get("command_while_disabled") == 1 and got.get("no_hold_on_disable") is None
-    fake.enable(True)  # closing the segment checks its end ...
+    fake.enable(True)  # closing the segment checks its end (applied at the next command) ...
+    fake.send(x, jtc=False)
     got = rules(checker)
     assert got.get("no_hold_on_disable") is None  # ... the disabled command was a hold of x
 
@@ -193,20 +194,22 @@ def test_bad_anchor_and_stale_hold(rig):
 
 
 def test_enable_event_arriving_after_the_reanchor_jump_is_not_a_violation():
-    """The node re-anchors ~/action on enable; the parameter event may reach the checker after
-    that jump (another topic). One jump within grace_s before the event is retracted."""
+    """The node re-anchors ~/action on enable, after the parameter event; the event may still
+    reach the checker after that jump (another topic). One jump published within grace_s after
+    the event is retracted; one published before it, or later, stays."""
     import streaming_flow_ros.bench.invariants as inv_mod
 
     chk = inv_mod.InvariantChecker.__new__(inv_mod.InvariantChecker)
     chk.violation_count, chk.rule_counts, chk.violations, chk.keep, chk.grace_s = 0, {}, [], 10, 0.5
-    chk._violate(1.0, "action", "step", "jump")
-    chk._action_jump_at = 1.0
-    chk._retract_action_jump(1.2)
+    chk._violate(1.2, "action", "step", "jump")
+    chk._action_jump_at = 1.2
+    chk._retract_action_jump(1.0)  # the event, published 0.2 s before the jump
     assert chk.violation_count == 0 and chk.rule_counts == {} and chk.violations == []
-    chk._violate(2.0, "action", "step", "jump")
-    chk._action_jump_at = 2.0
-    chk._retract_action_jump(3.0)  # too late: a real violation stays
-    assert chk.violation_count == 1
+    for jump, event in ((0.8, 1.0), (2.0, 1.0)):  # before the event; after its grace period
+        chk._violate(jump, "action", "step", "jump")
+        chk._action_jump_at = jump
+        chk._retract_action_jump(event)
+    assert chk.violation_count == 2
 
 
 def test_a_stalled_checker_judges_by_publication_time(rig):
@@ -217,9 +220,12 @@ def test_a_stalled_checker_judges_by_publication_time(rig):
     fake, checker = rig
     checker.max_obs_age, checker.stale_margin = 0.1, 0.1  # stale after 0.2 s without a joint state
     stall = threading.Event()
+    timers = []
 
     def block() -> None:  # runs on the checker's (single-threaded) executor
-        timer.cancel()
+        if stall.is_set() or not timers:
+            return
+        timers[0].cancel()
         stall.set()
         time.sleep(1.0)
 
@@ -233,7 +239,7 @@ def test_a_stalled_checker_judges_by_publication_time(rig):
     fake.send(x)
     fake.measured(x)
     checker._check_values = slow_check
-    timer = checker.node.create_timer(0.01, block)
+    timers.append(checker.node.create_timer(0.01, block))
     assert stall.wait(2.0)
     for _ in range(40):  # ~0.6 s of a moving stream with fresh joint states, all queued
         x = x + 0.9 * STEP
@@ -243,11 +249,10 @@ def test_a_stalled_checker_judges_by_publication_time(rig):
     fake.send(x)  # the hold sent on disable
     fake.enable(False)  # its event queues behind the stream ...
     fake.send(x, jtc=False)  # ... like the dry-run action points after it
-    time.sleep(1.0)  # the stall ends; the backlog drains
-    checker.node.destroy_timer(timer)
+    assert wait_until(lambda: checker.counts() == (43, 42), 10.0), checker.counts()  # the stall ends; it drains
+    checker.node.destroy_timer(timers[0])
     checker.finish()
     assert rules(checker) == {}
-    assert checker.counts() == (43, 42)
 
 
 def test_checker_process_checks_over_dds_and_reports_a_bad_start():
@@ -255,9 +260,9 @@ def test_checker_process_checks_over_dds_and_reports_a_bad_start():
     for its counts and rules, and fail loudly (not check nothing) when it cannot start."""
     from streaming_flow_ros.bench.invariants import CheckerProcess
 
-    with pytest.raises(RuntimeError, match="did not start: TypeError"):
-        CheckerProcess(CONTRACT, no_such_option=1)
     with ros_context() as ctx:
+        with pytest.raises(RuntimeError, match="did not start: TypeError"):
+            CheckerProcess(CONTRACT, domain_id=ctx.get_domain_id(), no_such_option=1)
         fake = Fake(ctx)
         try:
             with CheckerProcess(CONTRACT, domain_id=ctx.get_domain_id(), enabled=True, active=True,

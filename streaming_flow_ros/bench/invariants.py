@@ -34,9 +34,17 @@ moment this checker's executor got to it. An overloaded host can stall the check
 node keeps publishing; the backlog it drains afterwards must not read as stale inputs or as
 commands long after a disable. For the same reason enable/lifecycle events are applied in
 publication order: an event waits until a command published after it is checked (or
-``finish``), and the input and event subscriptions are made before the command ones so an
-executor draining a backlog takes them first. Sim time does not matter (source timestamps are
-wall clock); checker and node on different hosts need synchronised clocks (NTP/PTP).
+``finish``; it counts from ``EVENT_LEAD_S`` before its publication, as the node applies a change
+just before announcing it), and the input and event subscriptions are made before the command
+ones so an executor draining a backlog takes them first. Rules that fire when an event is
+applied (a segment end on re-enable, a retracted re-anchor) therefore show in ``summary()`` only
+after the next command or ``finish()``. Source timestamps are wall clock: the stale rule holds
+under sim time only while sim time runs at about wall rate (the node ages inputs by their header
+stamps on its own clock); input publishers, node and checker on different hosts need
+synchronised clocks (NTP/PTP); a step of the wall clock during a run can cause false verdicts.
+The re-anchor check compares with the newest joint state received, which during a drained
+backlog may be newer than the command (a limitation: an arm moved by a reset during a stall can
+read as a bad anchor).
 
 Enable and lifecycle state come from the graph itself: ``/parameter_events`` (the node's
 ``enabled`` parameter) and ``<node>/transition_event``. Memory is constant (counters, the last
@@ -75,6 +83,9 @@ if TYPE_CHECKING:
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # seconds of backlog at 200 Hz
 SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
 ACTIVE_LABELS = frozenset({"activating", "active"})
+# An event counts from this long before its publication: the node applies a parameter change in
+# its on-set callback, before rclpy publishes the event, so a tick can slip in between (s).
+EVENT_LEAD_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,7 @@ class InvariantChecker:
         self._streams = {"action": _Stream("action"), "controller": _Stream("controller")}
         self._pending: list[tuple[float, int, str, bool, str]] = []  # (t, seq, field, value, label)
         self._event_seq = 0
+        self._last_callback = time.monotonic()  # receipt clock: only for finish()'s quiet wait
         self._streams["action"].anchor_until = now + grace_s
         self._inputs = _Inputs()
         self._action_jump_at: float | None = None  # time of the last ~/action step violation
@@ -218,10 +230,19 @@ class InvariantChecker:
         with self._lock:
             return self._streams["action"].count, self._streams["controller"].count
 
-    def finish(self) -> None:
+    def finish(self, quiet_s: float = 0.3, timeout: float = 10.0) -> None:
         """End-of-run checks: a finished enabled segment must end with a hold. Call after the
-        policy node was disabled or deactivated (e.g. after ``runner.stop()``) and the last
-        messages had time to arrive."""
+        policy node was disabled or deactivated (e.g. after ``runner.stop()``). Waits first (up
+        to ``timeout`` s) until no message has reached the checker for ``quiet_s`` s, so a
+        checker still draining a backlog judges the final hold before the off event closes the
+        segment; then applies every pending event."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                idle = time.monotonic() - self._last_callback
+            if idle >= quiet_s:
+                break
+            time.sleep(min(0.05, quiet_s))
         with self._lock:
             self._apply_events(float("inf"))
             if not (self.enabled and self.active):
@@ -239,16 +260,17 @@ class InvariantChecker:
         for p in (*msg.new_parameters, *msg.changed_parameters):
             if p.name == "enabled":
                 on = p.value.bool_value
-                self._queue_event(_published(info), "enabled", on, "enabled" if on else "disabled")
+                self._queue_event(_published(info) - EVENT_LEAD_S, "enabled", on, "enabled" if on else "disabled")
 
     def _on_transition(self, msg: TransitionEvent, info: MessageInfo) -> None:
         label = msg.goal_state.label
-        self._queue_event(_published(info), "active", label in ACTIVE_LABELS, label)
+        self._queue_event(_published(info) - EVENT_LEAD_S, "active", label in ACTIVE_LABELS, label)
 
     def _queue_event(self, t: float, which: str, value: bool, label: str) -> None:
         """Hold an event until a command published after it is checked: the backlog of a stalled
         executor may still hold commands published before it."""
         with self._lock:
+            self._last_callback = time.monotonic()
             self._event_seq += 1
             self._pending.append((t, self._event_seq, which, value, label))
             self._pending.sort()
@@ -293,6 +315,7 @@ class InvariantChecker:
     def _on_input(self, topic: str, info: MessageInfo) -> None:
         t = _published(info)
         with self._lock:
+            self._last_callback = time.monotonic()
             self._inputs.last_rx[topic] = max(t, self._inputs.last_rx.get(topic, t))
 
     def last_measured(self) -> np.ndarray | None:
@@ -327,6 +350,7 @@ class InvariantChecker:
         c = self.contract
         n = len(c.action_names)
         with self._lock:
+            self._last_callback = time.monotonic()
             self._apply_events(now)
             problems = self._point_problems(msg, n)
             if problems:
@@ -341,6 +365,7 @@ class InvariantChecker:
         now = _published(info)
         c = self.contract
         with self._lock:
+            self._last_callback = time.monotonic()
             self._apply_events(now)
             problems = []
             if (msg.header.stamp.sec, msg.header.stamp.nanosec) != (0, 0):
@@ -363,6 +388,7 @@ class InvariantChecker:
         now = _published(info)
         values = np.asarray(msg.data, np.float64)
         with self._lock:
+            self._last_callback = time.monotonic()
             self._apply_events(now)
             if values.size != len(self.contract.controller_joints):
                 self._violate(now, "controller", "shape",
@@ -438,10 +464,12 @@ class InvariantChecker:
 
     def _retract_action_jump(self, now: float) -> None:
         """The enable/activate event travels on another topic than the commands: the node's
-        re-anchor jump on ~/action can arrive before it. One action-stream step violation within
-        ``grace_s`` before the event is that allowed jump: retract it."""
+        re-anchor jump on ~/action, published after it, can reach the checker before it. One
+        action-stream step violation published within ``grace_s`` after the event (``now``, its
+        lead-adjusted publication time) is that allowed jump: retract it. A jump published
+        before the event stays a violation."""
         t = self._action_jump_at
-        if t is None or now - t > self.grace_s:
+        if t is None or not now <= t <= now + self.grace_s:
             return
         self._action_jump_at = None
         self.violation_count -= 1
@@ -490,19 +518,36 @@ class CheckerProcess:
                                 args=(child, contract, domain_id, namespace, node_name, kwargs))
         self._proc.start()
         child.close()
-        ready = self._conn.recv() if self._conn.poll(start_timeout) else f"no answer within {start_timeout:g} s"
+        self._broken: str | None = None
+        try:
+            ready = self._conn.recv() if self._conn.poll(start_timeout) else f"no answer within {start_timeout:g} s"
+        except (EOFError, OSError):
+            self._proc.join(5.0)
+            ready = f"it exited (code {self._proc.exitcode})"
         if ready != "ready":
             self.close()
             raise RuntimeError(f"the invariant checker process did not start: {ready}")
 
-    def _call(self, what: str, timeout: float = 10.0) -> Any:
-        self._conn.send(what)
-        if not self._conn.poll(timeout):
-            raise RuntimeError(f"the invariant checker process did not answer {what!r} within {timeout:g} s")
-        ok, value = self._conn.recv()
-        if not ok:
-            raise RuntimeError(f"invariant checker process, {what}: {value}")
-        return value
+    def _call(self, what: str, timeout: float = 30.0) -> Any:
+        """One request, one reply. After a timeout or a dead child the object refuses further
+        calls (a late reply would otherwise answer the next request)."""
+        if self._broken:
+            raise RuntimeError(f"the invariant checker process is unusable: {self._broken}")
+        try:
+            self._conn.send(what)
+            if not self._conn.poll(timeout):
+                self._broken = f"no answer to {what!r} within {timeout:g} s"
+            else:
+                ok, value, spinning = self._conn.recv()
+                if not spinning:
+                    self._broken = "its executor thread died: the stream is no longer checked"
+                elif not ok:
+                    raise RuntimeError(f"invariant checker process, {what}: {value}")
+                else:
+                    return value
+        except (EOFError, OSError):
+            self._broken = f"it exited (code {self._proc.exitcode})"
+        raise RuntimeError(f"the invariant checker process is unusable: {self._broken}")
 
     def counts(self) -> tuple[int, int]:
         return tuple(self._call("counts"))
@@ -514,6 +559,7 @@ class CheckerProcess:
         self._call("finish")
 
     def close(self) -> None:
+        """Stop the child (idempotent)."""
         if self._proc.is_alive():
             try:
                 self._conn.send("close")
@@ -524,6 +570,7 @@ class CheckerProcess:
             self._proc.kill()
             self._proc.join(5.0)
         self._conn.close()
+        self._broken = self._broken or "closed"
 
     def __enter__(self) -> Self:
         return self
@@ -534,19 +581,22 @@ class CheckerProcess:
 
 def _serve_checker(conn: Any, contract: Contract, domain_id: int | None, namespace: str, node_name: str,
                    kwargs: dict[str, Any]) -> None:
-    """CheckerProcess's child: spin a checker, answer the parent's calls until "close" or EOF."""
+    """CheckerProcess's child: spin a checker, answer the parent's calls until "close" or EOF.
+    Each reply is (ok, value, executor thread alive)."""
     import os
+    import signal
 
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    from ..ros.runner import spin
-
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes us
     parent = os.getppid()
-    ctx = rclpy.Context()
     stop = threading.Event()
-    node = checker = executor = thread = None
+    ctx = node = checker = executor = thread = None
     try:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from ..ros.runner import spin
+
+        ctx = rclpy.Context()
         rclpy.init(context=ctx, domain_id=domain_id) if domain_id is not None else rclpy.init(context=ctx)
         node = rclpy.create_node(node_name, namespace=namespace, context=ctx)
         checker = InvariantChecker(node, contract, **kwargs)
@@ -565,9 +615,9 @@ def _serve_checker(conn: Any, contract: Contract, domain_id: int | None, namespa
             if what == "close":
                 break
             try:
-                conn.send((True, calls[what]()))
+                conn.send((True, calls[what](), thread.is_alive()))
             except Exception as e:  # noqa: BLE001 -- report to the parent, keep serving
-                conn.send((False, f"{type(e).__name__}: {e}"))
+                conn.send((False, f"{type(e).__name__}: {e}", thread.is_alive()))
     except EOFError:
         pass
     except Exception as e:  # noqa: BLE001 -- the parent raises it as "did not start: ..."
@@ -585,4 +635,5 @@ def _serve_checker(conn: Any, contract: Contract, domain_id: int | None, namespa
             checker.destroy()
         if node is not None:
             node.destroy_node()
-        rclpy.try_shutdown(context=ctx)
+        if ctx is not None:
+            rclpy.try_shutdown(context=ctx)
