@@ -26,7 +26,8 @@ per stream — ``action`` (``<node>/action``, JointTrajectoryPoint, every tick, 
   shorter off period may never reach it). No action point while not active (same grace).
 - stale inputs (optional, ``max_obs_age`` set): when no joint state or watched image was
   published in the ``max_obs_age + stale_margin`` s before a command, that command is a hold
-  (== the previous one, ``on_stale: hold``) or there is none (``on_stale: silent``).
+  (== the previous one, ``on_stale: hold``) or there is none (``on_stale: silent``). Each input
+  topic is judged from its first message on (discovery is not staleness).
 
 Time is publication time: every message is judged at its DDS source timestamp (the publisher's
 system clock, s since the epoch; ``time.time()`` where the middleware gives none), never at the
@@ -209,7 +210,7 @@ class InvariantChecker:
         elif contract.command_mode == "forward":
             subs.append((Float64MultiArray, commands_topic, self._on_forward, RELIABLE))
         self._stale_topics = ([joint_states_topic] if joint_states_topic else []) + list(image_topics)
-        self._inputs.last_rx = dict.fromkeys(self._stale_topics, now)  # nothing is stale at start
+        # a topic is judged from its first message on: discovery (seconds, topic by topic) is not staleness
         self._subs = [node.create_subscription(t, n, cb, q) for t, n, cb, q in subs]
 
     # ---- results ----------------------------------------------------------------------------
@@ -342,7 +343,7 @@ class InvariantChecker:
         if self.max_obs_age is None or not self._stale_topics:
             return False
         limit = self.max_obs_age + self.stale_margin
-        return any(now - self._inputs.last_rx.get(t, -1e9) > limit for t in self._stale_topics)
+        return any(now - t > limit for t in self._inputs.last_rx.values())
 
     # ---- outputs ----------------------------------------------------------------------------
     def _on_action(self, msg: JointTrajectoryPoint, info: MessageInfo) -> None:
