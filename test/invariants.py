@@ -118,8 +118,7 @@ def live_node(ckpt, params=None, peer_kw=None, loader=None, **checker_kw) -> Ite
                 live.inv = inv
                 yield live
                 live.stop()
-                time.sleep(0.3)
-                inv.finish()
+                inv.finish()  # waits until the last messages arrived
         finally:
             if live is not None:
                 live.close()

@@ -209,8 +209,7 @@ class InvariantChecker:
             subs.append((JointTrajectory, joint_trajectory_topic, self._on_jtc, RELIABLE))
         elif contract.command_mode == "forward":
             subs.append((Float64MultiArray, commands_topic, self._on_forward, RELIABLE))
-        self._stale_topics = ([joint_states_topic] if joint_states_topic else []) + list(image_topics)
-        # a topic is judged from its first message on: discovery (seconds, topic by topic) is not staleness
+        self._joints_topic = joint_states_topic
         self._subs = [node.create_subscription(t, n, cb, q) for t, n, cb, q in subs]
 
     # ---- results ----------------------------------------------------------------------------
@@ -283,6 +282,11 @@ class InvariantChecker:
             enabled, active = (value, self.active) if which == "enabled" else (self.enabled, value)
             self._set_state(t, enabled, active, label)
 
+    def _output_arrived(self, now: float) -> None:
+        """A command published at ``now`` is about to be checked: the events before it apply."""
+        self._last_callback = time.monotonic()
+        self._apply_events(now)
+
     def _set_state(self, now: float, enabled: bool, active: bool, label: str) -> None:
         self.events = [*self.events[-99:], (now, label)]
         was_on, was_active = self.enabled and self.active, self.active
@@ -335,12 +339,14 @@ class InvariantChecker:
             return
         q = pos[[index[n] for n in self.contract.action_names]]
         if np.isfinite(q).all():
-            self._on_input(self._stale_topics[0], info)
+            self._on_input(self._joints_topic, info)
             with self._lock:
                 self._inputs.measured = q
 
     def _inputs_stale(self, now: float) -> bool:
-        if self.max_obs_age is None or not self._stale_topics:
+        """A topic is judged from its first message on: discovery (seconds, topic by topic) is not
+        staleness."""
+        if self.max_obs_age is None:
             return False
         limit = self.max_obs_age + self.stale_margin
         return any(now - t > limit for t in self._inputs.last_rx.values())
@@ -351,8 +357,7 @@ class InvariantChecker:
         c = self.contract
         n = len(c.action_names)
         with self._lock:
-            self._last_callback = time.monotonic()
-            self._apply_events(now)
+            self._output_arrived(now)
             problems = self._point_problems(msg, n)
             if problems:
                 self._violate(now, "action", "shape", problems)
@@ -366,8 +371,7 @@ class InvariantChecker:
         now = _published(info)
         c = self.contract
         with self._lock:
-            self._last_callback = time.monotonic()
-            self._apply_events(now)
+            self._output_arrived(now)
             problems = []
             if (msg.header.stamp.sec, msg.header.stamp.nanosec) != (0, 0):
                 problems.append(f"header.stamp {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} != 0")
@@ -389,8 +393,7 @@ class InvariantChecker:
         now = _published(info)
         values = np.asarray(msg.data, np.float64)
         with self._lock:
-            self._last_callback = time.monotonic()
-            self._apply_events(now)
+            self._output_arrived(now)
             if values.size != len(self.contract.controller_joints):
                 self._violate(now, "controller", "shape",
                               f"{values.size} values for {len(self.contract.controller_joints)} joints")

@@ -157,8 +157,7 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
                 enabled=True, active=True, max_obs_age=float(preset.get("max_obs_age", 0.5)))
             result = _measure(node, world, checker, seconds, rate, window_s, on_window)
             runner.stop()  # deactivate: the single hold, then the node is destroyed
-            time.sleep(0.5)
-            checker.finish()
+            checker.finish()  # waits until the last messages arrived
             result["checker"] = checker.summary()
             result["violations"] = result["checker"]["violations"]
             result["checkpoint"] = ckpt
