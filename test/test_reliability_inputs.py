@@ -316,8 +316,16 @@ def test_anchor_refused_far_outside_limits_walks_in_near(ckpt):
         t0 = time.monotonic()
         lv.node.set_parameters([Parameter("enabled", value=True)])
         cmds = lv.peer.wait_for(lv.peer.trajectories, 40, since=t0)
-        first = np.array([list(m.points[0].positions) for m in cmds])[:, 0]
-        assert first[0] <= 1.3 and (np.diff(first) <= 1e-12).all() and first[-1] < 1.3 - 30 * 0.005 + 1e-9
+        path = np.array([[1.3, 0.0, 0.0]] + [list(m.points[0].positions) for m in cmds])
+        # The step limit scales the whole step by the most constrained joint (policy/safety.py):
+        # while j1 is more than a step outside, the largest joint step is exactly the limit, so
+        # the arm walks at max_velocity, but j1's own share depends on where the policy steers
+        # the other joints (a fixed j1 distance after 40 ticks was flaky: 1 failure in CI).
+        step = np.abs(np.diff(path, axis=0)).max(axis=1) / 0.005
+        outside = path[:-1, 0] > 1.0 + 0.005
+        assert outside[:5].all(), path[:6, 0]
+        assert (step <= 1 + 1e-9).all() and (step[outside] >= 1 - 1e-9).all(), step
+        assert (np.diff(path[:, 0]) < 0)[outside].all(), "j1 walks in on every tick it is outside"
     assert_clean(lv.inv, min_controller=40)
 
 
