@@ -52,7 +52,7 @@ def test_quick_bench_writes_the_documented_json(tmp_path, capsys):
 def test_bench_plot_rejects_wrong_or_missing_inputs(tmp_path, capsys):
     none = tmp_path / "none.json"
     assert sfp_main(["bench", "plot", "--latency", str(none), "--sim", str(none), "--pusht", str(none), "--pusht-pixels", str(none),
-                     "--out", str(tmp_path / "img")]) == 2
+                     "--pusht-pixels-stress", str(none), "--out", str(tmp_path / "img")]) == 2
     assert "no input JSON found" in capsys.readouterr().err
     wrong = tmp_path / "wrong.json"
     wrong.write_text('{"foo": 1}')

@@ -330,6 +330,17 @@ def _check_summarize_matches_run(p, tmp_path, st2, capsys):
     main = [c for c in doc["cells"] if c["label"] == "sfp" and c["episodes"] != episodes]  # run's main evaluation
     assert main and doc["sfp"]["episodes"] == max(episodes, main[0]["episodes"])
     assert "sfp re-anchor every 1" in {c["label"] for c in doc["cells"]}  # the variant's files form their own cell
+    # the figure of this summary: bars of the plain and 5x cells, the delay sweeps of the same cells
+    from streaming_flow_ros.bench.plots import _summary_cells
+    from streaming_flow_ros.cli import main as sfp_main
+
+    by = _summary_cells(doc)["sfp"]
+    assert by["plain"]["label"] == "sfp" and by["rate5x"]["label"] == "sfp 5x rate"
+    assert by["delay"]["4"]["label"] == "sfp delay 4" and by["delay_comp"]["0"] is by["plain"]
+    none = tmp_path / "none.json"
+    assert sfp_main(["bench", "plot", "--pusht-pixels-stress", str(out), "--pusht", str(none), "--latency", str(none),
+                     "--sim", str(none), "--pusht-pixels", str(none), "--out", str(tmp_path / "img_sum")]) == 0
+    assert (tmp_path / "img_sum" / "pusht_pixels_stress.png").stat().st_size > 5000
     # refusals: one file twice, two recipes in one cell, a file that is not an eval result
     plain = [f for f in files if f"_e{episodes}_t40_d0_m1_r8_s0.json" in f.name]
     assert len(plain) == 2

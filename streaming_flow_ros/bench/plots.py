@@ -3,10 +3,10 @@
     sfp bench plot [--latency runs/bench/latency_lc.json] [--sim runs/bench/sim_quality.json] \
         [--pusht runs/pusht/pusht_4k_ic_3seeds_ddpm50.json] [--pusht-equal-time JSON] [--pusht-stress JSON] \
         [--pusht-pixels JSON] \
-        [--pusht-pixels-sfp JSON] [--out docs/img]
+        [--pusht-pixels-sfp JSON] [--pusht-pixels-stress SUMMARY.json] [--out docs/img]
 
 Each figure is drawn only from the numbers in its JSON (written by `sfp bench latency`,
-`sfp bench sim`, `sfp bench pusht run`), so a figure and its table always agree. A missing input
+`sfp bench sim`, `sfp bench pusht run`, `sfp bench pusht summarize`), so a figure and its table always agree. A missing input
 skips its figure (with a message); an input without the expected keys is a clear error.
 
 - ``latency.png``: time to first action (p50, p99 whisker; log scale) and ms per action of every
@@ -17,6 +17,9 @@ skips its figure (with a message); an input without the expected keys is a clear
   expert, and the delay stress scores.
 - ``pusht_pixels.png``: the same for the image task (T3), from ``--pusht-pixels`` (plus the SFP
   of ``--pusht-pixels-sfp`` as sfp_flow16).
+- ``pusht_pixels_stress.png``: from a ``summarize`` JSON (``--pusht-pixels-stress``; per-seed
+  ``eval`` files of several methods): the delay-0 score and the 5x-rate score per method (one dot
+  per training seed), and score against observation delay without and with latency compensation.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +206,76 @@ def plot_pusht(doc: dict[str, Any], out: Path, equal_time: dict[str, Any] | None
     return _save(plt, fig, out, name, f"sfp bench pusht run --task {task}")
 
 
+def _summary_cells(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """method -> {"plain", "rate5x", "delay": {k: cell}, "delay_comp": {k: cell}} from the cells of a
+    ``summarize`` JSON, all at one episode count per method (the count most of its cells have:
+    a ``run`` evaluates the stress cells on fewer episodes than its main one); delay 0 is the plain
+    cell in both sweeps."""
+    by_eps: dict[tuple[str, int], dict[str, Any]] = {}
+    for c in doc["cells"]:
+        m = c["method"]
+        slot = by_eps.setdefault((m, c["episodes"]), {"delay": {}, "delay_comp": {}, "n": 0})
+        slot["n"] += 1
+        # summarize's labels name every condition that differs from the plain evaluation
+        hit = re.fullmatch(rf"{re.escape(m)}(?: delay (\d+))?( 5x rate)?( \(latency comp\.\))?", c["label"])
+        if hit is None:
+            continue
+        delay, rate5, comp = hit.groups()
+        if delay is None and rate5 is None and comp is None:
+            slot["plain"] = c
+        elif delay is None and rate5 and comp is None:
+            slot["rate5x"] = c
+        elif delay is not None and rate5 is None:
+            slot["delay_comp" if comp else "delay"][delay] = c
+    out: dict[str, dict[str, Any]] = {}
+    for (m, _eps), slot in sorted(by_eps.items(), key=lambda kv: (kv[0][0], kv[1]["n"], kv[0][1])):
+        if "plain" in slot:
+            out[m] = slot  # sorted so the episode count with the most cells wins (then the larger)
+    for slot in out.values():
+        del slot["n"]
+        for kind in ("delay", "delay_comp"):
+            if slot[kind]:
+                slot[kind]["0"] = slot["plain"]
+    if not out:
+        raise ValueError("pusht summary: no method has a plain (delay 0, data-rate) cell")
+    return out
+
+
+def plot_summary(doc: dict[str, Any], out: Path, name: str = "pusht_pixels_stress.png") -> Path:
+    """The figure of a ``summarize`` JSON: per method the plain and 5x-rate scores (bars: mean over
+    training seeds, dots: seeds), and the delay sweeps (mean ± std over the seeds)."""
+    plt = _plt()
+    by = _summary_cells(doc)
+    methods = list(by)
+    fig, axes = plt.subplots(1, 3, figsize=(13.8, 3.6))
+    ax = axes[0]
+    for i, m in enumerate(methods):
+        for off, key, hatch in ((-0.18, "plain", None), (0.18, "rate5x", "//")):
+            c = by[m].get(key)
+            if c is None:
+                continue
+            ax.bar(i + off, c["score_mean"], width=0.34, color=COLORS.get(m, "gray"), alpha=0.8, hatch=hatch,
+                   edgecolor="k" if hatch else None, lw=0.5)
+            per = [s["score"] for s in c["seeds"]]
+            ax.plot([i + off] * len(per), per, "k.", ms=5)
+    ax.set_ylim(0, 1.05)
+    _xticks(ax, methods)
+    seeds = sorted({s["seed"] for m in methods for s in by[m]["plain"]["seeds"]})
+    eps = sorted({by[m]["plain"]["episodes"] for m in methods})
+    ax.set_title(f"score: data rate (plain) | 5x rate (hatched); training seeds {seeds}, "
+                 f"{'/'.join(map(str, eps))} episodes", fontsize=8)
+
+    def sweep(kind: str) -> dict[str, dict[str, dict]]:
+        return {m: {k: {"score": c["score_mean"], "score_std": c["score_std"]} for k, c in by[m][kind].items()}
+                for m in methods if by[m][kind]}
+
+    _curves(axes[1], sweep("delay"), "score", "observation delay (control steps)", "delay: score, mean ± std",
+            (0, 1.05))
+    _curves(axes[2], sweep("delay_comp"), "score", "observation delay (control steps)",
+            "delay with latency compensation", (0, 1.05))
+    return _save(plt, fig, out, name, "sfp bench pusht summarize: per-seed evaluations, mean over training seeds")
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=Path, default=Path("runs/bench/latency_lc.json"), help="sfp bench latency JSON")
     p.add_argument("--sim", type=Path, default=Path("runs/bench/sim_quality.json"), help="sfp bench sim JSON")
@@ -216,6 +290,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="sfp bench pusht run --task pixels JSON (T3)")
     p.add_argument("--pusht-pixels-sfp", type=Path, default=Path("runs/pusht/pusht_pixels_sfp_fs16_3seeds.json"),
                    help="optional: a T3 run of SFP alone with --flow-samples 16, drawn as sfp_flow16")
+    p.add_argument("--pusht-pixels-stress", type=Path, default=Path("runs/pusht/pusht_pixels_t3_stress_seeds12.json"),
+                   help="sfp bench pusht summarize JSON of T3 evaluations (plain, delay, 5x rate)")
     p.add_argument("--out", type=Path, default=Path("docs/img"), help="directory for the PNG files")
 
 
@@ -231,7 +307,8 @@ def run(args: argparse.Namespace) -> int:
              lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_equal_time),
                                          stress_doc=_optional_run(args.pusht_stress))),
             (args.pusht_pixels, "pusht pixels", ("settings",),
-             lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_pixels_sfp), "sfp_flow16")))
+             lambda doc, out: plot_pusht(doc, out, _optional_run(args.pusht_pixels_sfp), "sfp_flow16")),
+            (args.pusht_pixels_stress, "pusht pixels summary", ("cells", "delay_loss"), plot_summary))
     args.out.mkdir(parents=True, exist_ok=True)
     made = 0
     for path, what, keys, fn in jobs:
