@@ -73,6 +73,7 @@ def train_toy(v: Variant, task: tasks.ToyTask, steps: int, seed: int) -> tuple[S
     mc = ModelConfig(obs_horizon=1, pred_horizon=H, action_horizon=H, path=v.path, sigma0=v.sigma0,
                      k=v.k, sigma1=v.sigma1, hidden=128, depth=3, time_emb_dim=32)
     cfg = TrainConfig(steps=steps, batch_size=256, lr=1e-3, warmup_steps=100, seed=seed, progress=False, model=mc)
+    torch.manual_seed(seed)  # initial weights from the seed: a toy run is reproducible
     model = SFPModel(mc, spec)
     res = train(model, ChunkSource(task.demos, 1), cfg)
     return res.ema, res.seconds

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 import torch.distributed as dist
 from torch import nn
 
@@ -55,6 +56,7 @@ def train_model_on_dataset(
     cams = [c.name for c in spec.cameras]
     source = WindowDataset(tr, cams, mc.obs_horizon, mc.pred_horizon, state_norm, action_norm)
     val = WindowDataset(va, cams, mc.obs_horizon, mc.pred_horizon, state_norm, action_norm) if va else None
+    torch.manual_seed(cfg.seed)  # the initial weights come from the seed, so --seed reproduces a run
     model = build(spec)
     out = Path(out_dir)
     ckpt_path = out / CHECKPOINT_NAME
