@@ -41,7 +41,7 @@ default-policy: $(STAMP)
 	$(VENV)/bin/sfp dataset build $(DEFAULT_RUN)/bags/episode_* --out $(DEFAULT_RUN)/dataset --overwrite \
 	    --joint-topic /joint_states --camera-topic camera=/camera/image_raw --rate 10 \
 	    --action-source command --action-topic /joint_trajectory_controller/joint_trajectory \
-	    --action-lower=-2.6,-2.7,-2.7 --action-upper=2.6,2.7,2.7
+	    --joints joint1,joint2,joint3 --action-lower=-2.6,-2.7,-2.7 --action-upper=2.6,2.7,2.7
 	$(VENV)/bin/sfp train --dataset $(DEFAULT_RUN)/dataset --out $(DEFAULT_RUN)/train \
 	    --config config/train/sim.yaml --no-resume --no-progress
 	mkdir -p streaming_flow_ros/assets

@@ -26,7 +26,8 @@ from streaming_flow_ros.bench.invariants import Contract, InvariantChecker, Viol
 from streaming_flow_ros.ros.runner import run_node_in_thread, spin
 
 # Node parameters of the live reliability tests: limits +-1 rad, 0.5 rad/s (5 mrad per tick at 100 Hz).
-BASE = {"enabled": True, "max_velocity": [0.5], "position_lower": [-1.0] * 3,
+BASE = {"enabled": True, "max_velocity": [0.5], "controller_joints": ["j1", "j2", "j3"],
+        "position_lower": [-1.0] * 3,
         "position_upper": [1.0] * 3, "diagnostics_period": 0.2, "log_period": 0.0}
 
 __all__ = ["BASE", "Contract", "InvariantChecker", "Live", "Violation", "assert_clean", "checking", "live_node",

@@ -33,7 +33,8 @@ from streaming_flow_ros.ros.runner import (
 
 ROOT = Path(__file__).resolve().parents[1]
 STEP = 0.5 / 100.0  # max_velocity 0.5 rad/s at 100 Hz
-BASE = {"enabled": True, "max_velocity": [0.5], "position_lower": [-1.0] * 3,
+BASE = {"enabled": True, "max_velocity": [0.5], "controller_joints": ["j1", "j2", "j3"],
+        "position_lower": [-1.0] * 3,
         "position_upper": [1.0] * 3, "diagnostics_period": 0.2, "log_period": 0.0}
 
 

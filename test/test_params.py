@@ -27,9 +27,10 @@ def test_defaults_valid_and_round_trip():
 
 def test_coercion_from_ros_values():
     p = NodeParams.from_mapping({"control_rate_hz": 500, "max_velocity": [1, 2.5],
-                                 "controller_joints": None, "lookahead_ticks": 3.0})
+                                 "controller_joints": ["a", "b"], "lookahead_ticks": 3.0})
     assert p.control_rate_hz == 500.0 and isinstance(p.control_rate_hz, float)
-    assert p.max_velocity == (1.0, 2.5) and p.controller_joints == () and p.lookahead_ticks == 3
+    assert p.max_velocity == (1.0, 2.5) and p.controller_joints == ("a", "b") and p.lookahead_ticks == 3
+    assert NodeParams.from_mapping({"controller_joints": None}).controller_joints == ()
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,13 @@ def test_coercion_from_ros_values():
         ({"max_velocity": []}, "max_velocity"),
         ({"max_velocity": [1.0, -1.0]}, "max_velocity"),
         ({"position_lower": [0.0], "position_upper": []}, "position_lower"),
-        ({"position_lower": [1.0], "position_upper": [0.0]}, "lower < upper"),
+        ({"controller_joints": ["a"], "position_lower": [1.0], "position_upper": [0.0]}, "lower < upper"),
+        # per-joint values need the joint names they belong to (never bound by position alone)
+        ({"position_lower": [0.0, 0.0], "position_upper": [1.0, 1.0]}, "controller_joints is empty"),
+        ({"controller_joints": ["a", "b"], "position_lower": [0.0], "position_upper": [1.0]},
+         "1 values for the 2 controller_joints"),
+        ({"max_velocity": [1.0, 2.0]}, "one per controller_joints"),
+        ({"controller_joints": ["a", "b", "c"], "max_velocity": [1.0, 2.0]}, "one per controller_joints"),
         ({"controller_joints": ["a", "a"]}, "controller_joints"),
         ({"integrator": "rk4"}, "integrator"),
         ({"state_blend": 2.0}, "state_blend"),
@@ -70,8 +77,9 @@ def test_with_changes_validates():
 
 
 def test_resolve_limits_intersects_and_scales_velocity():
-    p = NodeParams.from_mapping({"position_lower": [-0.5, -3.0], "position_upper": [2.0, 1.0],
-                                 "max_velocity": [1.0, 2.0], "control_rate_hz": 200.0})
+    p = NodeParams.from_mapping({"controller_joints": ["a", "b"], "position_lower": [-0.5, -3.0],
+                                 "position_upper": [2.0, 1.0], "max_velocity": [1.0, 2.0],
+                                 "control_rate_hz": 200.0})
     lim = resolve_limits(p, SPEC)
     np.testing.assert_allclose(lim.lower, [-0.5, -2.0])
     np.testing.assert_allclose(lim.upper, [1.0, 1.0])
@@ -80,13 +88,26 @@ def test_resolve_limits_intersects_and_scales_velocity():
     assert np.isinf(unbounded.lower).all() and unbounded.max_step.tolist() == [0.01]
 
 
+def test_resolve_limits_binds_by_name_not_order():
+    """The node's limits are written in controller order, the checkpoint's in its own: each value
+    lands on the joint it names (the UR elbow got the pan's +-2 pi when this bound by position)."""
+    p = NodeParams.from_mapping({"controller_joints": ["b", "a"], "position_lower": [-0.1, -0.5],
+                                 "position_upper": [0.1, 0.5], "max_velocity": [3.0, 1.0],
+                                 "control_rate_hz": 100.0})
+    lim = resolve_limits(p, SPEC)  # SPEC lists ("a", "b")
+    np.testing.assert_allclose(lim.lower, [-0.5, -0.1])
+    np.testing.assert_allclose(lim.upper, [0.5, 0.1])
+    np.testing.assert_allclose(lim.max_step, [0.01, 0.03])
+
+
 def test_resolve_limits_errors():
-    with pytest.raises(ValueError, match="for 2 joints"):
-        resolve_limits(NodeParams.from_mapping({"position_lower": [0.0], "position_upper": [1.0]}), SPEC)
-    with pytest.raises(ValueError, match="do not overlap"):
-        resolve_limits(NodeParams.from_mapping({"position_lower": [1.5, 0.0], "position_upper": [3.0, 1.0]}), SPEC)
-    with pytest.raises(ValueError, match="max_velocity"):
-        resolve_limits(NodeParams.from_mapping({"max_velocity": [1.0, 1.0, 1.0]}), SPEC)
+    two = {"controller_joints": ["a", "b"]}
+    with pytest.raises(ValueError, match="do not overlap for joints \\['a'\\]"):
+        resolve_limits(NodeParams.from_mapping({**two, "position_lower": [1.5, 0.0],
+                                                "position_upper": [3.0, 1.0]}), SPEC)
+    with pytest.raises(ValueError, match="do not match"):
+        resolve_limits(NodeParams.from_mapping({"controller_joints": ["a", "c"], "position_lower": [0.0, 0.0],
+                                                "position_upper": [1.0, 1.0]}), SPEC)
 
 
 def test_controller_joints_must_match_checkpoint():
@@ -121,3 +142,24 @@ def test_robot_presets_validate():
             assert topics["commands"]
         spec = IOSpec(p.controller_joints, p.controller_joints)
         resolve_limits(p, spec)
+
+
+PRESETS = sorted((ROOT / "config" / "robots").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=[p.stem for p in PRESETS])
+@pytest.mark.parametrize("order", ["reversed", "alphabetical", "rotated"])
+def test_preset_limits_follow_joint_names_for_any_checkpoint_order(path, order):
+    """Every preset against a checkpoint whose joints are listed in another order than the
+    controller's: each joint gets exactly the preset's limit and speed for its name."""
+    p = NodeParams.from_mapping(yaml.safe_load(path.read_text())["/**"]["ros__parameters"])
+    ctrl = p.controller_joints
+    names = {"reversed": ctrl[::-1], "alphabetical": tuple(sorted(ctrl)),
+             "rotated": ctrl[1:] + ctrl[:1]}[order]
+    lim = resolve_limits(p, IOSpec(names, names))
+    vel = p.max_velocity * len(ctrl) if len(p.max_velocity) == 1 else p.max_velocity
+    for k, name in enumerate(names):
+        c = ctrl.index(name)
+        assert lim.lower[k] == p.position_lower[c] and lim.upper[k] == p.position_upper[c], (name, order)
+        assert lim.max_step[k] == pytest.approx(vel[c] / p.control_rate_hz), (name, order)
+    assert controller_joints(p, IOSpec(names, names)) == ctrl

@@ -29,7 +29,7 @@ from streaming_flow_ros.policy.streaming import load_policy
 from streaming_flow_ros.ros.runner import NodeRunner, create_policy_node, make_executor
 from streaming_flow_ros.spec import CameraSpec, IOSpec
 
-PARAMS = {"position_lower": [-1.0] * 3, "position_upper": [1.0] * 3, "diagnostics_period": 0.1,
+PARAMS = {"controller_joints": ["j1", "j2", "j3"], "position_lower": [-1.0] * 3, "position_upper": [1.0] * 3, "diagnostics_period": 0.1,
           "log_period": 0.0, "enabled": True}
 PROPS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                         HealthCheck.too_slow])
@@ -134,9 +134,8 @@ def hand_cases(good: Path, d: Path, marker: Path) -> dict[str, tuple[Path, str, 
             dict(m["spec"]["cameras"][0], name="cam2"))), "do not match", {}),
         "mono camera, RGB weights": (mutated("mono.safetensors", lambda m: m["spec"]["cameras"][0].update(channels=1)),
                                      "do not match", {}),
-        "4-joint checkpoint, 3 limits": (four, "4 joints", {}),
-        "joint names not the controller's": (other, "do not match", {"position_lower": [], "position_upper": [],
-                                                                    "controller_joints": ["j1", "j2", "j3"]}),
+        "4-joint checkpoint, 3 limits": (four, "do not match", {}),
+        "joint names not the controller's": (other, "do not match", {"position_lower": [], "position_upper": []}),
         "bounds do not overlap the limits": (far, "do not overlap", {}),
     }
 

@@ -52,7 +52,9 @@ class BuildOptions:
     cameras: (name, topic) pairs; empty for a state-only dataset.
     joints: dataset joint order (state and action); None = the first JointState's order.
     action_topic: command topic; None = the one topic of a command type, if unique.
-    command_joints: order of values in unnamed commands (Float64MultiArray, point); None = joints.
+    command_joints: order of values in unnamed commands (Float64MultiArray, point); None = joints
+        (an error when both are None: unnamed values cannot be bound to names by guesswork).
+    action_lower/action_upper: per-joint bounds in ``joints`` order (``joints`` required).
     """
 
     joint_topic: str = "/joint_states"
@@ -82,6 +84,16 @@ class BuildOptions:
             raise ValueError(f"max_gap_s must be > 0, got {self.max_gap_s}")
         if self.min_length < 2:
             raise ValueError(f"min_length must be >= 2 samples, got {self.min_length}")
+        for label, bound in (("action_lower", self.action_lower), ("action_upper", self.action_upper)):
+            if not bound:
+                continue
+            if self.joints is None:  # the first message's order is the driver's, not the user's
+                raise ValueError(
+                    f"{label} gives per-joint bounds: name their joints with joints / --joints "
+                    "(the order of the values)"
+                )
+            if len(bound) != len(self.joints):
+                raise ValueError(f"{label} has {len(bound)} values for joints {list(self.joints)}")
         names = [n for n, _ in self.cameras]
         if len(set(names)) != len(names):
             raise ValueError(f"camera names must be unique: {names}")
@@ -110,9 +122,11 @@ def _joint_rows(msgs: list[B.BagMessage], joints: tuple[str, ...], topic: str) -
 
 
 def _command_rows(
-    msgs: list[B.BagMessage], joints: tuple[str, ...], cmd_joints: tuple[str, ...], topic: str
+    msgs: list[B.BagMessage], joints: tuple[str, ...], cmd_joints: tuple[str, ...] | None, topic: str
 ):
-    """(times, (M, D) positions) of the commands; empty trajectories are skipped."""
+    """(times, (M, D) positions) of the commands; empty trajectories are skipped. Unnamed
+    commands (point, Float64MultiArray) are read in ``cmd_joints`` order, which must be given:
+    the controller's order is not the /joint_states order in general."""
     times, rows = [], []
     order = None
     for m in msgs:
@@ -124,6 +138,11 @@ def _command_rows(
             values = np.asarray(
                 m.msg.positions if m.msgtype == B.TRAJECTORY_POINT else m.msg.data, np.float64
             )
+            if cmd_joints is None:
+                raise ValueError(
+                    f"{topic} carries unnamed positions ({m.msgtype}): give --command-joints (or "
+                    "--joints) naming the controller's joint order"
+                )
             names = list(cmd_joints)
         if len(values) != len(names):
             raise ValueError(f"{topic} at t={m.t_ns} ns: {len(values)} positions for joints {names}")
@@ -189,7 +208,7 @@ def read_streams(
         msgs = by_topic[topic]
         streams.append(Stream(topic, _times(msgs), _image_rows(msgs, opts, topic), {"camera": name}))
     if cmd_topic:
-        t, v = _command_rows(by_topic[cmd_topic], joints, opts.command_joints or joints, cmd_topic)
+        t, v = _command_rows(by_topic[cmd_topic], joints, opts.command_joints or opts.joints, cmd_topic)
         streams.append(Stream(cmd_topic, t, v, {"command": True}))
     return joints, streams
 

@@ -101,6 +101,7 @@ class NodeParams:
                 f"position_lower has {len(self.position_lower)} values, position_upper "
                 f"{len(self.position_upper)}"
             )
+        self._check_per_joint()
         for lo, hi in zip(self.position_lower, self.position_upper):
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"position limits must be finite with lower < upper, got [{lo}, {hi}]")
@@ -109,6 +110,38 @@ class NodeParams:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}")
         self.runtime_config()  # RuntimeConfig validates the pass-through fields
+
+    def _check_per_joint(self) -> None:
+        """Per-joint values are bound to joint names through ``controller_joints``: value k
+        belongs to ``controller_joints[k]``, whatever order the checkpoint lists its joints in.
+        A per-joint list without those names would bind by position to the checkpoint's order,
+        which drivers do not share (UR publishes /joint_states alphabetically), so it is refused."""
+        n = len(self.controller_joints)
+        for name in ("position_lower", "position_upper"):
+            values = getattr(self, name)
+            if values and not n:
+                raise ValueError(
+                    f"{name} gives per-joint limits but controller_joints is empty: set "
+                    "controller_joints to the joint names the values belong to (in the same order)"
+                )
+            if values and len(values) != n:
+                raise ValueError(
+                    f"{name} has {len(values)} values for the {n} controller_joints "
+                    f"{list(self.controller_joints)}"
+                )
+        if len(self.max_velocity) > 1 and len(self.max_velocity) != n:
+            raise ValueError(
+                f"max_velocity has {len(self.max_velocity)} values: give one value for all joints "
+                f"or one per controller_joints entry ({n}: {list(self.controller_joints)})"
+            )
+
+    def per_joint(self, name: str) -> dict[str, float]:
+        """A per-joint parameter as {joint name: value} ({} when unset; one max_velocity value
+        applies to every joint and is returned under the key ``"*"``)."""
+        values = getattr(self, name)
+        if name == "max_velocity" and len(values) == 1:
+            return {"*": values[0]}
+        return dict(zip(self.controller_joints, values))
 
     def runtime_config(self) -> RuntimeConfig:
         """The policy runtime's deployment config (a ChunkRuntimeConfig when ``sampler`` is set,
@@ -199,33 +232,43 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
 
 
 def resolve_limits(params: NodeParams, spec: IOSpec) -> SafetyLimits:
-    """Safety limits for ``spec.action_names``: the intersection of the node's position limits
-    (if set) and the checkpoint's action bounds (if any); unbounded where neither is set.
-    ``max_velocity`` has one value (all joints) or one per action joint.
+    """Safety limits in the checkpoint's action order (``spec.action_names``): the node's
+    position limits (bound to ``controller_joints`` names) intersected with the checkpoint's
+    action bounds (bound to its own action names); unbounded where neither is set.
+    ``max_velocity`` has one value (all joints) or one per controller joint.
 
-    Raises ValueError naming the size mismatch or an empty intersection.
+    Every value is looked up by joint name, so a checkpoint whose joints are listed in another
+    order than the controller's (``sfp dataset build`` takes the first /joint_states order,
+    alphabetical on UR drivers) gets each limit on the joint it was written for.
+
+    Raises ValueError naming the joints that do not match or an empty intersection.
     """
-    d = spec.action_dim
+    names = tuple(spec.action_names)
+    d = len(names)
     lower = np.full(d, -np.inf)
     upper = np.full(d, np.inf)
-    for lo_v, hi_v, label in (
-        (params.position_lower, params.position_upper, "position_lower/upper"),
-        (spec.action_lower, spec.action_upper, "checkpoint action bounds"),
-    ):
-        if lo_v:
-            if len(lo_v) != d:
-                raise ValueError(f"{label} has {len(lo_v)} values for {d} joints {list(spec.action_names)}")
-            lower = np.maximum(lower, np.asarray(lo_v, np.float64))
-        if hi_v:
-            if len(hi_v) != d:
-                raise ValueError(f"{label} has {len(hi_v)} values for {d} joints {list(spec.action_names)}")
-            upper = np.minimum(upper, np.asarray(hi_v, np.float64))
+    ctrl = controller_joints(params, spec)  # validates that the names match the checkpoint's
+    if params.position_lower:
+        lo, hi = params.per_joint("position_lower"), params.per_joint("position_upper")
+        lower = np.maximum(lower, [lo[n] for n in names])
+        upper = np.minimum(upper, [hi[n] for n in names])
+    for bound, label in ((spec.action_lower, "action_lower"), (spec.action_upper, "action_upper")):
+        if bound and len(bound) != d:
+            raise ValueError(f"checkpoint {label} has {len(bound)} values for {d} joints {list(names)}")
+    if spec.action_lower:
+        lower = np.maximum(lower, np.asarray(spec.action_lower, np.float64))
+    if spec.action_upper:
+        upper = np.minimum(upper, np.asarray(spec.action_upper, np.float64))
     if not (lower < upper).all():
-        raise ValueError(f"position limits and checkpoint bounds do not overlap: [{lower}, {upper}]")
-    vel = np.asarray(params.max_velocity, np.float64)
-    if vel.size not in (1, d):
-        raise ValueError(f"max_velocity has {vel.size} values; need 1 or {d}")
-    return SafetyLimits.from_velocity(lower, upper, np.broadcast_to(vel, (d,)), params.control_rate_hz)
+        bad = [n for n, lo_, hi_ in zip(names, lower, upper) if not lo_ < hi_]
+        raise ValueError(
+            f"position limits and checkpoint bounds do not overlap for joints {bad}: "
+            f"[{lower.tolist()}, {upper.tolist()}] in checkpoint order {list(names)}"
+        )
+    vmap = params.per_joint("max_velocity")
+    vel = np.array([vmap.get(n, vmap.get("*", np.nan)) for n in names], np.float64)
+    assert np.isfinite(vel).all(), (vmap, names, ctrl)  # NodeParams validated the lengths
+    return SafetyLimits.from_velocity(lower, upper, vel, params.control_rate_hz)
 
 
 def controller_joints(params: NodeParams, spec: IOSpec) -> tuple[str, ...]:
