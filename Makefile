@@ -1,14 +1,20 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   -- creates .venv, installs pinned deps, runs the policy node on the simulated arm
 #   make test   -- creates .venv, installs pinned deps, runs the test suite
+#   make test-py310 -- Python 3.10 (ROS 2 Humble's): creates .venv-py310 without torch or rclpy,
+#                      imports every module that needs neither and runs the tests that need neither
 # Everything else is a convenience around the `sfp` command installed into .venv.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Python 3.10 from pyenv (override: make test-py310 PY310=/usr/bin/python3.10)
+PY310      ?= $(HOME)/.pyenv/versions/3.10.13/bin/python
+VENV310    ?= .venv-py310
+STAMP310   := $(VENV310)/.installed
 
-.PHONY: venv demo test lint toy eval default-policy clean
+.PHONY: venv demo test test-py310 lint toy eval default-policy clean
 
 venv: $(STAMP)
 
@@ -24,6 +30,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -rfEsR --reruns 1 test
+
+# requirements-py310.txt: no torch (for 3.10 only the multi-GB CUDA build exists) and no rclpy.
+$(STAMP310): requirements-py310.txt setup.py package.xml
+	@test -x "$(PY310)" || { echo "no Python 3.10 at $(PY310): make test-py310 PY310=/path/to/python3.10"; exit 1; }
+	rm -rf $(VENV310)
+	$(PY310) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install --quiet -r requirements-py310.txt
+	$(VENV310)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP310)
+
+test-py310: $(STAMP310)
+	$(VENV310)/bin/python test/py310_check.py
 
 toy: $(STAMP)
 	$(VENV)/bin/sfp toy
@@ -52,4 +70,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check streaming_flow_ros test
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(VENV310) build *.egg-info

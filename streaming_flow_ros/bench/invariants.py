@@ -62,7 +62,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from lifecycle_msgs.msg import TransitionEvent
@@ -77,9 +77,6 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from ..ros.conversions import lookahead_time
 from ..ros.params import NodeParams, controller_joints, resolve_limits
 from ..spec import IOSpec
-
-if TYPE_CHECKING:
-    from typing import Self  # Python >= 3.11; annotations only (Humble runs 3.10)
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # seconds of backlog at 200 Hz
 SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -576,7 +573,7 @@ class CheckerProcess:
         self._conn.close()
         self._broken = self._broken or "closed"
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> CheckerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
@@ -58,9 +58,6 @@ from rosbags.typesys import Stores, TypesysError, get_typestore
 from rosbags.typesys.store import Typestore
 
 from .image_codec import encode_rgb8
-
-if TYPE_CHECKING:
-    from typing import Self  # Python >= 3.11; annotations only (Humble runs 3.10)
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +150,7 @@ class BagWriter:
         self._ts = typestore()
         self._open = False
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> BagWriter:
         self._writer.open()
         self._open = True
         return self
@@ -408,7 +405,7 @@ class BagReader:
                 return ", ".join(str(p) for p in files)
         return str(self.path)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> BagReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

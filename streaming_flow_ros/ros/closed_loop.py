@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -86,7 +86,7 @@ class ClosedLoop:
     obs_to_cmd_ms: list[float] = field(default_factory=list)
     step_ms: list[float] = field(default_factory=list)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> ClosedLoop:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=self.domain_id)
         self.world = SimWorld(seed=self.seed)

@@ -30,16 +30,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..data.bags import CLOCK, BagReader
-
-if TYPE_CHECKING:
-    from typing import Self  # Python >= 3.11; annotations only (Humble runs 3.10)
 
 log = logging.getLogger(__name__)
 INTERFACE_DIRS = ("msg", "srv", "action")
@@ -250,7 +247,7 @@ class BagPlayer:
             self._closed = True
             self.node.destroy_node()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> BagPlayer:
         return self
 
     def __exit__(self, *exc: object) -> None:

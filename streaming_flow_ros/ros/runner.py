@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
@@ -88,7 +88,7 @@ class NodeRunner:
         self.executor.shutdown()
         self.node.destroy_node()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> NodeRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
