@@ -340,7 +340,12 @@ def _camera(text: str) -> tuple[str, str] | None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "bags", nargs="+", type=Path, metavar="BAG", help="rosbag2 directories or .mcap/.db3 files"
+        "bags",
+        nargs="+",
+        type=Path,
+        metavar="BAG",
+        help="rosbag2 directories or .mcap/.db3 files, or one LeRobotDataset v3.0 directory (meta/info.json; "
+        "then only --out, --overwrite, --image-size and --image-channels apply, the rate is its fps)",
     )
     parser.add_argument("--out", type=Path, required=True, help="dataset directory to write")
     parser.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
@@ -418,7 +423,19 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = build_dataset(list(args.bags), args.out, options_from_args(args), overwrite=args.overwrite)
+    opts = options_from_args(args)
+    from . import lerobot
+
+    if len(args.bags) == 1 and not args.bags[0].exists() and lerobot.HUB_ID.match(str(args.bags[0])):
+        lerobot.check_local_path(args.bags[0])  # maybe a hub id such as lerobot/pusht: download it first
+    if any(lerobot.is_lerobot_dataset(b) for b in args.bags):  # meta/info.json: a LeRobot dataset
+        if len(args.bags) != 1:
+            raise ValueError(f"give one LeRobot dataset directory at a time, got {[str(b) for b in args.bags]}")
+        path = lerobot.build_from_lerobot(
+            args.bags[0], args.out, opts.image_height, opts.image_width, opts.image_channels, args.overwrite
+        )
+    else:
+        path = build_dataset(list(args.bags), args.out, opts, overwrite=args.overwrite)
     from .episodes import load_dataset
 
     spec, episodes = load_dataset(path)
