@@ -23,6 +23,7 @@ setup(
         (f"share/{PACKAGE}/config/robots", glob("config/robots/*.yaml")),
         (f"share/{PACKAGE}/config/controllers", glob("config/controllers/*.yaml")),
         (f"share/{PACKAGE}/config/train", glob("config/train/*.yaml")),
+        (f"share/{PACKAGE}/config/dds", glob("config/dds/*.xml")),
     ],
     install_requires=["setuptools", "numpy", "pyyaml", "safetensors", "rosbags"],
     extras_require={"test": ["pytest", "hypothesis"]},
