@@ -26,13 +26,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dataset export-lerobot": ("streaming_flow_ros.data.lerobot_export", "training dataset -> LeRobotDataset v3.0"),
     "dataset record-sim": ("streaming_flow_ros.sim.record", "record expert demos on the sim as bags"),
     "bench step": ("streaming_flow_ros.bench.step", "per-step latency of the runtime"),
-    "bench node": ("streaming_flow_ros.bench.node", "the real node's tick timing and latency"),
+    "bench node": ("streaming_flow_ros.ros.bench.node", "the real node's tick timing and latency"),
     "bench latency": ("streaming_flow_ros.bench.latency", "SFP vs chunk baselines, side by side"),
     "bench sim": ("streaming_flow_ros.bench.sim_quality", "simulator task quality (T4) through the node: SFP vs baselines"),
     "bench pusht": ("streaming_flow_ros.bench.pusht.cli", "Push-T task quality (state or pixels): collect / train / eval / run / summarize"),
     "bench plot": ("streaming_flow_ros.bench.plots", "the PNG figures of docs/BENCHMARKS.md from the benchmark JSON"),
     "bench compare": ("streaming_flow_ros.bench.compare", "what changed between two runs of a benchmark (JSON A vs B)"),
-    "soak": ("streaming_flow_ros.bench.soak", "long run of the node on the simulator"),
+    "soak": ("streaming_flow_ros.ros.bench.soak", "long run of the node on the simulator"),
 }
 
 

@@ -1,5 +1,5 @@
 """The invariant checker for live node tests (not a test module): attach
-``streaming_flow_ros.bench.invariants.InvariantChecker`` to a running PolicyNode over DDS, spin it
+``streaming_flow_ros.ros.bench.invariants.InvariantChecker`` to a running PolicyNode over DDS, spin it
 in its own thread, and assert it saw no violation. Every reliability test that runs the node
 uses it, mostly through ``live_node``::
 
@@ -22,7 +22,7 @@ from rclpy.executors import SingleThreadedExecutor
 from ros_harness import Peer, ros_context, wait_until
 from sensor_msgs.msg import Image, JointState
 
-from streaming_flow_ros.bench.invariants import Contract, InvariantChecker, Violation
+from streaming_flow_ros.ros.bench.invariants import Contract, InvariantChecker, Violation
 from streaming_flow_ros.ros.runner import run_node_in_thread, spin
 
 # Node parameters of the live reliability tests: limits +-1 rad, 0.5 rad/s (5 mrad per tick at 100 Hz).
@@ -41,7 +41,7 @@ def checking(ctx: rclpy.Context, policy_node, *, settle_s: float = 0.3, **kwargs
     InvariantChecker (topics, max_obs_age, ...). Waits ``settle_s`` for discovery first.
     On exit waits briefly for in-flight messages, then stops spinning."""
     node = rclpy.create_node("sfp_invariants", context=ctx)
-    kwargs.setdefault("enabled", bool(policy_node._cfg.enabled))
+    kwargs.setdefault("enabled", bool(policy_node.params_in_effect.enabled))
     kwargs.setdefault("active", policy_node.lifecycle_state == "active")
     checker = InvariantChecker(node, Contract.from_node(policy_node),
                                policy_node=policy_node.get_fully_qualified_name(), **kwargs)
@@ -113,7 +113,7 @@ def live_node(ckpt, params=None, peer_kw=None, loader=None, **checker_kw) -> Ite
         try:
             runner = run_node_in_thread(ctx, {"checkpoint": ckpt, **BASE, **(params or {})}, loader=loader)
             live = Live(ctx, peer, runner)
-            checker_kw.setdefault("max_obs_age", live.node._cfg.max_obs_age)  # None: no stale rule
+            checker_kw.setdefault("max_obs_age", live.node.params_in_effect.max_obs_age)  # None: no stale rule
             checker_kw.setdefault("image_topics", ["image_raw"])
             with checking(ctx, live.node, **checker_kw) as inv:
                 live.inv = inv

@@ -30,7 +30,7 @@ def test_joint_positions_by_name_any_order_extra_ignored():
         (["a", "b"], [1.0, 2.0], r"lacks joints \['c'\]"),
         (["a", "b", "c", "a"], [1.0, 2.0, 3.0, 4.0], "repeats joint names"),
         (["a", "b", "c"], [1.0, 2.0], "3 names but 2 positions"),
-        (["a", "b", "c"], [1.0, math.nan, 3.0], r"non-finite positions for \['b'\]"),
+        (["a", "b", "c"], [1.0, math.nan, 3.0], r"non-finite or absurd positions for \['b'\]"),
         (["a", "b", "c"], [1.0, 2.0, math.inf], "non-finite"),
     ],
 )

@@ -23,7 +23,8 @@ from rosgraph_msgs.msg import Clock
 from std_srvs.srv import SetBool
 
 from streaming_flow_ros.bench.common import CpuSteal
-from streaming_flow_ros.ros.node import PolicyNode, reanchor_period
+from streaming_flow_ros.policy.control import LoopConfig, reanchor_period
+from streaming_flow_ros.ros.node import PolicyNode
 from streaming_flow_ros.ros.runner import (
     NodeRunner,
     create_policy_node,
@@ -171,10 +172,10 @@ def test_reanchor_horizon_runs_each_plan_for_the_action_horizon(ckpt):
     """reanchor: horizon starts a plan every action_horizon data periods (the paper's receding
     horizon), whatever the camera rate: flow time then reaches action_horizon / H between starts."""
     spies = []
-    with running(ckpt, params={"reanchor": "horizon"}, peer_kw={"img_hz": 30.0}, loader=spy_loader(spies)) as (node, _):
+    with running(ckpt, params={"reanchor": "horizon"}, peer_kw={"img_hz": 30.0}, loader=spy_loader(spies)):
         assert wait_until(lambda: spies and spies[0].starts >= 1, 5.0), "first plan after activation"
         spy = spies[0]
-        period = reanchor_period(node.params, spy)
+        period = reanchor_period(LoopConfig(reanchor="horizon"), spy)
         time.sleep(2.0)
         ts = [t for t, _ in spy.steps]
     assert period == round(spy.action_horizon * 100.0 / spy.spec.data_rate_hz)

@@ -103,3 +103,15 @@ def test_validation():
         buf.add_state(0.0, [np.nan, 0.0])
     with pytest.raises(ValueError):
         buf.add_frame("other", 0.0, img(0))
+
+
+def test_future_stamp_counts_from_receipt():
+    """A sample stamped 0.4 s ahead (another machine's clock) is kept with its stamp for pairing,
+    but its staleness counts from its receipt: stale after max_age, not max_age + 0.4."""
+    b = ObsBuffer(2, (), obs_horizon=1)
+    b.add_state(10.4, np.zeros(2), received=10.0)
+    assert b.latest_state()[0] == 10.4
+    assert b.stale_reason(10.45, 0.5) is None
+    assert "stale" in b.stale_reason(10.55, 0.5)
+    b.add_state(10.6, np.zeros(2))  # no receipt time: the stamp counts
+    assert b.stale_reason(11.05, 0.5) is None

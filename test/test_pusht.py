@@ -24,6 +24,7 @@ from streaming_flow_ros.bench.pusht.evaluate import (
     EvalSettings,
     default_reanchor,
     rollout,
+    runtime_config,
 )
 from streaming_flow_ros.bench.pusht.methods import METHODS
 from streaming_flow_ros.bench.pusht.metrics import (
@@ -143,12 +144,14 @@ def test_rollout_delay_and_rate(delay, mult, reanchor):
 
 @pytest.mark.parametrize("comp", [False, True])
 def test_latency_comp_passes_now_so_the_plan_knows_its_age(comp):
-    """With latency_comp, start() gets now = the control step's time, so the observation's age
-    (now - stamp) is exactly the injected delay; without it no ``now`` (every plan current)."""
+    """start() gets now = the control step's time (the node's loop always passes it), so the
+    observation's age (now - stamp) is exactly the injected delay; whether a method compensates
+    it is the runtime's skip_elapsed, which latency_comp sets."""
     pol = _Recorder()
     rollout(pol, _Env(), 0, EvalSettings(episodes=1, max_steps=20, delay=3, reanchor_every=2, latency_comp=comp))
     ages = pol.ages[2:]  # the first observations are clamped at step 0 (younger than the delay)
-    assert ages and all(a == (pytest.approx(3 / 10) if comp else None) for a in ages)
+    assert ages and all(a == pytest.approx(3 / 10) for a in ages)
+    assert runtime_config("sfp", 10.0, latency_comp=comp).skip_elapsed is comp
 
 
 @pytest.mark.parametrize(("delay", "mult"), [(0, 1), (2, 1), (0, 5)])

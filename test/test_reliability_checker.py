@@ -197,7 +197,7 @@ def test_enable_event_arriving_after_the_reanchor_jump_is_not_a_violation():
     """The node re-anchors ~/action on enable, after the parameter event; the event may still
     reach the checker after that jump (another topic). One jump published within grace_s after
     the event is retracted; one published before it, or later, stays."""
-    import streaming_flow_ros.bench.invariants as inv_mod
+    import streaming_flow_ros.ros.bench.invariants as inv_mod
 
     chk = inv_mod.InvariantChecker.__new__(inv_mod.InvariantChecker)
     chk.violation_count, chk.rule_counts, chk.violations, chk.keep, chk.grace_s = 0, {}, [], 10, 0.5
@@ -258,7 +258,7 @@ def test_a_stalled_checker_judges_by_publication_time(rig):
 def test_checker_process_checks_over_dds_and_reports_a_bad_start():
     """`sfp soak`'s checker runs in its own process: it must see the stream over DDS, answer
     for its counts and rules, and fail loudly (not check nothing) when it cannot start."""
-    from streaming_flow_ros.bench.invariants import CheckerProcess
+    from streaming_flow_ros.ros.bench.invariants import CheckerProcess
 
     with ros_context() as ctx:
         with pytest.raises(RuntimeError, match="did not start: TypeError"):

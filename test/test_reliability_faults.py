@@ -358,7 +358,7 @@ def test_enable_and_lifecycle_flips(ckpt):
     with live_node(ckpt) as lv:
         node = lv.node
         for _ in range(12):
-            node.set_parameters([Parameter("enabled", value=not node._cfg.enabled)])
+            node.set_parameters([Parameter("enabled", value=not node.params_in_effect.enabled)])
             time.sleep(float(rng.uniform(0.005, 0.25)))
         node.set_parameters([Parameter("enabled", value=True)])
         for _ in range(2):
@@ -377,7 +377,7 @@ def test_unexpected_exception_in_an_input_callback(ckpt, monkeypatch):
     stopped, no hold was sent)."""
     from streaming_flow_ros.ros import conversions as cv
 
-    real_image, real_joints, calls = cv.image_to_model, cv.joint_positions, [0]
+    real_image, calls = cv.image_to_model, [0]
 
     def flaky(real, exc):
         def f(*args):
@@ -390,12 +390,13 @@ def test_unexpected_exception_in_an_input_callback(ckpt, monkeypatch):
     with live_node(ckpt) as lv:
         node, tel = lv.node, lv.node.telemetry
         e0 = tel.input_errors
+        real_joints = node._joints.update  # the joint-state merger the callback calls
         monkeypatch.setattr(cv, "image_to_model", flaky(real_image, MemoryError))
-        monkeypatch.setattr(cv, "joint_positions", flaky(real_joints, RuntimeError))
+        monkeypatch.setattr(node._joints, "update", flaky(real_joints, RuntimeError))
         n0, t0 = tel.ticks, node.now_s()
         time.sleep(1.0)
         monkeypatch.setattr(cv, "image_to_model", real_image)
-        monkeypatch.setattr(cv, "joint_positions", real_joints)
+        monkeypatch.setattr(node._joints, "update", real_joints)
         assert lv.runner._thread.is_alive(), "the executor thread died"
         assert tel.ticks - n0 > 0.5 * RATE * (node.now_s() - t0), "ticks stopped"
         assert tel.input_errors - e0 > 10 and tel.tick_errors == 0

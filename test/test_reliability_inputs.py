@@ -23,6 +23,7 @@ from ros_harness import JOINTS, make_checkpoint, ros_context, wait_until
 from sensor_msgs.msg import Image, JointState
 
 from streaming_flow_ros.data.image_codec import ENCODINGS, decode_image
+from streaming_flow_ros.policy.joints import MAX_ABS_POSITION
 from streaming_flow_ros.ros import conversions as cv
 from streaming_flow_ros.ros.node import PARAM_NAMES
 from streaming_flow_ros.ros.params import NodeParams
@@ -87,10 +88,14 @@ def joint_msgs(draw, values: np.ndarray | None = None) -> JointState:
     return JointState(name=list(names), position=pos, velocity=vel)
 
 
-def valid_joint_msg(msg: JointState) -> bool:
+def valid_joint_msg(msg: JointState, partial: bool = False) -> bool:
+    """Usable for JOINTS (all of them; ``partial``: at least one, as a split joint state)."""
     names, pos = list(msg.name), np.asarray(msg.position, np.float64)
-    return (len(names) == pos.size and len(set(names)) == len(names) and set(JOINTS) <= set(names)
-            and np.isfinite(pos[[names.index(j) for j in JOINTS]]).all())
+    mine = [j for j in JOINTS if j in names]
+    if len(names) != pos.size or len(set(names)) != len(names) or not mine:
+        return False
+    values = pos[[names.index(j) for j in mine]]
+    return (partial or len(mine) == len(JOINTS)) and bool((np.abs(values) <= MAX_ABS_POSITION).all())
 
 
 # ---- conversions (pure) ------------------------------------------------------------------------
@@ -131,7 +136,9 @@ def test_image_hand_cases():
     cases = {
         "unknown encoding": (Image(height=8, width=8, encoding="yuv422", step=16, data=bytes(128)), "encoding"),
         "zero size": (Image(height=0, width=8, encoding="rgb8", step=24, data=b""), "zero size"),
-        "huge": (Image(height=UINT32_MAX, width=UINT32_MAX, encoding="mono8", step=UINT32_MAX, data=bytes(3)), "exceeds"),
+        "huge": (Image(height=UINT32_MAX, width=UINT32_MAX, encoding="rgb8", step=UINT32_MAX, data=bytes(3)), "exceeds"),
+        "depth into an RGB model": (Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16)), "depth"),
+        "16-bit depth into an RGB model": (Image(height=2, width=2, encoding="16UC1", step=4, data=bytes(8)), "depth"),
         "truncated": (Image(height=8, width=8, encoding="rgb8", step=24, data=ok.tobytes()[:100]), "bytes"),
         "step < row": (Image(height=8, width=8, encoding="rgb8", step=20, data=bytes(160)), "step"),
         "step 2**32-1 (3 bytes)": (Image(height=1, width=1, encoding="rgb8", step=UINT32_MAX, data=bytes(3)), "step"),
@@ -140,10 +147,11 @@ def test_image_hand_cases():
         "inf 32FC1": (Image(height=2, width=2, encoding="32FC1", step=8,
                             data=np.array([0.5, np.inf, 0.1, 0.2], "<f4").tobytes()), "non-finite"),
     }
-    for msg, match in cases.values():
+    mono = CameraSpec("depth", 32, 32, 1)
+    for name, (msg, match) in cases.items():
         tally("images")
         with pytest.raises(ValueError, match=match):
-            cv.image_to_model(msg, CAM)
+            cv.image_to_model(msg, mono if name.endswith("32FC1") else CAM)
     # wrong dimensions for the model are resized, not rejected (any size -> the camera's size)
     for h, w, enc in ((1, 1, "rgb8"), (480, 640, "bgr8"), (7, 300, "mono16")):
         tally("images")
@@ -214,8 +222,8 @@ def test_joint_callback_never_raises_and_measured_is_sane(cfg_node, msg, offset)
     before = None if node._measured is None else node._measured.copy()
     errors = node.telemetry.input_errors
     node._on_joints(msg)  # must not raise
-    future = offset is not None and offset > 0.5
-    if not valid_joint_msg(msg) or future:
+    future = offset is not None and offset > 0.5  # max_obs_age: the most a stamp may lead
+    if not valid_joint_msg(msg, partial=True) or future:
         assert node.telemetry.input_errors == errors + 1
         assert (before is None and node._measured is None) or np.array_equal(before, node._measured)
     if node._measured is not None:
@@ -301,7 +309,7 @@ def test_anchor_refused_far_outside_limits_walks_in_near(ckpt):
     a reason; slightly out (within 1 s of travel) -> anchors and walks in at the step limit."""
     with live_node(ckpt, {"enabled": False}) as lv:
         lv.peer.follow = False
-        for bad in ([5.0, 0.0, 0.0], [1e300, 0.0, 0.0], [0.0, -3.0, 0.0]):
+        for bad in ([5.0, 0.0, 0.0], [0.0, -3.0, 0.0]):
             tally("joint_states")
             lv.peer.positions = np.array(bad)
             time.sleep(0.1)
@@ -312,6 +320,17 @@ def test_anchor_refused_far_outside_limits_walks_in_near(ckpt):
             assert len(lv.peer.take(lv.peer.trajectories)) == n, "nothing sent from a bad anchor"
             lv.node.set_parameters([Parameter("enabled", value=False)])
             time.sleep(0.1)
+        # an absurd value is an input error: never an anchor, the joints go stale, nothing streams
+        e0 = lv.node.telemetry.input_errors
+        lv.peer.positions = np.array([1e300, 0.0, 0.0])
+        time.sleep(0.8)  # > max_obs_age: the last good state has aged out
+        n = len(lv.peer.take(lv.peer.trajectories))
+        lv.node.set_parameters([Parameter("enabled", value=True)])
+        time.sleep(0.3)
+        assert lv.node.telemetry.input_errors > e0 + 10 and "joints" in lv.node.status_reason, lv.node.status_reason
+        assert len(lv.peer.take(lv.peer.trajectories)) == n, "nothing sent from an absurd state"
+        lv.node.set_parameters([Parameter("enabled", value=False)])
+        time.sleep(0.1)
         lv.peer.positions = np.array([1.3, 0.0, 0.0])  # 0.3 rad out; 1 s of travel = 0.5 rad
         t0 = time.monotonic()
         lv.node.set_parameters([Parameter("enabled", value=True)])

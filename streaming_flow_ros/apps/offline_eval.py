@@ -1,12 +1,14 @@
-"""Closed-loop evaluation of a runtime policy on the numpy simulator, without ROS: the same
-observation assembly and tick loop as the node, in one thread, deterministic and fast. Used to
-select training settings; the through-the-node numbers come from `sfp eval sim`.
+"""Closed-loop evaluation of a runtime policy on the numpy simulator, without ROS: the node's
+own ControlLoop (policy/control.py) on the simulated clock, in one thread, deterministic and
+fast. Used to select training settings and defaults; the through-the-node numbers come from
+`sfp eval sim`.
 
 Like the node, every action passes the safety filter with the sim preset's position and velocity
-limits (config/robots/sim.yaml; ``--no-safety`` to skip it), and each plan is anchored at the
-last safe command.
+limits (config/robots/sim.yaml; ``--no-safety`` to skip it), plans start on the node's
+``reanchor`` cadence, and each plan is anchored at the last safe command.
 
-    python -m streaming_flow_ros.apps.offline_eval CHECKPOINT [--episodes 50] [--rate 100] [--sampler ddpm]
+    python -m streaming_flow_ros.apps.offline_eval CHECKPOINT [--episodes 50] [--rate 100] \
+        [--reanchor horizon] [--no-skip-elapsed] [--sampler ddpm]
 
 For a chunk baseline (``--sampler``) this is the zero-latency reference: the simulated time stands
 still while a chunk is sampled, so the result shows the quality of the samples alone.
@@ -21,8 +23,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..policy.control import ControlLoop, LatestObservation, LoopConfig, TickInputs
 from ..policy.protocol import Observation, RuntimeConfig, RuntimePolicy
-from ..policy.safety import SafetyFilter, SafetyLimits
+from ..policy.safety import SafetyLimits
 from ..policy.streaming import load_policy
 from ..presets import load_preset
 from ..ros.params import NodeParams, resolve_limits  # plain dataclasses, no rclpy
@@ -33,22 +36,23 @@ from ..sim.task import scene_for_seed
 
 @dataclass
 class PolicySource:
-    """Drives a RuntimePolicy from the simulator's observations, like the node does: a new
-    observation every data period (history of T_o samples), re-anchoring every
-    ``reanchor_every`` observations; one policy step per control tick."""
+    """Drives a RuntimePolicy from the simulator's observations through the node's ControlLoop:
+    a new observation every data period (history of T_o samples), plans started on ``loop``'s
+    re-anchor cadence; one loop tick per control tick."""
 
     policy: RuntimePolicy
-    reanchor_every: int = 1
-    limits: SafetyLimits | None = None  # None: no safety filter
+    loop_config: LoopConfig
+    limits: SafetyLimits | None = None  # None: no position or step limits
 
     def __post_init__(self) -> None:
-        self.safety = SafetyFilter(self.limits) if self.limits is not None else None
+        d = self.policy.spec.action_dim
+        limits = self.limits or SafetyLimits(np.full(d, -np.inf), np.full(d, np.inf), np.full(d, np.inf))
+        self.plans = LatestObservation(self.policy.prepare)
+        self.loop = ControlLoop(self.policy, limits, self.loop_config, self.plans)
         self.period = 1.0 / self.policy.spec.data_rate_hz
         self.q_hist: deque = deque(maxlen=self.policy.obs_horizon)
         self.img_hist: deque = deque(maxlen=self.policy.obs_horizon)
         self.next_obs = 0.0
-        self.count = 0
-        self.started = False
 
     def __call__(self, obs: SimObservation) -> np.ndarray:
         if obs.time >= self.next_obs - 1e-9:
@@ -58,24 +62,11 @@ class PolicySource:
             while len(self.q_hist) < self.q_hist.maxlen:  # pad the first history by repetition
                 self.q_hist.appendleft(self.q_hist[0])
                 self.img_hist.appendleft(self.img_hist[0])
-            if not self.started:
-                self.policy.reset(obs.position)
-                if self.safety is not None:
-                    self.safety.reset(obs.position)
-                self.started = True
-            if self.count % self.reanchor_every == 0:
-                images = {CAMERA_NAME: np.stack(self.img_hist)} if self.policy.spec.cameras else {}
-                plan = self.policy.prepare(Observation(np.stack(self.q_hist), images, obs.time))
-                anchor = self.safety.last if self.safety is not None else None
-                self.policy.start(plan, measured_state=obs.position, anchor=anchor)
-            self.count += 1
-        action = self.policy.step().action
-        if self.safety is None:
-            return action
-        safe = self.safety(action)
-        if safe.rejected:
-            self.policy.reset(safe.action)
-        return safe.action
+            images = {CAMERA_NAME: np.stack(self.img_hist)} if self.policy.spec.cameras else {}
+            self.plans.offer(Observation(np.stack(self.q_hist), images, obs.time))
+        out = self.loop.tick(obs.time, TickInputs.simulated(obs.position, obs.position))
+        assert out.command is not None, out.hold  # fresh simulated inputs: the loop always commands
+        return out.command
 
 
 def preset_limits(name: str, policy: RuntimePolicy, control_rate_hz: float) -> SafetyLimits:
@@ -86,11 +77,12 @@ def preset_limits(name: str, policy: RuntimePolicy, control_rate_hz: float) -> S
 
 
 def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate_hz: float = 100.0,
-             reanchor_every: int = 1, runtime: RuntimeConfig | None = None,
+             reanchor: str = "horizon", reanchor_ticks: int = 10, runtime: RuntimeConfig | None = None,
              preset: str | None = "sim") -> dict:
     """Success/collision rates over ``episodes`` scenes (seeds disjoint from the training seeds
-    by default), with per-episode metrics. ``preset``: the robot preset whose limits the safety
-    filter applies, as in the node (None: no safety filter)."""
+    by default), with per-episode metrics, through the node's ControlLoop with its ``reanchor``
+    cadence. ``preset``: the robot preset whose limits the safety filter applies, as in the
+    node (None: no safety filter)."""
     cfg = runtime or RuntimeConfig(control_rate_hz=control_rate_hz)
     per, limits = [], None
     for i in range(episodes):
@@ -98,7 +90,8 @@ def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate
         if preset and limits is None:  # the same checkpoint every episode: build the limits once
             limits = preset_limits(preset, policy, control_rate_hz)
         s = episode_seed(seed, i)
-        rec = rollout(scene_for_seed(s), PolicySource(policy, reanchor_every, limits), command_rate_hz=control_rate_hz,
+        loop = LoopConfig(control_rate_hz=control_rate_hz, reanchor=reanchor, reanchor_ticks=reanchor_ticks)
+        rec = rollout(scene_for_seed(s), PolicySource(policy, loop, limits), command_rate_hz=control_rate_hz,
                       stop_after_success=0.3)
         m = rec.metrics
         per.append({"seed": s, "success": bool(m.success), "collision": bool(m.collision),
@@ -119,19 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seed", type=int, default=1000)
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
-    p.add_argument("--reanchor-every", type=int, default=8, help="observations per re-anchor (sim preset: 8)")
+    p.add_argument("--reanchor", choices=("observation", "ticks", "horizon"), default="horizon",
+                   help="plan cadence, as the node's parameter (sim preset: horizon)")
+    p.add_argument("--reanchor-ticks", type=int, default=10, help="ticks per plan with --reanchor ticks")
+    p.add_argument("--no-skip-elapsed", action="store_true", help="no latency compensation (node: skip_elapsed)")
     p.add_argument("--start-sigma", type=float, default=0.0, help="start noise on the first plan (sim preset: 0)")
     p.add_argument("--noise-seed", type=int, default=0, help="runtime seed of episode 0 (episode i: + i)")
     p.add_argument("--no-safety", action="store_true", help="skip the node's safety filter (sim preset limits)")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "euler"),
                    help="chunk-baseline checkpoints: the sampler (default: the checkpoint kind's)")
     a = p.parse_args(argv)
-    rc = RuntimeConfig(control_rate_hz=a.rate, start_sigma=a.start_sigma, start_noise="first", seed=a.noise_seed)
+    rc = RuntimeConfig(control_rate_hz=a.rate, start_sigma=a.start_sigma, start_noise="first", seed=a.noise_seed,
+                       skip_elapsed=not a.no_skip_elapsed)
     if a.sampler:
         from ..baselines.runtime import ChunkRuntimeConfig
 
         rc = ChunkRuntimeConfig.extend(rc, sampler=a.sampler)
-    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor_every, rc, None if a.no_safety else "sim")
+    r = evaluate(a.checkpoint, a.episodes, a.seed, a.rate, a.reanchor, a.reanchor_ticks, rc,
+                 None if a.no_safety else "sim")
     print(json.dumps({k: v for k, v in r.items() if k != "per_episode"}))
     return 0
 

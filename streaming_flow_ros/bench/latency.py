@@ -393,7 +393,7 @@ def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0,
                         methods: list[str] | None = None) -> dict[str, Any]:
     """Each method's (untrained, default-size, one 96x96 camera) checkpoint in the real node at
     ``rate`` Hz with a 30 Hz camera stream: ticks, period error, observation-to-command."""
-    from .node import compare_methods
+    from ..ros.bench.node import compare_methods
 
     spec = bench_specs()["image"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,6 +34,7 @@ from .protocol import Observation
 class _Item:
     stamp: float
     value: np.ndarray
+    fresh_at: float  # min(stamp, receive time): a stamp from the future cannot extend freshness
 
 
 class _Series:
@@ -46,7 +47,8 @@ class _Series:
         self.items: deque[_Item] = deque(maxlen=maxlen)
         self.stamps: deque[float] = deque(maxlen=maxlen)
 
-    def add(self, stamp: float, value: np.ndarray) -> None:
+    def add(self, stamp: float, value: np.ndarray, received: float | None = None) -> None:
+        fresh_at = stamp if received is None else min(stamp, received)
         if self.stamps and stamp < self.stamps[-1]:
             if stamp < self.stamps[-1] - self.CLOCK_RESET:
                 self.items.clear()
@@ -59,10 +61,10 @@ class _Series:
                     self.items.popleft()
                     self.stamps.popleft()
                     i -= 1
-                self.items.insert(i, _Item(stamp, value))
+                self.items.insert(i, _Item(stamp, value, fresh_at))
                 self.stamps.insert(i, stamp)
                 return
-        self.items.append(_Item(stamp, value))
+        self.items.append(_Item(stamp, value, fresh_at))
         self.stamps.append(stamp)
 
     def latest(self) -> _Item | None:
@@ -125,22 +127,24 @@ class ObsBuffer:
             self._states = _Series(self._states.items.maxlen or 1024)
             self._frames = {c: _Series(s.items.maxlen or 64) for c, s in self._frames.items()}
 
-    def add_state(self, stamp: float, state: np.ndarray) -> None:
-        """Add a joint-state vector (D_s,) (model state order, finite) stamped ``stamp`` s."""
+    def add_state(self, stamp: float, state: np.ndarray, received: float | None = None) -> None:
+        """Add a joint-state vector (D_s,) (model state order, finite) stamped ``stamp`` s,
+        received at ``received`` s (staleness counts from the earlier of the two)."""
         s = np.asarray(state, np.float64).reshape(-1)
         if s.size != self.state_dim:
             raise ValueError(f"state has {s.size} values, expected {self.state_dim}")
         if not np.isfinite(s).all():
             raise ValueError(f"state must be finite, got {s.tolist()}")
         with self._lock:
-            self._states.add(float(stamp), s)
+            self._states.add(float(stamp), s, received)
 
-    def add_frame(self, camera: str, stamp: float, image: np.ndarray) -> None:
-        """Add a model-size image (Hh, Ww, C) uint8 of ``camera`` stamped ``stamp`` s."""
+    def add_frame(self, camera: str, stamp: float, image: np.ndarray, received: float | None = None) -> None:
+        """Add a model-size image (Hh, Ww, C) uint8 of ``camera`` stamped ``stamp`` s (received
+        as for ``add_state``)."""
         if camera not in self._frames:
             raise ValueError(f"unknown camera {camera!r}; known: {list(self.cameras)}")
         with self._lock:
-            self._frames[camera].add(float(stamp), image)
+            self._frames[camera].add(float(stamp), image, received)
 
     def latest_state(self) -> tuple[float, np.ndarray] | None:
         """(stamp s, state (D_s,)) of the newest joint state, or None."""
@@ -149,11 +153,11 @@ class ObsBuffer:
         return None if it is None else (it.stamp, it.value.copy())
 
     def ages(self, now: float) -> dict[str, float]:
-        """Seconds since the newest joint state ("joints") and frame of each camera (by name);
-        +inf for inputs never received."""
+        """Seconds since the newest joint state ("joints") and frame of each camera (by name),
+        counted from the earlier of its stamp and its receipt; +inf for inputs never received."""
         with self._lock:
             series = {"joints": self._states, **self._frames}
-            return {k: (now - s.stamps[-1]) if s.stamps else float("inf") for k, s in series.items()}
+            return {k: (now - s.items[-1].fresh_at) if s.items else float("inf") for k, s in series.items()}
 
     def stale_reason(self, now: float, max_age: float) -> str | None:
         """None when every input is at most ``max_age`` s old, else a reason naming the input."""

@@ -21,12 +21,12 @@ from builtin_interfaces.msg import Duration
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ..data.image_codec import decode_image, to_model_image
+from ..data.image_codec import ImageDecodeError, decode_image, to_model_image
+from ..policy.joints import JointStateError, check_values, index_names
 from ..spec import CameraSpec
 
-
-class JointStateError(ValueError):
-    """A JointState message cannot provide the wanted joints (the message says why)."""
+__all__ = ["JointStateError"]  # re-exported: the node's input errors
+DEPTH_ENCODINGS = frozenset({"32FC1", "16UC1"})  # depth cameras (RealSense z16 is 16UC1)
 
 
 def stamp_seconds(stamp) -> float:
@@ -51,21 +51,13 @@ def joint_positions(msg, names: Sequence[str]) -> np.ndarray:
 
     Returns: (len(names),) float64.
     """
+    index = index_names(msg.name, len(msg.position))  # bounded size, linear checks
     msg_names = list(msg.name)
-    pos = np.asarray(msg.position, np.float64)
-    if len(msg_names) != pos.size:
-        raise JointStateError(f"joint_states has {len(msg_names)} names but {pos.size} positions")
-    index = {n: i for i, n in enumerate(msg_names)}
-    if len(index) != len(msg_names):
-        dups = sorted({n for n in msg_names if msg_names.count(n) > 1})
-        raise JointStateError(f"joint_states repeats joint names {dups}")
     missing = [n for n in names if n not in index]
     if missing:
-        raise JointStateError(f"joint_states lacks joints {missing} (has {msg_names})")
-    out = pos[[index[n] for n in names]]
-    if not np.isfinite(out).all():
-        bad = [n for n, v in zip(names, out) if not math.isfinite(v)]
-        raise JointStateError(f"joint_states has non-finite positions for {bad}")
+        raise JointStateError(f"joint_states lacks joints {missing} (has {msg_names[:20]})")
+    out = np.asarray(msg.position, np.float64)[[index[n] for n in names]]
+    check_values(names, out)
     return out
 
 
@@ -147,7 +139,13 @@ def make_forward_command(values: np.ndarray) -> Float64MultiArray:
 def image_to_model(msg, camera: CameraSpec) -> np.ndarray:
     """sensor_msgs/Image -> (Hh, Ww, C) uint8 at the camera's model size (image_codec.py).
 
-    Raises image_codec.ImageDecodeError (a ValueError) on bad encodings/sizes/data. A bogus
-    huge ``step`` costs no memory (the codec views rows with that stride, it does not pad).
+    Raises image_codec.ImageDecodeError (a ValueError) on bad encodings/sizes/data, and on a
+    depth encoding (32FC1, 16UC1) for a colour camera: a depth image turned silently into grey
+    is a wrong remap, not an input (mono8/mono16 intensity images still convert). A bogus huge
+    ``step`` costs no memory (the codec views rows with that stride, it does not pad).
     """
+    enc = str(msg.encoding)
+    if enc in DEPTH_ENCODINGS and camera.channels != 1:
+        raise ImageDecodeError(f"encoding {enc!r} is a depth image; camera {camera.name!r} is "
+                               f"{camera.channels}-channel colour: check the remap")
     return to_model_image(decode_image(msg), camera.height, camera.width, camera.channels)

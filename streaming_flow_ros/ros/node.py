@@ -1,15 +1,13 @@
 """The policy node: a lifecycle node streaming one policy action per control tick.
 
-Data flow (thin glue; the math lives in the policy, the limits in policy/safety.py)::
+Data flow (glue: every per-tick decision lives in policy/control.py's ControlLoop, the math in
+the policy, the limits in policy/safety.py)::
 
     joint_states, image_raw ──(convert, cache: ObsBuffer)──> plan worker thread: prepare(obs)
                                                                │ mailbox (newest plan)
     control clock (control_rate_hz; ``tick_source``: a dedicated thread on absolute monotonic
     deadlines -- ros/ticker.py -- or, under use_sim_time, an rclpy timer in its own group):
-        fresh plan due? -> policy.start(plan, measured, now)   (re-anchor at the last command;
-                           with skip_elapsed the new flow catches up with the plan's age
-                           over its first data period)
-        policy.step() -> SafetyFilter -> publish ~/action (+ joint_trajectory | commands)
+        ControlLoop.tick(now, inputs) -> publish ~/action (+ joint_trajectory | commands)
 
 Topics (relative, remap them): subscribes ``joint_states`` (sensor_msgs/JointState) and
 ``image_raw`` (one camera) or ``<camera>/image_raw`` (several), sensor QoS (BEST_EFFORT,
@@ -31,12 +29,19 @@ Behaviour:
   next fresh plan. Ticks never catch up: each tick is one flow step.
 - a tick never publishes non-finite values (the safety filter holds instead).
 - anchoring (activate, enable) needs the measured state within the position limits, or outside
-  by at most ``ANCHOR_WALK_IN_S`` of travel at ``max_velocity`` (the safety filter then walks the
-  command in); further out the node does not stream and says why.
+  by at most ``control.WALK_IN_S`` of travel at ``max_velocity`` (the safety filter then walks
+  the command in, one step per tick); further out the node does not stream and says why. At
+  enable, an arm within ``control.AGREE_S`` of travel of the last command the controller got
+  continues from that command (the first command obeys the step limit).
 - inputs: a malformed message is dropped and counted (``input_errors``, diagnostics), never
-  raised into the executor; a header stamp more than ``max_obs_age`` ahead of the node clock is
-  rejected (it would blind the watchdog); a stamp that far behind after the clock jumped back
-  (bag loop) counts as stale until newer data arrives.
+  raised into the executor; per-message work is linear and bounded (policy/joints.py).
+  Joint states are merged by name (arm and gripper in separate messages), each joint fresh on
+  its own. A header stamp more than ``max_obs_age`` ahead of the node clock is rejected, one
+  less far ahead counts from now (a future stamp never delays the stale hold); a stamp far
+  behind after the clock jumped back (bag loop) counts as
+  stale until newer data arrives. An image whose encoding does not fit the checkpoint's camera
+  (depth into an RGB model) is rejected.
+- the ``~/enable`` service runs in its own callback group, never behind an input message.
 """
 
 from __future__ import annotations
@@ -61,9 +66,10 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from ..policy.control import ControlLoop, LoopConfig, TickInputs, TickOutput
+from ..policy.joints import JointStateMerger
 from ..policy.obs_buffer import ObsBuffer
 from ..policy.protocol import Observation, RuntimeConfig, RuntimePolicy
-from ..policy.safety import SafetyFilter
 from . import conversions as cv
 from .params import LIVE, NodeParams, controller_joints, resolve_limits
 from .plan_worker import PlanWorker, PreparedPlan
@@ -73,11 +79,13 @@ from .ticker import TickThread
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "default_policy.safetensors"
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=qos_profile_sensor_data.durability)
+# Joint states: split drivers publish arm and gripper back to back; depth 1 dropped one of them.
+JOINT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT,
+                       durability=qos_profile_sensor_data.durability)
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 PolicyLoader = Callable[[str, RuntimeConfig], RuntimePolicy]
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 PARAM_NAMES = frozenset(NodeParams().to_mapping())
-ANCHOR_WALK_IN_S = 1.0  # s: anchoring outside the limits only if walking in takes at most this
 
 
 def load_checkpoint_policy(path: str, config: RuntimeConfig) -> RuntimePolicy:
@@ -85,18 +93,6 @@ def load_checkpoint_policy(path: str, config: RuntimeConfig) -> RuntimePolicy:
     from ..policy.streaming import load_policy
 
     return load_policy(path, config)
-
-
-def reanchor_period(cfg: NodeParams, policy: RuntimePolicy) -> int:
-    """Control ticks from one plan start to the next plan being due: 1 with ``reanchor:
-    observation`` (every fresh plan starts at the next tick), ``reanchor_ticks`` with ``ticks``, and
-    the policy's action horizon in data periods at the control rate with ``horizon`` (the paper's
-    receding horizon: 8 data periods = 80 ticks at 100 Hz on 10 Hz data)."""
-    if cfg.reanchor == "ticks":
-        return cfg.reanchor_ticks
-    if cfg.reanchor == "horizon":
-        return max(1, round(policy.action_horizon * cfg.control_rate_hz / policy.spec.data_rate_hz))
-    return 1
 
 
 def warm_up(policy: RuntimePolicy, home: np.ndarray, steps: int = 5) -> None:
@@ -136,12 +132,15 @@ class PolicyNode(LifecycleNode):
         self._reason = "unconfigured"
         self._input_reasons: dict[str, str] = {}  # input ("joints"/camera) -> last problem
         self._tick_lock = threading.Lock()
+        self._loop: ControlLoop | None = None  # the per-tick decisions, one per activation
         self._pubs: list[Any] = []
         self._subs: list[Any] = []
         self._timer_group = MutuallyExclusiveCallbackGroup()  # the control tick, alone
         self._input_group = MutuallyExclusiveCallbackGroup()  # subscriptions: convert + cache
+        # ~/enable: never queued behind input callbacks (with the multi-threaded executor)
+        self._service_group = MutuallyExclusiveCallbackGroup()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=self._service_group)
         self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
         self._last_log = time.monotonic()
 
@@ -157,6 +156,8 @@ class PolicyNode(LifecycleNode):
             return SetParametersResult(successful=False, reason=str(e))
         self.params = new
         self._cfg = replace(self._cfg, **{k: getattr(new, k) for k in LIVE})
+        if self._loop is not None:
+            self._loop.config = self._loop_config()
         if set(ours) - LIVE:
             self.get_logger().info(f"{sorted(set(ours) - LIVE)} take effect at the next configure")
         return SetParametersResult(successful=True)
@@ -169,13 +170,31 @@ class PolicyNode(LifecycleNode):
         return res
 
     @property
+    def params_in_effect(self) -> NodeParams:
+        """The parameters the node runs with: ``params`` with the non-live fields as of the last
+        configure (``params`` holds every accepted change)."""
+        return self._cfg
+
+    def reset_telemetry(self, window: int | None = 4096) -> Telemetry:
+        """Start counting afresh (benchmarks: ``window`` None keeps every sample)."""
+        self.telemetry = Telemetry(window=window, started_at=self.now_s())
+        return self.telemetry
+
+    @property
     def lifecycle_state(self) -> str:
         return self._state_machine.current_state[1]
 
     @property
     def status_reason(self) -> str:
         """Why the node is not streaming ("" when it is): configure failure, stale input, ..."""
-        return self._reason or "; ".join(r for r in self._input_reasons.values() if r)
+        loop_reason = self._loop.reason if self._loop is not None else ""
+        return self._reason or loop_reason or "; ".join(r for r in self._input_reasons.values() if r)
+
+    def _loop_config(self) -> LoopConfig:
+        cfg = self._cfg
+        return LoopConfig(control_rate_hz=cfg.control_rate_hz, reanchor=cfg.reanchor,
+                          reanchor_ticks=cfg.reanchor_ticks, max_obs_age=cfg.max_obs_age,
+                          on_stale=cfg.on_stale)
 
     def now_s(self) -> float:
         """Node-clock time, s (follows /clock under use_sim_time)."""
@@ -203,9 +222,11 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(self._reason)
             return TransitionCallbackReturn.FAILURE
         self.policy, self._spec = policy, spec
-        self._reanchor_period = reanchor_period(cfg, policy)
         self._ctrl_index = cv.reorder_index(spec.action_names, self._ctrl_joints)
-        self._safety = SafetyFilter(self._limits)
+        wanted = tuple(dict.fromkeys((*spec.state_names, *spec.action_names)))
+        self._joints = JointStateMerger(wanted, cfg.max_obs_age)
+        self._state_idx = np.array([wanted.index(n) for n in spec.state_names], np.intp)
+        self._action_idx = np.array([wanted.index(n) for n in spec.action_names], np.intp)
         self._buffer = ObsBuffer(spec.state_dim, [c.name for c in spec.cameras], policy.obs_horizon,
                                  spec.data_rate_hz, cfg.sync_tolerance)
         poll = 1.0 / spec.data_rate_hz if not spec.cameras else min(0.005, cfg.sync_tolerance / 4)
@@ -219,7 +240,7 @@ class PolicyNode(LifecycleNode):
             self._jtc_pub = self.create_publisher(JointTrajectory, "joint_trajectory", COMMAND_QOS)
         elif cfg.command_mode == "forward":
             self._fwd_pub = self.create_publisher(Float64MultiArray, "commands", COMMAND_QOS)
-        subs = [self.create_subscription(JointState, "joint_states", self._on_joints, SENSOR_QOS,
+        subs = [self.create_subscription(JointState, "joint_states", self._on_joints, JOINT_QOS,
                                          callback_group=self._input_group)]
         for cam in spec.cameras:
             topic = "image_raw" if len(spec.cameras) == 1 else f"{cam.name}/image_raw"
@@ -242,10 +263,7 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._anchored = False
-        self._stale = True
-        self._enabled_now = self._cfg.enabled
-        self._ticks_since_start = self._reanchor_period  # the first plan is due at once
+        self._loop = ControlLoop(self.policy, self._limits, self._loop_config(), self._worker)
         self._last_tick: float | None = None
         self.telemetry.started_at = self.now_s()
         self._worker.start()
@@ -296,8 +314,10 @@ class PolicyNode(LifecycleNode):
             if self._timer is not None:
                 self.destroy_timer(self._timer)
             self._timer = self._ticker = None
-            if self._anchored and self._enabled_now:
-                self._publish_controller(self._safety.last, None)
+            hold = self._loop.stop_command() if self._loop is not None else None
+            if hold is not None:
+                self._publish_controller(hold, None)
+            self._loop = None
         self._worker.stop()
 
     def _release(self) -> None:
@@ -316,7 +336,9 @@ class PolicyNode(LifecycleNode):
     # ---- inputs (convert + cache only) ------------------------------------------------------
     def _stamp(self, header_stamp) -> float:
         """Header stamp s (0: the receive time). A stamp more than ``max_obs_age`` ahead of the
-        node clock is rejected (ValueError): it would blind the stale watchdog."""
+        node clock is rejected (ValueError); one less far ahead (another machine's clock, a sim
+        clock the node has not caught up with) is kept for pairing, while its staleness counts
+        from its receipt (ObsBuffer ``received``): it cannot stretch the time to the stale hold."""
         now = self.now_s()
         s = cv.stamp_seconds(header_stamp)
         if s <= 0.0:
@@ -332,10 +354,14 @@ class PolicyNode(LifecycleNode):
 
     def _on_joints(self, msg: JointState) -> None:
         try:
-            state = cv.joint_positions(msg, self._spec.state_names)
-            measured = cv.joint_positions(msg, self._spec.action_names)
             stamp = self._stamp(msg.header.stamp)
-            self._buffer.add_state(stamp, state)
+            merged = self._joints.update(msg.name, msg.position, stamp)
+            if merged is None:  # a split state still incomplete: not an error, not yet a state
+                self._input_reasons["joints"] = ""
+                self.telemetry.joint_msgs += 1
+                return
+            state, measured = merged.positions[self._state_idx], merged.positions[self._action_idx]
+            self._buffer.add_state(stamp, state, received=self.now_s())
         except ValueError as e:
             self._input_error("joints", str(e) if isinstance(e, cv.JointStateError) else f"joint_states: {e}")
             return
@@ -352,7 +378,7 @@ class PolicyNode(LifecycleNode):
     def _on_image(self, cam, msg: Image) -> None:
         try:
             img = cv.image_to_model(msg, cam)
-            self._buffer.add_frame(cam.name, self._stamp(msg.header.stamp), img)
+            self._buffer.add_frame(cam.name, self._stamp(msg.header.stamp), img, received=self.now_s())
         except ValueError as e:
             self._input_error(cam.name, f"camera {cam.name}: {e}")
             return
@@ -360,6 +386,7 @@ class PolicyNode(LifecycleNode):
             self._input_error(cam.name, f"camera {cam.name} dropped: {type(e).__name__}: {e}")
             return
         self.telemetry.image_msgs += 1
+        self.telemetry.frame(cam.name, time.monotonic())
         self._input_reasons[cam.name] = ""
         self._worker.wake()
 
@@ -379,7 +406,8 @@ class PolicyNode(LifecycleNode):
     # ---- control tick (timer thread) --------------------------------------------------------
     def _on_tick(self) -> None:
         with self._tick_lock:
-            if self._ticker is None and (self._timer is None or self._timer.is_canceled()):
+            loop = self._loop
+            if loop is None or (self._ticker is None and (self._timer is None or self._timer.is_canceled())):
                 return
             t0 = time.perf_counter()
             now = self.now_s()
@@ -388,115 +416,46 @@ class PolicyNode(LifecycleNode):
                 tel.add("period_err", abs(now - self._last_tick - self._cfg.period))
             self._last_tick = now
             try:
-                started = self._tick(now)
+                out = loop.tick(now, self._inputs(now))
+                self._emit(out)
             except Exception as e:  # noqa: BLE001 -- hold-and-log: a failing step holds the
                 # last safe command (re-anchored there) instead of killing the control loop.
                 tel.tick_errors += 1
                 tel.last_error = f"tick: {type(e).__name__}: {e}"
                 self.get_logger().error(tel.last_error, throttle_duration_sec=5.0)
-                if self._anchored:
-                    self._reset_policy(self._safety.last)
-                    self._publish(self._safety.last, None)
-                started = None
+                out = loop.fail_safe(tel.last_error)
+                self._emit(out)
             tel.ticks += 1
             tel.add("step", time.perf_counter() - t0)
-            if started is not None:
-                tel.add("obs_to_cmd", self.now_s() - started)
+            if out.started is not None:
+                tel.add("obs_to_cmd", self.now_s() - out.started)
 
-    def _tick(self, now: float) -> float | None:
-        """One tick. Returns the stamp of the plan started this tick (for latency), else None."""
-        cfg, tel = self._cfg, self.telemetry
-        if cfg.enabled != self._enabled_now:  # enable requests are applied on this thread
-            self._enabled_now = cfg.enabled
-            if cfg.enabled:
-                self._anchored = False  # re-anchor at the measured state: no jump
-            elif self._anchored:
-                self._publish_controller(self._safety.last, None, force=True)
-        if not self._anchored:  # anchor only at a fresh measured state
-            if self._measured is None or abs(self._buffer.ages(now)["joints"]) > cfg.max_obs_age:
-                tel.ticks_stale += 1
-                return None
-            outside = self._outside_reason(self._measured)
-            if outside:  # never stream from a state the limits cannot walk back from in time
-                if self._reason != outside:
-                    self.get_logger().error(outside)
-                self._stale, self._reason = True, outside
-                tel.ticks_stale += 1
-                return None
-            self._reset_policy(self._measured)
-            self._safety.reset(self._measured)
-            self._anchored = True
-        reason = self._buffer.stale_reason(now, cfg.max_obs_age)
-        if reason is not None:
-            if not self._stale:
-                self.get_logger().warning(f"holding: {reason}")
-                self._reset_policy(self._safety.last)  # drop the plan, hold the last command
-            self._stale, self._reason = True, reason
-            self._worker.discard()
-            tel.ticks_stale += 1
-            if cfg.on_stale == "hold":
-                self._publish(self._safety.last, np.zeros(self._limits.dim))
-            return None
-        if self._stale:
-            self.get_logger().info("inputs fresh: streaming resumes with the next plan")
-            self._stale, self._reason = False, ""
-        started = None
-        self._ticks_since_start += 1
-        due = self._ticks_since_start >= self._reanchor_period
-        plan = self._worker.take() if due else None
-        if plan is not None and now - plan.stamp > cfg.max_obs_age:
-            tel.plans_dropped += 1
-            plan = None
-        if plan is not None:  # re-anchor at the last *commanded* (safety-filtered) action
-            self.policy.start(plan.plan, self._measured_state, anchor=self._safety.last, now=now)
-            self._ticks_since_start = 0
-            tel.reanchors += 1
-            started = plan.stamp
-        t_step = time.perf_counter()
-        result = self.policy.step()
-        tel.add("policy_step", time.perf_counter() - t_step)
-        safe = self._safety(result.action)
-        tel.flow_time = result.t
-        tel.ticks_held += int(result.hold)
-        tel.clamped += int(safe.clamped)
-        tel.rate_limited += int(safe.rate_limited)
-        tel.rejected += int(safe.rejected)
-        if safe.rejected:
-            self._reset_policy(safe.action)  # non-finite proposal: hold, drop the plan
-        self._publish(safe.action, safe.delta * cfg.control_rate_hz)
-        return started
+    def _inputs(self, now: float) -> TickInputs:
+        ages = self._buffer.ages(now)
+        return TickInputs(measured=self._measured, measured_state=self._measured_state,
+                          joints_age=ages.get("joints"), enabled=self._cfg.enabled,
+                          stale_reason=self._buffer.stale_reason(now, self._cfg.max_obs_age))
 
-    def _reset_policy(self, action: np.ndarray) -> None:
-        """Anchor the policy at ``action`` without a plan (it holds); the next fresh plan is
-        due at once, also with ``reanchor: ticks | horizon`` (no wait for the tick count after an enable,
-        a stale hold or a rejected step)."""
-        self.policy.reset(action)
-        self._ticks_since_start = self._reanchor_period
+    def _emit(self, out: TickOutput) -> None:
+        """Publish a tick's decision and count it."""
+        log = self.get_logger()
+        for level, text in out.notices:  # one call site per severity: rclpy refuses a site whose severity changes
+            if level == "error":
+                log.error(text)
+            elif level == "warning":
+                log.warning(text)
+            else:
+                log.info(text)
+        if out.controller_hold is not None:
+            self._publish_controller(out.controller_hold, None)
+        if out.command is not None:
+            vel = out.velocity if self._cfg.publish_velocities else None
+            self._action_pub.publish(cv.make_trajectory_point(out.command, self._tfs, vel))
+            if out.to_controller:
+                self._publish_controller(out.command, vel)
+        self.telemetry.record(out)
 
-    def _outside_reason(self, measured: np.ndarray) -> str:
-        """Why the node must not anchor at ``measured`` (D_a,) rad, or "". Outside the position
-        limits the safety filter walks the command in at max_velocity; a state further out than
-        ANCHOR_WALK_IN_S of that travel (a bad sensor value, wrong limits) is refused."""
-        lim = self._limits
-        margin = lim.max_step * self._cfg.control_rate_hz * ANCHOR_WALK_IN_S  # rad
-        out = np.maximum(lim.lower - measured, 0.0) + np.maximum(measured - lim.upper, 0.0)
-        bad = np.flatnonzero(out > margin)
-        if bad.size == 0:
-            return ""
-        names = [self._spec.action_names[i] for i in bad]
-        return (f"not anchoring: measured {names} = {measured[bad].tolist()} rad lie more than "
-                f"{margin[bad].tolist()} rad outside the limits [{lim.lower[bad].tolist()}, "
-                f"{lim.upper[bad].tolist()}] (move the robot inside or fix position_lower/upper)")
-
-    def _publish(self, action: np.ndarray, velocity: np.ndarray | None) -> None:
-        vel = velocity if self._cfg.publish_velocities else None
-        self._action_pub.publish(cv.make_trajectory_point(action, self._tfs, vel))
-        self._publish_controller(action, vel)
-
-    def _publish_controller(self, action: np.ndarray, vel: np.ndarray | None,
-                            force: bool = False) -> None:
-        if not (self._enabled_now or force):
-            return
+    def _publish_controller(self, action: np.ndarray, vel: np.ndarray | None) -> None:
         if self._jtc_pub is not None:
             idx = self._ctrl_index
             msg = cv.make_joint_trajectory(self._ctrl_joints, action[idx], self._tfs,
@@ -511,11 +470,15 @@ class PolicyNode(LifecycleNode):
         s = tel.summary(now, self._cfg.control_rate_hz)
         ages = {k: v * 1e3 for k, v in self._buffer.ages(now).items()} if self.policy else {}
         reason = self.status_reason
+        fps = tel.frame_rates(time.monotonic())
+        slow = self._slow_cameras(fps) if state == "active" else ""
+        reason = "; ".join(r for r in (reason, slow) if r)
         level = OK if state == "active" and not reason else WARN
         if tel.tick_errors or tel.prepare_errors or reason.startswith("configure failed"):
             level = ERROR
         values = {"state": state, "enabled": self._cfg.enabled, "command_mode": self._cfg.command_mode,
-                  **s, **{f"obs_age_{k}_ms": v for k, v in ages.items()}, "last_error": tel.last_error}
+                  **s, **{f"obs_age_{k}_ms": v for k, v in ages.items()},
+                  **{f"camera_{k}_fps": v for k, v in fps.items()}, "last_error": tel.last_error}
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         message = reason or f"{state}, enabled={self._cfg.enabled}"
@@ -526,6 +489,20 @@ class PolicyNode(LifecycleNode):
             self._last_log = time.monotonic()
             if state == "active":
                 self.get_logger().info(one_line(state, self._cfg.enabled, s, ages))
+
+
+    def _slow_cameras(self, fps: dict[str, float]) -> str:
+        """Cameras delivering fewer frames than the model's data rate (frames lost in transport,
+        typically: large images over the default DDS set-up; docs/RELIABILITY.md "Cameras over
+        DDS"), as a diagnostics message, or ""."""
+        if self.policy is None:
+            return ""
+        need = self._spec.data_rate_hz
+        slow = [f"{c} {v:.1f}" for c, v in fps.items() if 0 < v < 0.9 * need]
+        if not slow:
+            return ""
+        return (f"camera frames/s below the {need:g} Hz data rate ({', '.join(slow)}): frames lost in "
+                f"transport? see 'Cameras over DDS' in docs/RELIABILITY.md")
 
 
 def main(argv: list[str] | None = None) -> int:

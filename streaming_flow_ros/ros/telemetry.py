@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from ..policy.control import TickOutput
+
 
 def percentiles_ms(samples, qs=(50, 99)) -> list[float]:
     """Percentiles of samples given in seconds, in ms (NaN when empty), plus the max."""
@@ -58,6 +60,7 @@ class Telemetry:
     policy_step: deque = field(init=False)
     obs_to_cmd: deque = field(init=False)
     prepare: deque = field(init=False)
+    frames: dict = field(init=False, default_factory=dict)  # camera -> deque of receipt times (monotonic s)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -68,6 +71,33 @@ class Telemetry:
         """Append a sample (seconds) to the named series; thread-safe."""
         with self._lock:
             getattr(self, name).append(float(value))
+
+    def frame(self, camera: str, t: float) -> None:
+        """A frame of ``camera`` arrived at ``t`` (monotonic s)."""
+        with self._lock:
+            self.frames.setdefault(camera, deque(maxlen=512)).append(t)
+
+    def frame_rates(self, t: float, window: float = 2.0) -> dict[str, float]:
+        """Frames/s delivered per camera over the last ``window`` s before ``t`` (monotonic);
+        a camera whose first frame is less than ``window`` s old is not rated yet."""
+        with self._lock:
+            return {c: sum(1 for x in d if x > t - window) / window for c, d in self.frames.items()
+                    if d and t - d[0] >= window}
+
+    def record(self, out: TickOutput) -> None:
+        """Count one tick's decision (control thread)."""
+        if out.stale:
+            self.ticks_stale += 1
+            return
+        self.reanchors += int(out.reanchored)
+        self.plans_dropped += int(out.plan_dropped)
+        self.ticks_held += int(out.policy_held)
+        self.clamped += int(out.clamped)
+        self.rate_limited += int(out.rate_limited)
+        self.rejected += int(out.rejected)
+        if out.command is not None and not out.hold.startswith("tick:"):
+            self.flow_time = out.flow_time
+            self.add("policy_step", out.policy_step_s)
 
     def snapshot(self, name: str) -> list[float]:
         with self._lock:

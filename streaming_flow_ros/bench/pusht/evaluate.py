@@ -1,17 +1,17 @@
 """Closed-loop Push-T evaluation of a runtime policy (any RuntimePolicy: SFP or a chunk
-baseline), driven as apps/offline_eval.py drives the arm simulator: one ``step()`` per control
-tick, a new observation every data period (history of T_o samples at the data rate),
-``prepare`` + ``start`` every ``reanchor_every`` observations.
+baseline), driven through the node's ControlLoop (policy/control.py) on the simulated clock, as
+apps/offline_eval.py drives the arm simulator: one tick per control step, a new observation every
+data period (history of T_o samples at the data rate), a plan started every ``reanchor_every``
+observations.
 
 Settings (the same for every method):
 - episodes on seeds ``seed0 .. seed0 + episodes - 1``, ``max_steps`` data periods each (300 =
   30 s), stopped early at success (coverage > 0.95: the score is 1 from then on);
 - ``delay``: the policy's observation at control step i is the one from step i - delay
   (stress test; control steps);
-- ``latency_comp``: ``start`` gets the current time (``now``), so each method compensates the
-  observation's age its own way (RuntimeConfig.skip_elapsed: SFP catches its new flow up with
-  that age, chunk baselines skip the elapsed waypoints), as the node does; without it
-  every plan starts as if its observation were current;
+- ``latency_comp``: the runtime's ``skip_elapsed`` (the node's default): each method compensates
+  the observation's age its own way (SFP catches its new flow up with that age, chunk baselines
+  skip the elapsed waypoints); without it every plan starts as if its observation were current;
 - ``control_mult``: control rate = control_mult x data rate; the env is stepped at the control
   rate (PD target updated every tick, the same gains), SFP takes 1/m-size flow steps and chunk
   policies interpolate their waypoints (runtime semantics, policy/protocol.py).
@@ -32,7 +32,9 @@ import numpy as np
 from ...baselines.registry import POLICY_TYPES
 from ...baselines.runtime import ChunkRuntimeConfig
 from ...flow.stepper import PASSES_PER_STEP
+from ...policy.control import ControlLoop, LatestObservation, LoopConfig, TickInputs
 from ...policy.protocol import Observation, RuntimeConfig
+from ...policy.safety import SafetyLimits
 from ...policy.streaming import load_policy
 from .env import CAMERA, DATA_RATE_HZ, MAX_STEPS, WORKSPACE, PushTState, task_of
 from .metrics import summarize
@@ -75,40 +77,52 @@ def default_reanchor(method: str, action_horizon: int = 8) -> int:
 
 
 def runtime_config(method: str, control_rate_hz: float, seed: int = 0, start_sigma: float = 0.0,
-                   integrator: str = "euler") -> RuntimeConfig:
+                   integrator: str = "euler", latency_comp: bool = False) -> RuntimeConfig:
     """The runtime config of ``method`` (POLICY_TYPES): SFP starting at the last commanded
     action (deterministic, or with N(0, start_sigma^2) start noise at every re-anchor: the
     paper's stochastic start), Euler unless ``integrator`` says otherwise; DP with DDPM-100 / DDIM-10, FM-chunk with 10 Euler steps."""
     if method not in POLICY_TYPES:
         raise ValueError(f"unknown method {method!r} (known: {sorted(POLICY_TYPES)})")
-    base = RuntimeConfig(control_rate_hz=control_rate_hz, seed=seed, threads=1,
-                         start_sigma=start_sigma, start_noise="every", integrator=integrator)
+    base = RuntimeConfig(control_rate_hz=control_rate_hz, seed=seed, threads=1, start_sigma=start_sigma,
+                         start_noise="every", integrator=integrator, skip_elapsed=latency_comp)
     sampler = POLICY_TYPES[method][1]
     return base if sampler is None else ChunkRuntimeConfig.extend(base, sampler=sampler)
 
 
+def loop_config(s: EvalSettings) -> LoopConfig:
+    """The node's control loop for these settings: a plan every ``reanchor_every``
+    observations (``observation`` when 1), inputs never stale (delays are injected here)."""
+    rate = DATA_RATE_HZ * s.control_mult
+    if s.reanchor_every == 1:
+        return LoopConfig(control_rate_hz=rate, reanchor="observation", max_obs_age=1e6)
+    return LoopConfig(control_rate_hz=rate, reanchor="ticks", reanchor_ticks=s.reanchor_every * s.control_mult,
+                      max_obs_age=1e6)
+
+
 def rollout(policy, env: PushTState, seed: int, s: EvalSettings) -> list[float]:
-    """One episode; returns the coverage after every control step."""
+    """One episode through the node's ControlLoop on the simulated clock; returns the coverage
+    after every control step. Actions are not limited (the env clips them to the workspace)."""
     m, T_o = s.control_mult, policy.obs_horizon
     control_rate = DATA_RATE_HZ * m
     pixels = task_of(policy.spec) == "pixels"
     history = [env.reset(seed)]  # history[i]: the observation at the start of control step i
     frames = [env.render()] if pixels else []  # frames[i]: the T3 camera at that moment
-    policy.reset(history[0][:2])
-    coverage, n_obs = [], 0
+    d = policy.spec.action_dim
+    plans = LatestObservation(policy.prepare)
+    loop = ControlLoop(policy, SafetyLimits(np.full(d, -np.inf), np.full(d, np.inf), np.full(d, np.inf)),
+                       loop_config(s), plans)
+    coverage = []
     for i in range(s.max_steps * m):
         if i % m == 0:
             j = max(0, i - s.delay)
             idx = [max(0, j - m * (T_o - 1 - q)) for q in range(T_o)]  # data-rate spacing
-            if n_obs % s.reanchor_every == 0:
-                state = np.stack([history[k] for k in idx])
-                if pixels:
-                    obs = Observation(state[:, :2], {CAMERA: np.stack([frames[k] for k in idx])}, j / control_rate)
-                else:
-                    obs = Observation(state, {}, j / control_rate)
-                policy.start(policy.prepare(obs), now=i / control_rate if s.latency_comp else None)
-            n_obs += 1
-        out = env.step(policy.step().action)
+            state = np.stack([history[k] for k in idx])
+            if pixels:
+                plans.offer(Observation(state[:, :2], {CAMERA: np.stack([frames[k] for k in idx])}, j / control_rate))
+            else:
+                plans.offer(Observation(state, {}, j / control_rate))
+        tick = loop.tick(i / control_rate, TickInputs.simulated(history[i][:2]))
+        out = env.step(tick.command)
         coverage.append(out.coverage)
         history.append(out.obs)
         if pixels:
@@ -122,7 +136,7 @@ def evaluate_checkpoint(checkpoint: str, method: str, s: EvalSettings, seed: int
     """Score / success of ``method`` (a POLICY_TYPES name) loaded from ``checkpoint``."""
     env = PushTState(DATA_RATE_HZ * s.control_mult)
     policy = load_policy(checkpoint, runtime_config(method, DATA_RATE_HZ * s.control_mult, seed, s.start_sigma,
-                                                     s.integrator))
+                                                     s.integrator, s.latency_comp))
     t0 = time.perf_counter()
     covs = [rollout(policy, env, s.seed0 + e, s) for e in range(s.episodes)]
     res = summarize(covs)

@@ -8,7 +8,7 @@ the simulator nodes (arm with joint_trajectory_controller semantics at ``--joint
 node at ``--rate`` Hz, enabled, command_mode jtc, remapped onto the sim like the demo. The
 checkpoint is ``--checkpoint``, else the package default policy if installed, else a real
 untrained SFP checkpoint for the sim spec (``sim.rollout.sim_io_spec()``). An
-:class:`~streaming_flow_ros.bench.invariants.InvariantChecker` in a spawned child process
+:class:`~streaming_flow_ros.ros.bench.invariants.InvariantChecker` in a spawned child process
 (``CheckerProcess``: it takes no GIL or executor time from the node; the RSS reported is this
 process's, without the checker) subscribes to the node's outputs (action points and JTC
 commands) with the stale-input rule on.
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CpuSteal
+from ...bench.common import CpuSteal
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/sfp_soak"
@@ -70,14 +70,14 @@ def rss_mb() -> float:
 
 
 def _checkpoint(arg: Path | None, tmp: Path) -> str:
-    from ..ros.node import DEFAULT_CHECKPOINT
+    from ..node import DEFAULT_CHECKPOINT
 
     if arg is not None:
         return str(arg)
     if DEFAULT_CHECKPOINT.is_file():
         return str(DEFAULT_CHECKPOINT)
-    from ..checkpoint import make_untrained_checkpoint
-    from ..sim.rollout import sim_io_spec
+    from ...checkpoint import make_untrained_checkpoint
+    from ...sim.rollout import sim_io_spec
 
     return str(make_untrained_checkpoint(tmp / "untrained_sim.safetensors", sim_io_spec()))
 
@@ -110,11 +110,11 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
     is called after each window (printing); ``domain_id`` None = ROS_DOMAIN_ID / default."""
     import rclpy
 
-    from ..presets import load_preset
-    from ..ros.closed_loop import REMAPS
-    from ..ros.runner import make_executor, run_node_in_thread, spin
-    from ..ros.sim_nodes import SimWorld, create_sim_nodes
-    from .common import machine_info
+    from ...bench.common import machine_info
+    from ...presets import load_preset
+    from ..closed_loop import REMAPS
+    from ..runner import make_executor, run_node_in_thread, spin
+    from ..sim_nodes import SimWorld, create_sim_nodes
     from .invariants import CheckerProcess, Contract
 
     if not (seconds > 0 and window_s > 0):

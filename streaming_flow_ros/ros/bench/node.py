@@ -61,7 +61,7 @@ def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop, names: 
     import rclpy
     from sensor_msgs.msg import Image, JointState
 
-    from ..data.image_codec import encode_rgb8
+    from ...data.image_codec import encode_rgb8
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
@@ -92,7 +92,7 @@ def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop, names: 
 
 
 def _checkpoint(arg: Path | None, tmp: Path) -> str:
-    from ..ros.node import DEFAULT_CHECKPOINT
+    from ..node import DEFAULT_CHECKPOINT
 
     if arg is not None:
         return str(arg)
@@ -101,9 +101,9 @@ def _checkpoint(arg: Path | None, tmp: Path) -> str:
     try:
         from ..policy.checkpoint import make_untrained_checkpoint
     except ImportError:
-        from ..checkpoint import make_untrained_checkpoint
-    from ..nets.model import ModelConfig
-    from ..spec import CameraSpec, IOSpec
+        from ...checkpoint import make_untrained_checkpoint
+    from ...nets.model import ModelConfig
+    from ...spec import CameraSpec, IOSpec
 
     spec = IOSpec(JOINTS, JOINTS, (CameraSpec("cam", 96, 96, 3),), 10.0, (-3.0,) * 6, (3.0,) * 6)
     return str(make_untrained_checkpoint(tmp / "bench.safetensors", spec, config=ModelConfig()))
@@ -111,7 +111,7 @@ def _checkpoint(arg: Path | None, tmp: Path) -> str:
 
 def _state_names(checkpoint: str) -> tuple[str, ...]:
     """The joints the checkpoint reads (the feeder publishes exactly these)."""
-    from ..checkpoint import read_checkpoint
+    from ...checkpoint import read_checkpoint
 
     spec = read_checkpoint(checkpoint).spec
     return tuple(dict.fromkeys((*spec.state_names, *spec.action_names)))
@@ -123,7 +123,7 @@ WINDOW_S = 0.5  # steal-free analysis: window length, s
 def _sample_windows(node, seconds: float) -> list[tuple[float, int, int, int | None]]:
     """Sleep ``seconds`` while recording, every WINDOW_S, (node time, ticks, period-error sample
     count, cumulative CPU steal jiffies)."""
-    from .common import CpuSteal
+    from ...bench.common import CpuSteal
 
     marks = []
     end = time.monotonic() + seconds
@@ -140,7 +140,7 @@ def _steal_free(marks, period_err: list[float], rate: float) -> dict[str, float]
     """Tick ratio and period error over the windows in which the hypervisor stole no CPU time
     (steal jiffies unchanged): what the node does when it has the cores it was given. On a
     shared VM, steal comes in bursts of tens of ms that cost whole runs of ticks."""
-    from ..ros.telemetry import percentiles_ms
+    from ..telemetry import percentiles_ms
 
     ticks = expected = 0.0
     samples: list[float] = []
@@ -164,9 +164,9 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
             extra_params: dict | None = None, require_plan: bool = True) -> dict[str, float]:
     """Run the node at ``rate`` Hz for 1 s warm-up + ``seconds``; return the key numbers.
     ``extra_params`` are further node parameters (e.g. sampler, reanchor for chunk baselines)."""
-    from ..ros.runner import run_node_in_thread
-    from ..ros.telemetry import Telemetry, percentiles_ms
-    from .common import CpuSteal
+    from ...bench.common import CpuSteal
+    from ..runner import run_node_in_thread
+    from ..telemetry import percentiles_ms
 
     params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True,
               "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0, **(extra_params or {})}
@@ -179,7 +179,7 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
         if node.telemetry.reanchors == 0 and require_plan:
             raise RuntimeError(f"the node never received inputs: {node.status_reason}")
         time.sleep(1.0)
-        node.telemetry = Telemetry(window=None, started_at=node.now_s())
+        node.reset_telemetry(window=None)
         steal = CpuSteal()
         marks = _sample_windows(node, seconds)
         steal_share = steal.share()

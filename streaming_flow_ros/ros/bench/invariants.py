@@ -74,9 +74,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ..ros.conversions import lookahead_time
-from ..ros.params import NodeParams, controller_joints, resolve_limits
-from ..spec import IOSpec
+from ...spec import IOSpec
+from ..conversions import lookahead_time
+from ..params import NodeParams, controller_joints, resolve_limits
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # seconds of backlog at 200 Hz
 SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -112,7 +112,7 @@ class Contract:
         """From a configured PolicyNode (the parameters in effect since its configure)."""
         if node.policy is None:
             raise ValueError("the policy node is not configured: no contract to check yet")
-        return cls.from_params(getattr(node, "_cfg", node.params), node.policy.spec)
+        return cls.from_params(node.params_in_effect, node.policy.spec)
 
 
 @dataclass(frozen=True)
@@ -595,7 +595,7 @@ def _serve_checker(conn: Any, contract: Contract, domain_id: int | None, namespa
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from ..ros.runner import spin
+        from ..runner import spin
 
         ctx = rclpy.Context()
         rclpy.init(context=ctx, domain_id=domain_id) if domain_id is not None else rclpy.init(context=ctx)
