@@ -1,4 +1,4 @@
-"""Flow math against the closed forms of method.md, in float64."""
+"""Flow math against the closed forms of docs/METHOD.md, in float64."""
 
 import math
 
@@ -101,7 +101,7 @@ def test_latent_velocity_integrates_to_closed_form():
     x0 = path.sample(c, torch.zeros(1), eps, z0).x_t
     s = path.sample(c, torch.tensor([0.6]), eps, z0)
     assert torch.allclose(s.dx_t, path.velocity(c, s.x_t, torch.tensor([0.6])))
-    # midpoint: evaluations between knots, where xi_dot is continuous (method.md pitfall 2)
+    # midpoint: evaluations between knots, where xi_dot is continuous (docs/BENCHMARKS.md, "Integrator")
     traj = integrate(lambda x, t: path.velocity(c, x, torch.tensor([t])), x0, 4000, method="midpoint")
     assert torch.allclose(traj[-1], path.sample(c, torch.ones(1), eps, z0).x_t, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""T1 toys (evaluation.md): stabilising SFP from N(a0, sigma0^2) keeps the bifurcation's two modes
+"""T1 toys (docs/BENCHMARKS.md): stabilising SFP from N(a0, sigma0^2) keeps the bifurcation's two modes
 in balance; the latent variant from a0 exactly commits every sample to a mode but does not
 balance them (reported in the README); the obstacle is passed; crossing marginals match (the
 splice rate is reported, not hidden)."""

@@ -1,4 +1,4 @@
-"""Chunk baselines behind the SFP runtime protocol (evaluation.md, "Baselines"):
+"""Chunk baselines behind the SFP runtime protocol (docs/BENCHMARKS.md, "Protocol"):
 DP-DDPM / DP-DDIM (one "dp" model, sampler chosen at run time), FM-chunk, and SFP k=0 (an SFP
 checkpoint with k = 0; no code here).
 

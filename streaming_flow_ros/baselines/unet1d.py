@@ -11,7 +11,7 @@ features cond (B, cond_dim); output (B, H, D_a) (epsilon for DP, a velocity for 
     mid:   block, block;   up: skip-concat, [block, block, transposed conv];   1x1 conv out.
 
 H must be divisible by 2 ** (len(down_dims) - 1). Time is scaled before the embedding
-(method.md pitfall 5): DP feeds integer diffusion steps with scale 1, FM-chunk feeds its
+(docs/METHOD.md, "Training"): DP feeds integer diffusion steps with scale 1, FM-chunk feeds its
 denoising time s in [0, 1] with scale 100.
 """
 

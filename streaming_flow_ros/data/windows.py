@@ -5,7 +5,7 @@ For a sample index i of an episode with N samples (the newest observation):
     obs indices    i - T_o + 1, ..., i        (clamped to >= 0: the first frame repeats)
     chunk indices  i, i + 1, ..., i + H       (clamped to <= N - 1: the last action repeats)
 
-so the chunk's first waypoint is the action aligned with the newest observation (method.md,
+so the chunk's first waypoint is the action aligned with the newest observation (docs/METHOD.md,
 step 1) and waypoint j is j data periods later (t = j / H). Every i in [0, N - 1] is a window.
 """
 

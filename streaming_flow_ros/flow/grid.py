@@ -6,7 +6,7 @@ A chunk ``a`` of shape (B, H+1, D) places waypoint j at flow time t = j / H. For
     xi(t)     = a_j + alpha * (a_{j+1} - a_j)
     xi_dot(t) = H * (a_{j+1} - a_j)
 
-This one convention is used in training, stepping and read-out (method.md, pitfall 1).
+This one convention is used in training, stepping and read-out (docs/METHOD.md, "Conventions").
 """
 
 from __future__ import annotations

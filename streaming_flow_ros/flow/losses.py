@@ -1,4 +1,4 @@
-"""Conditional flow-matching training targets and loss (method.md, "Training recipe").
+"""Conditional flow-matching training targets and loss (docs/METHOD.md, "Training").
 
 Per example: t ~ U[0, 1]; (x_t, u) from the conditional path around the demo chunk;
 loss = || v_theta(x_t, t | h) - u ||^2 averaged over batch and dimensions. No weighting over t.

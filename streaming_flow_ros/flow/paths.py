@@ -1,4 +1,4 @@
-"""Conditional flows around one demonstrated chunk (training targets), as in method.md.
+"""Conditional flows around one demonstrated chunk (training targets), as in docs/METHOD.md ("Training").
 
 Stabilising flow (sigma0, k) around the interpolant xi of a demo chunk:
 

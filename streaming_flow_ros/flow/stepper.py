@@ -7,7 +7,7 @@ The runtime needs ONE step per control tick, so the step functions are the primi
     heun:     x' = x + dt/2 [v(x, t) + v(x + dt v(x, t), t + dt)]
 
 Midpoint evaluates the field between waypoints, away from the knots where xi_dot jumps
-(method.md, pitfall 2). Explicit Euler needs k dt < 1 to avoid overshoot (pitfall 3).
+(docs/BENCHMARKS.md, "Integrator"). Explicit Euler needs k dt < 1 to avoid overshoot (docs/METHOD.md, "Training").
 """
 
 from __future__ import annotations

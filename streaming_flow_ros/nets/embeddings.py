@@ -1,4 +1,4 @@
-"""Sinusoidal time embedding (method.md, pitfall 5: feed a *scaled* t).
+"""Sinusoidal time embedding (docs/METHOD.md, "Training": feed a *scaled* t).
 
     emb(t) = [sin(s t w_i), cos(s t w_i)],  w_i = exp(-ln(10000) i / (dim/2 - 1)),  s = scale
 

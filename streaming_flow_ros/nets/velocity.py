@@ -1,7 +1,7 @@
 """The velocity field v_theta(x, t | h): a FiLM-conditioned residual MLP.
 
 Diffusion Policy's FiLM 1-D U-Net collapsed to a single action is effectively a deep FiLM
-residual MLP (method.md); this is that, small enough for CPU control rates.
+residual MLP (docs/METHOD.md); this is that, small enough for CPU control rates.
 
 Each block:  y = Linear2(SiLU(FiLM(Linear1(LayerNorm(h)))));  h <- h + y,
 with FiLM(y) = y * (1 + scale) + shift and [scale, shift] = W_t emb(t) + W_c cond + b.

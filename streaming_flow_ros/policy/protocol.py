@@ -62,7 +62,7 @@ class RuntimeConfig:
     """Deployment-time settings of a runtime policy (not saved in the checkpoint).
 
     control_rate_hz: timer rate; one step() advances flow time by
-        data_rate / (control_rate * H) (m sub-steps per data period, method.md "Time").
+        data_rate / (control_rate * H) (m sub-steps per data period, docs/METHOD.md "Conventions").
     integrator: one velocity pass per tick (euler) or two (midpoint, heun).
     anchor: "action" re-anchors at the last commanded action; "state" at the measured state.
     state_blend: with anchor="action", the fraction of (measured - commanded) blended into the

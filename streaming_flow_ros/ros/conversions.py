@@ -1,7 +1,7 @@
 """ROS messages <-> numpy for the policy node. No node, no executor: plain functions, each
 validating at the boundary (ValueError subclasses naming the bad value).
 
-Command contract (docs/ros.md "Command output contract"):
+Command contract (docs/ROS.md "Command output contract"):
 
 - ``JointTrajectory`` for joint_trajectory_controller: ``header.stamp = 0`` ("start at the
   controller's next sample"), exactly one point, ``time_from_start = lookahead_ticks * period``

@@ -1,1 +1,1 @@
-"""T1 toy multimodal tasks (evaluation.md): bifurcation, crossing S / mirrored S, 2-D obstacle."""
+"""T1 toy multimodal tasks (docs/BENCHMARKS.md): bifurcation, crossing S / mirrored S, 2-D obstacle."""

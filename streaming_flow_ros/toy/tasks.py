@@ -4,7 +4,7 @@ is one chunk of H + 1 waypoints at t = j / H, already in normalised units ([-1, 
 - bifurcation (1-D): a(t) = s * smoothstep((t - 0.25) / 0.75), s = +1 or -1 (half each).
 - crossing (2-D): "S" = (0.8 sin 2 pi t, 2t - 1) and its mirror (-0.8 sin 2 pi t, 2t - 1); the
   two cross at t = 0.5. SFP matches per-time marginals; a sample that follows one shape before
-  the crossing and the other after it is *spliced* (method.md, "Known limits").
+  the crossing and the other after it is *spliced* (docs/METHOD.md, "Known limits").
 - obstacle (2-D): from (0, -1) to (0, 1) around a disc of radius 0.3 at the origin, left or right
   at random (bulge amplitude 0.55..0.7); averaging the two modes drives straight into the disc.
 """

@@ -13,7 +13,7 @@ from ..nets.model import ModelConfig
 
 @dataclass
 class TrainConfig:
-    """Optimiser defaults follow the SFP authors (method.md): AdamW lr 1e-4, wd 1e-6, cosine
+    """Optimiser defaults follow the SFP authors (docs/METHOD.md): AdamW lr 1e-4, wd 1e-6, cosine
     with 500 warm-up steps, EMA power 0.75. ``steps`` counts optimiser steps (per process)."""
 
     steps: int = 4000

@@ -4,7 +4,7 @@ episode split, optimiser, EMA and trainer for all: train/pipeline.py, baselines/
 Training "slots": dp_ddim and dp_ddpm are one DP checkpoint sampled two ways (as in Diffusion
 Policy), so four networks are trained per seed: sfp, sfp_k0, dp, fm_chunk.
 
-CPU sizes (evaluation.md: paper-size nets cost seconds per chunk here): SFP velocity net
+CPU sizes (docs/BENCHMARKS.md: paper-size nets cost seconds per chunk here): SFP velocity net
 hidden 256 x depth 4 with input conditioning (ModelConfig.input_cond), DP / FM-chunk U-Net channels (24, 48, 96): both ~0.7 M parameters
 (printed in the results). Horizons: T_o 2, H 16, action horizon 8. SFP: sigma0 0.4, k 15
 (the authors' Push-T state setting); sfp_k0 changes only k.
@@ -51,7 +51,7 @@ def model_config(slot: str, flow_samples: int = 1, k: float = SFP_K, sigma0: flo
 def train_config(slot: str, steps: int, batch_size: int = 256, seed: int = 0, threads: int = 0,
                  progress: bool = False, lr: float = LR, flow_samples: int = 1, k: float = SFP_K,
                  sigma0: float = SFP_SIGMA0) -> TrainConfig:
-    """AdamW, wd 1e-6, cosine, EMA 0.75 (method.md) for every slot; warm-up min(500, steps / 10)
+    """AdamW, wd 1e-6, cosine, EMA 0.75 (docs/METHOD.md) for every slot; warm-up min(500, steps / 10)
     so short CPU budgets still decay. The peak lr defaults to 1e-3, not the authors' 1e-4: their
     1e-4 is for hundreds of epochs, and at the 30-180 epochs this CPU affords it leaves every
     method near the random floor (DP-DDIM after 3,000 steps: 0.18 at 1e-4, 0.45 at 1e-3)."""

@@ -2,7 +2,7 @@
 (over DDS, like any controller) and flags every message that breaks the command contract.
 Used by the reliability tests (test/invariants.py) and by `sfp soak`.
 
-The contract checked (ros/node.py's module docstring, docs/ros.md "Command output contract"),
+The contract checked (ros/node.py's module docstring, docs/ROS.md "Command output contract"),
 per stream — ``action`` (``<node>/action``, JointTrajectoryPoint, every tick, dry run too) and
 ``controller`` (``joint_trajectory`` JointTrajectory or ``commands`` Float64MultiArray):
 
