@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from .data.normalizer import MinMaxNormalizer
+from .kinds import model_kinds
 from .spec import IOSpec
 
 FORMAT = "sfp-checkpoint"
@@ -50,19 +50,6 @@ class Checkpoint:
             "normalizers": {"state": self.state_norm.to_dict(), "action": self.action_norm.to_dict()},
             "train": self.train,
         }
-
-
-def _kinds() -> dict[str, tuple[Callable[[dict], Any], Callable[[Any, IOSpec], nn.Module]]]:
-    """Explicit factory: model kind -> (config from dict, model constructor)."""
-    from .nets.model import ModelConfig, SFPModel
-
-    kinds = {"sfp": (ModelConfig.from_checkpoint_dict, SFPModel)}
-    try:
-        from .baselines.registry import BASELINE_KINDS
-    except ImportError:  # baselines not built into this install
-        BASELINE_KINDS = {}
-    kinds.update(BASELINE_KINDS)
-    return kinds
 
 
 def save_checkpoint(
@@ -126,13 +113,13 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
             f"{path}: checkpoint format version {doc.get('version')!r} is not supported "
             f"(this build reads version {VERSION})"
         )
-    kinds = _kinds()
+    kinds = model_kinds()
     kind = doc.get("kind")
     if kind not in kinds:
         raise ValueError(f"{path}: unknown model kind {kind!r} (known: {sorted(kinds)})")
     try:
         spec = IOSpec.from_dict(doc["spec"])
-        model_config = kinds[kind][0](doc["model"])
+        model_config = kinds[kind].config(doc["model"])
         norms = doc["normalizers"]
         state_norm = MinMaxNormalizer.from_dict(norms["state"], spec.state_dim)
         action_norm = MinMaxNormalizer.from_dict(norms["action"], spec.action_dim)
@@ -147,7 +134,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 def build_model(ckpt: Checkpoint) -> nn.Module:
     """Construct the model for ``ckpt`` and load its weights strictly (eval mode)."""
-    model = _kinds()[ckpt.kind][1](ckpt.model_config, ckpt.spec)
+    model = model_kinds()[ckpt.kind].model(ckpt.model_config, ckpt.spec)
     own = model.state_dict()
     missing = sorted(set(own) - set(ckpt.tensors))
     unexpected = sorted(set(ckpt.tensors) - set(own))

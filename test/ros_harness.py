@@ -34,10 +34,7 @@ def make_spec(cameras: int = 1, data_rate_hz: float = 10.0) -> IOSpec:
 
 def make_checkpoint(path, cameras: int = 1, seed: int = 0) -> str:
     """A real, untrained SFP checkpoint for a 3-joint arm with ``cameras`` 32x32 RGB cameras."""
-    try:
-        from streaming_flow_ros.policy.checkpoint import make_untrained_checkpoint
-    except ImportError:
-        from streaming_flow_ros.checkpoint import make_untrained_checkpoint
+    from streaming_flow_ros.checkpoint import make_untrained_checkpoint
     return str(make_untrained_checkpoint(path, make_spec(cameras), seed=seed))
 
 

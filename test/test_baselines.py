@@ -11,11 +11,7 @@ from _core_helpers import tiny_dataset, tiny_spec
 
 from streaming_flow_ros.baselines.config import DPConfig, FMChunkConfig
 from streaming_flow_ros.baselines.models import make_scheduler
-from streaming_flow_ros.baselines.registry import (
-    BASELINE_KINDS,
-    BASELINE_RUNTIMES,
-    POLICY_TYPES,
-)
+from streaming_flow_ros.baselines.registry import POLICY_TYPES
 from streaming_flow_ros.baselines.runtime import (
     ChunkPlan,
     ChunkRuntimeConfig,
@@ -32,6 +28,7 @@ from streaming_flow_ros.baselines.unet1d import ConditionalUnet1d
 from streaming_flow_ros.checkpoint import build_model, read_checkpoint
 from streaming_flow_ros.data.episodes import load_dataset
 from streaming_flow_ros.data.windows import WindowDataset
+from streaming_flow_ros.kinds import model_kinds
 from streaming_flow_ros.policy.protocol import Observation, RuntimeConfig
 from streaming_flow_ros.policy.streaming import load_policy
 
@@ -49,7 +46,7 @@ def test_config_round_trip_and_validation(kind):
     import json
 
     cfg = CONFIGS[kind]
-    parse = BASELINE_KINDS[kind][0]
+    parse = model_kinds()[kind].config
     assert parse(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="multiple"):
         parse({**cfg.to_dict(), "pred_horizon": 15})
@@ -72,13 +69,13 @@ def test_unet_shapes(B, H, D, dims):
         net(torch.randn(B, H + 1, D), torch.rand(B), torch.randn(B, 5))
 
 
-def test_registry_import_is_cheap_and_complete():
-    """checkpoint._kinds() imports the registry on every read: it must not import diffusers."""
-    code = ("import sys, streaming_flow_ros.baselines.registry as r; "
-            "assert 'diffusers' not in sys.modules, 'registry imported diffusers'")
+def test_registry_is_cheap_and_complete():
+    """Every checkpoint read looks its kind up in kinds.py: that must not import diffusers."""
+    code = ("import sys, streaming_flow_ros.kinds as k; k.model_kinds(); "
+            "assert 'diffusers' not in sys.modules, 'the kind registry imported diffusers'")
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert set(BASELINE_KINDS) == set(BASELINE_RUNTIMES) == {"dp", "fm_chunk"}
-    assert {k for k, _ in POLICY_TYPES.values()} == {"sfp", "dp", "fm_chunk"}
+    assert set(model_kinds()) == {"sfp", "dp", "fm_chunk"}
+    assert {k for k, _ in POLICY_TYPES.values()} == set(model_kinds())
 
 
 # -- training and checkpoints -----------------------------------------------------------------
@@ -129,7 +126,7 @@ def test_checkpoint_round_trip(trained, kind):
     model = build_model(ck)
     assert all(torch.equal(v, ck.tensors[k]) for k, v in model.state_dict().items())
     policy = load_policy(path)
-    assert isinstance(policy, BASELINE_RUNTIMES[kind])
+    assert isinstance(policy, model_kinds()[kind].runtime)
     plan = policy.prepare(obs())
     assert plan.actions.shape == (16, 3) and np.isfinite(plan.actions).all()
 

@@ -23,12 +23,14 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..data.normalizer import MinMaxNormalizer
+from ..kinds import model_kinds
 from ..spec import IOSpec
 from ..train.config import TrainConfig
 from ..train.pipeline import train_model_on_dataset
 from ..train.trainer import TrainResult
 from .config import DPConfig, FMChunkConfig
-from .registry import BASELINE_KINDS
+
+BASELINE_KINDS = ("dp", "fm_chunk")  # the chunk kinds of kinds.model_kinds()
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,15 @@ class BaselineTrainConfig(TrainConfig):
             kind = self.model.get("kind", "dp")
             if kind not in BASELINE_KINDS:
                 raise ValueError(f"unknown baseline kind {kind!r} (known: {sorted(BASELINE_KINDS)})")
-            self.model = BASELINE_KINDS[kind][0]({**self.model, "kind": kind})
+            self.model = model_kinds()[kind].config({**self.model, "kind": kind})
         if not isinstance(self.model, (DPConfig, FMChunkConfig)):
             raise TypeError(f"model must be a DPConfig or FMChunkConfig, got {type(self.model).__name__}")
         super().__post_init__()
 
 
 def build_baseline(config: BaselineConfig, spec: IOSpec) -> torch.nn.Module:
-    """The model of ``config.kind`` (explicit factory from registry.BASELINE_KINDS)."""
-    return BASELINE_KINDS[config.kind][1](config, spec)
+    """The model of ``config.kind`` (the factory registered in kinds.py)."""
+    return model_kinds()[config.kind].model(config, spec)
 
 
 def train_baseline(dataset: str | Path, out_dir: str | Path, cfg: BaselineTrainConfig,
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         doc["model"] = {**doc.get("model", {}), "kind": args.kind}
         cfg = BaselineTrainConfig.from_dict(doc)
     else:
-        cfg = BaselineTrainConfig(model=BASELINE_KINDS[args.kind][0]({"kind": args.kind}))
+        cfg = BaselineTrainConfig(model=model_kinds()[args.kind].config({"kind": args.kind}))
     if args.steps is not None:
         cfg.steps = args.steps
     if args.seed is not None:

@@ -252,17 +252,6 @@ class StreamingFlowPolicy:
         return traced.forward_cached
 
 
-def _runtimes() -> dict:
-    """Explicit factory: checkpoint kind -> runtime class."""
-    runtimes = {"sfp": StreamingFlowPolicy}
-    try:
-        from ..baselines.registry import BASELINE_RUNTIMES
-    except ImportError:
-        BASELINE_RUNTIMES = {}
-    runtimes.update(BASELINE_RUNTIMES)
-    return runtimes
-
-
 def load_policy(path: str | Path, config: RuntimeConfig | None = None):
     """Load a checkpoint into the runtime policy of its kind. Raises ValueError on bad files."""
     config = config or RuntimeConfig()
@@ -270,4 +259,6 @@ def load_policy(path: str | Path, config: RuntimeConfig | None = None):
     torch.set_num_threads(int(config.threads))
     ckpt = read_checkpoint(path)
     model = build_model(ckpt)
-    return _runtimes()[ckpt.kind](model, ckpt, config)
+    from ..kinds import model_kinds  # local: the registry imports this module
+
+    return model_kinds()[ckpt.kind].runtime(model, ckpt, config)

@@ -98,10 +98,7 @@ def _checkpoint(arg: Path | None, tmp: Path) -> str:
         return str(arg)
     if DEFAULT_CHECKPOINT.is_file():
         return str(DEFAULT_CHECKPOINT)
-    try:
-        from ..policy.checkpoint import make_untrained_checkpoint
-    except ImportError:
-        from ...checkpoint import make_untrained_checkpoint
+    from ...checkpoint import make_untrained_checkpoint
     from ...nets.model import ModelConfig
     from ...spec import CameraSpec, IOSpec
 
