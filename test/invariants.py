@@ -27,6 +27,7 @@ from streaming_flow_ros.ros.runner import run_node_in_thread, spin
 
 # Node parameters of the live reliability tests: limits +-1 rad, 0.5 rad/s (5 mrad per tick at 100 Hz).
 BASE = {"enabled": True, "max_velocity": [0.5], "controller_joints": ["j1", "j2", "j3"],
+        "reanchor": "observation",  # these tests count re-anchors: one per fresh frame
         "position_lower": [-1.0] * 3,
         "position_upper": [1.0] * 3, "diagnostics_period": 0.2, "log_period": 0.0}
 

@@ -162,12 +162,14 @@ def wait_until(pred, timeout: float = 10.0, period: float = 0.01) -> bool:
     return False
 
 
-STEAL_BAR = 0.5  # tick-ratio bar for a window that met hypervisor CPU steal
+TICK_FLOOR = 0.45  # the tick ratio below which a test calls the control loop blocked
 
 
 def tick_bar(full: float, stolen: float) -> float:
-    """The tick-ratio bar a timed window must clear: ``full`` when the window met (almost) no
-    hypervisor CPU steal (``stolen`` = CpuSteal.share(), NaN where unknown), else 0.5. Steal of
-    10-30 % (seen on CI-class VMs) costs up to half the ticks whatever the code does; a control
-    loop blocked by the code under test stays far below 0.5."""
-    return full if not stolen > 0.02 else STEAL_BAR
+    """The tick-ratio bar a timed window must clear. Tests assert safety, not timing: a control
+    loop blocked by the code under test (an encoder on the control thread) keeps <= 0.3 of its
+    ticks, while a neighbour's CPU hog or hypervisor steal (``stolen``, CpuSteal.share()) costs a
+    healthy loop up to half of them on 2 cores (0.72-0.78 seen under a hog). So the bar is
+    TICK_FLOOR whatever the load; ``full`` (the unloaded expectation) is reported, not enforced.
+    Timing is measured by the benchmarks (`sfp bench node`, `sfp soak`)."""
+    return min(full, TICK_FLOOR)

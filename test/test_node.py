@@ -18,7 +18,7 @@ import rclpy
 from lifecycle_msgs.srv import GetState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from ros_harness import JOINTS, Peer, make_checkpoint, ros_context, wait_until
+from ros_harness import JOINTS, Peer, make_checkpoint, ros_context, tick_bar, wait_until
 from rosgraph_msgs.msg import Clock
 from std_srvs.srv import SetBool
 
@@ -35,6 +35,7 @@ from streaming_flow_ros.ros.runner import (
 ROOT = Path(__file__).resolve().parents[1]
 STEP = 0.5 / 100.0  # max_velocity 0.5 rad/s at 100 Hz
 BASE = {"enabled": True, "max_velocity": [0.5], "controller_joints": ["j1", "j2", "j3"],
+        "reanchor": "observation",  # these tests count re-anchors: one per fresh frame
         "position_lower": [-1.0] * 3,
         "position_upper": [1.0] * 3, "diagnostics_period": 0.2, "log_period": 0.0}
 
@@ -134,7 +135,7 @@ def test_jtc_command_contract(ckpt, source):
 
 def test_each_observation_reanchors(ckpt):
     spies = []
-    with running(ckpt, peer_kw={"img_hz": 30.0}, loader=spy_loader(spies)) as (node, _peer):
+    with running(ckpt, peer_kw={"img_hz": 30.0}, loader=spy_loader(spies)) as (node, _peer):  # BASE: observation
         spy = spies[0]
         starts0, steps0 = spy.starts, len(spy.steps)
         time.sleep(1.5)
@@ -197,8 +198,9 @@ def test_slow_encoder_does_not_stretch_ticks(ckpt):
         elapsed = node.now_s() - t0
         period_err = node.telemetry.summary(node.now_s(), 100.0)["period_err_p50_ms"]
         starts = spies[0].starts
-    assert ticks >= 0.8 * elapsed * 100.0, f"{ticks} ticks in {elapsed:.2f} s (CPU steal {steal.share():.1%})"
-    assert period_err < 3.0
+    # a 0.2 s encoder on the control thread would leave < 0.3 of the ticks and ~100 ms period errors
+    assert ticks >= tick_bar(0.8, steal.share()) * elapsed * 100.0, f"{ticks} ticks in {elapsed:.2f} s"
+    assert period_err < 20.0
     assert 2 <= starts <= 15  # ~5 plans/s with a 0.2 s encoder
 
 

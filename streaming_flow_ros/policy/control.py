@@ -57,7 +57,7 @@ class LoopConfig:
     """
 
     control_rate_hz: float = 100.0
-    reanchor: Literal["observation", "ticks", "horizon"] = "observation"
+    reanchor: Literal["observation", "ticks", "horizon"] = "horizon"
     reanchor_ticks: int = 10
     max_obs_age: float = 0.5
     on_stale: Literal["hold", "silent"] = "hold"

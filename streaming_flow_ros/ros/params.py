@@ -51,7 +51,7 @@ class NodeParams:
     position_lower: tuple[float, ...] = ()
     position_upper: tuple[float, ...] = ()
     max_velocity: tuple[float, ...] = (1.0,)
-    reanchor: Literal["observation", "ticks", "horizon"] = "observation"
+    reanchor: Literal["observation", "ticks", "horizon"] = "horizon"
     reanchor_ticks: int = 10
     max_obs_age: float = 0.5
     sync_tolerance: float = 0.05

@@ -165,7 +165,8 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
     from ..runner import run_node_in_thread
     from ..telemetry import percentiles_ms
 
-    params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True,
+    # reanchor: observation: obs->command latency is measured at every re-anchor (the reaction path)
+    params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True, "reanchor": "observation",
               "max_velocity": [3.0], "log_period": 0.0, "max_obs_age": 1.0, **(extra_params or {})}
     with run_node_in_thread(ctx, params, executor=executor, telemetry_window=None) as runner:
         node = runner.node
