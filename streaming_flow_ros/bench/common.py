@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -139,3 +141,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def replace_section(path: Path, name: str, text: str) -> None:
+    """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in the
+    markdown file ``path`` with ``text`` (generated tables: one command regenerates them)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    doc = path.read_text()
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(doc):
+        raise ValueError(f"{path} has no {begin} ... {end} section")
+    path.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc))

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
 
-from .common import CpuSteal, machine_info
+from .common import CpuSteal, machine_info, replace_section
 
 MODES = {"observation": 1, "horizon": 8}  # reanchor mode -> Push-T reanchor_every (observations)
-BEGIN, END = "<!-- defaults:begin -->", "<!-- defaults:end -->"
 
 
 def pusht_grid(checkpoint: str, episodes: int, delays: list[int]) -> list[dict[str, Any]]:
@@ -104,14 +102,6 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def update_doc(path: Path, table: str) -> None:
-    text = path.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        raise ValueError(f"{path} has no {BEGIN} ... {END} section")
-    path.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text))
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pusht-checkpoint", help="a trained Push-T state SFP checkpoint (skip Push-T if absent)")
     p.add_argument("--pusht-episodes", type=int, default=50)
@@ -128,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         table = render(json.loads(Path(args.render).read_text()))
         print(table)
         if args.update_doc:
-            update_doc(Path(args.update_doc), table)
+            replace_section(Path(args.update_doc), "defaults", table)
         return 0
     steal = CpuSteal()
     doc: dict[str, Any] = {"machine": machine_info(), "pusht_checkpoint": args.pusht_checkpoint,
