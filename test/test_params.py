@@ -163,3 +163,16 @@ def test_preset_limits_follow_joint_names_for_any_checkpoint_order(path, order):
         assert lim.lower[k] == p.position_lower[c] and lim.upper[k] == p.position_upper[c], (name, order)
         assert lim.max_step[k] == pytest.approx(vel[c] / p.control_rate_hz), (name, order)
     assert controller_joints(p, IOSpec(names, names)) == ctrl
+
+
+def test_runtime_and_loop_configs_take_every_shared_field_by_name():
+    from dataclasses import fields
+
+    from streaming_flow_ros.policy.control import LoopConfig
+    from streaming_flow_ros.policy.protocol import RuntimeConfig
+
+    p = NodeParams.from_mapping({"reanchor": "ticks", "reanchor_ticks": 7, "max_obs_age": 0.2, "on_stale": "silent",
+                                 "control_rate_hz": 250, "integrator": "heun", "skip_elapsed": False, "seed": 3})
+    for cfg, cls in ((p.loop_config(), LoopConfig), (p.runtime_config(), RuntimeConfig)):
+        shared = [f.name for f in fields(cls) if hasattr(p, f.name)]
+        assert len(shared) >= 5 and all(getattr(cfg, n) == getattr(p, n) for n in shared), cls

@@ -191,10 +191,7 @@ class PolicyNode(LifecycleNode):
         return self._reason or loop_reason or "; ".join(r for r in self._input_reasons.values() if r)
 
     def _loop_config(self) -> LoopConfig:
-        cfg = self._cfg
-        return LoopConfig(control_rate_hz=cfg.control_rate_hz, reanchor=cfg.reanchor,
-                          reanchor_ticks=cfg.reanchor_ticks, max_obs_age=cfg.max_obs_age,
-                          on_stale=cfg.on_stale)
+        return self._cfg.loop_config()
 
     def now_s(self) -> float:
         """Node-clock time, s (follows /clock under use_sim_time)."""

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..policy.control import LoopConfig
 from ..policy.protocol import RuntimeConfig
 from ..policy.safety import SafetyLimits
 from ..spec import IOSpec
@@ -146,25 +147,22 @@ class NodeParams:
     def runtime_config(self) -> RuntimeConfig:
         """The policy runtime's deployment config (a ChunkRuntimeConfig when ``sampler`` is set,
         which chooses DP-DDPM / DP-DDIM / FM-chunk sampling for a chunk-baseline checkpoint)."""
-        base = RuntimeConfig(
-            control_rate_hz=self.control_rate_hz,
-            integrator=self.integrator,
-            anchor=self.anchor,
-            state_blend=self.state_blend,
-            max_flow_time=self.max_flow_time,
-            start_sigma=self.start_sigma,
-            start_noise=self.start_noise,
-            seed=self.seed,
-            threads=self.threads,
-            torchscript=self.torchscript,
-            skip_elapsed=self.skip_elapsed,
-        )
+        base = RuntimeConfig(**self._fields_of(RuntimeConfig))
         if not self.sampler:
             return base
         # torch only when a sampler is chosen
         from ..baselines.runtime import ChunkRuntimeConfig
 
         return ChunkRuntimeConfig.extend(base, self.sampler)
+
+    def loop_config(self) -> LoopConfig:
+        """The control loop's config (policy/control.py): the fields of the same names."""
+        return LoopConfig(**self._fields_of(LoopConfig))
+
+    def _fields_of(self, cls) -> dict[str, Any]:
+        """This object's values for the fields ``cls`` shares with it, by name (no hand copy:
+        a field added to both flows through; one added only to ``cls`` keeps its default)."""
+        return {f.name: getattr(self, f.name) for f in fields(cls) if f.name in _NAMES}
 
     @property
     def period(self) -> float:
@@ -191,6 +189,9 @@ class NodeParams:
         merged = self.to_mapping()
         merged.update(changes)
         return NodeParams.from_mapping(merged)
+
+
+_NAMES = frozenset(f.name for f in fields(NodeParams))
 
 
 class ParameterTypeError(TypeError, ValueError):
