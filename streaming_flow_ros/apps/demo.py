@@ -21,6 +21,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped default policy)")
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
     p.add_argument("--seed", type=int, default=2024, help="scene seed (episodes are different scenes)")
+    p.add_argument("--domain-id", type=int, help="DDS domain (default: a free private one, so a simulated run never reaches a real robot; give your ROS_DOMAIN_ID to watch it)")
     p.add_argument("--out", default="demo_out", help="directory for demo.png and demo.json")
 
 
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"streaming_flow_ros demo: simulated 3-joint arm + 96x96 camera + policy node at {args.rate:g} Hz "
           f"({args.checkpoint or 'default policy'}), {args.episodes} episodes")
     results, obs_to_cmd, step = [], [], []
-    with ClosedLoop(args.checkpoint, args.rate, seed=args.seed) as loop:
+    with ClosedLoop(args.checkpoint, args.rate, seed=args.seed, domain_id=args.domain_id) as loop:
+        print(f"  DDS domain {loop.domain_id} (watch: ROS_DOMAIN_ID={loop.domain_id} ros2 topic echo /policy_node/action)")
         for i in range(args.episodes):
             def progress(t: float, dist: float, i=i) -> None:
                 if tty:

@@ -20,6 +20,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped default policy)")
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
     p.add_argument("--seed", type=int, default=1000)
+    p.add_argument("--domain-id", type=int, help="DDS domain (default: a free private one, so a simulated run never reaches a real robot; give your ROS_DOMAIN_ID to watch it)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="extra node parameter (YAML value), e.g. reanchor=ticks")
     p.add_argument("--json", help="write results here")
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         k, v = kv.split("=", 1)
         extra[k] = yaml.safe_load(v)
     results = []
-    with ClosedLoop(args.checkpoint, args.rate, seed=args.seed, node_parameters=extra) as loop:
+    with ClosedLoop(args.checkpoint, args.rate, seed=args.seed, node_parameters=extra, domain_id=args.domain_id) as loop:
         for i in range(args.episodes):
             r = loop.run_episode(i)
             results.append(r)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from domain_coordinator import domain_id as private_domain
 from rclpy.parameter import Parameter
 
 from ..presets import load_preset
@@ -80,13 +81,20 @@ class ClosedLoop:
     camera_rate_hz: float = 30.0
     settle_s: float = 0.4
     hold_after_success_s: float = 0.3
-    domain_id: int | None = None  # None: ROS_DOMAIN_ID from the environment
+    # None: a free private DDS domain (domain_coordinator), so a simulated run never reaches a
+    # real robot's controllers on the network (its topics are the ros2_control ones); give one
+    # (e.g. your ROS_DOMAIN_ID) to watch it with ros2 topic echo / rviz.
+    domain_id: int | None = None
     time_limit_s: float | None = None  # None: the task's own limit
     sensor_latency_s: float = 0.0  # joint states and frames published this late (delay stress)
     obs_to_cmd_ms: list[float] = field(default_factory=list)
     step_ms: list[float] = field(default_factory=list)
 
     def __enter__(self) -> ClosedLoop:
+        self._domain = None
+        if self.domain_id is None:
+            self._domain = private_domain()
+            self.domain_id = self._domain.__enter__()
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=self.domain_id)
         self.world = SimWorld(seed=self.seed)
@@ -120,6 +128,8 @@ class ClosedLoop:
             self._sim_exec.shutdown()
             self.sim.destroy()
             rclpy.shutdown(context=self.context)
+            if self._domain is not None:
+                self._domain.__exit__(None, None, None)
 
     @staticmethod
     def _wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
