@@ -47,9 +47,14 @@ ROS_ROOTS = {"rclpy", "rcl_interfaces", "builtin_interfaces", "launch", "launch_
              "rosidl_runtime_py", "rosidl_parser", "rpyutils", "rosgraph_msgs", "lifecycle_msgs"}
 
 
+# Optional extras not in requirements-py310.txt: MuJoCo (the cells in streaming_flow_ros/cells).
+OPTIONAL_ROOTS = {"mujoco"}
+
+
 def absent_by_design(name: str | None) -> bool:
     root = (name or "").split(".")[0]
-    return root == "torch" or root in ROS_ROOTS or root.endswith(("_msgs", "_srvs", "_interfaces"))
+    return (root == "torch" or root in ROS_ROOTS or root in OPTIONAL_ROOTS
+            or root.endswith(("_msgs", "_srvs", "_interfaces")))
 
 
 def import_all() -> tuple[list[str], dict[str, str], dict[str, str]]:

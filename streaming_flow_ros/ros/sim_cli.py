@@ -1,4 +1,5 @@
-"""`sfp sim`: run the simulated arm, camera and task nodes standalone.
+"""`sfp sim`: run the simulated arm, camera and task nodes standalone. `sfp sim cell --robot
+ROBOT` runs a MuJoCo cell instead (:mod:`streaming_flow_ros.ros.cell_cli`).
 
 Topics (relative to ``--namespace``): joint_states, camera/image_raw,
 joint_trajectory_controller/joint_trajectory, forward_position_controller/commands,
@@ -20,6 +21,7 @@ from rclpy.executors import (
 )
 
 from ..sim.arm import ArmConfig
+from . import cell_cli
 from .sim_nodes import SimWorld, create_sim_nodes
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auto-reset", action="store_true", help="start a new episode after each time limit")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many s (0: run until Ctrl-C)")
     parser.add_argument("--executor", choices=("single", "multi"), default="single", help="rclpy executor")
+    targets = parser.add_subparsers(dest="sim_target", required=False, metavar="{cell}")
+    cell_cli.configure(targets.add_parser("cell", help="a MuJoCo cell (real arm model) behind its ros2_control topics"))
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "sim_target", None) == "cell":
+        return cell_cli.run(args)
     if args.duration < 0:
         raise ValueError(f"--duration must be >= 0, got {args.duration}")
     world = SimWorld(ArmConfig(physics_rate_hz=args.physics_rate), seed=args.seed)

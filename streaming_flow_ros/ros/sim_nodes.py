@@ -179,6 +179,23 @@ class DelayLine:
         return len(self._q)
 
 
+def trajectory_from_msg(msg: JointTrajectoryMsg, ros_offset_ns: int) -> JointTrajectory:
+    """trajectory_msgs/JointTrajectory -> plain data for :mod:`..sim.jtc`. The header stamp (ROS
+    time, ns) goes onto the arm clock (``ros_offset_ns`` = ROS time of arm time 0); stamp 0 stays 0
+    ("start now")."""
+    stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    stamp = 0.0 if stamp_ns == 0 else max((stamp_ns - ros_offset_ns) * 1e-9, 1e-9)
+    points = tuple(
+        TrajectoryPoint(
+            positions=list(pt.positions),
+            time_from_start=pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9,
+            velocities=list(pt.velocities) if len(pt.velocities) else None,
+        )
+        for pt in msg.points
+    )
+    return JointTrajectory(tuple(msg.joint_names), points, stamp)
+
+
 def _stamp(msg_header, t_ns: int) -> None:
     msg_header.stamp.sec, msg_header.stamp.nanosec = divmod(int(t_ns), 1_000_000_000)
 
@@ -261,17 +278,7 @@ class SimArmNode(Node):
             self.get_logger().warning(f"rejected {kind}: {result.reason}", throttle_duration_sec=1.0)
 
     def _on_trajectory(self, msg: JointTrajectoryMsg) -> None:
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        stamp = 0.0 if stamp_ns == 0 else max((stamp_ns - self.world.ros_offset_ns) * 1e-9, 1e-9)
-        points = tuple(
-            TrajectoryPoint(
-                positions=list(pt.positions),
-                time_from_start=pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9,
-                velocities=list(pt.velocities) if len(pt.velocities) else None,
-            )
-            for pt in msg.points
-        )
-        traj = JointTrajectory(tuple(msg.joint_names), points, stamp)
+        traj = trajectory_from_msg(msg, self.world.ros_offset_ns)
         with self.world.lock:  # arrival time = now: bring the physics up to date first
             if not self.owns_clock:
                 self._advance()

@@ -11,7 +11,8 @@ velocity limits and to the joint limits (hard stops), stepped at ``physics_rate_
 (semi-implicit Euler). With w = 25 rad/s a position step settles in ~0.25 s and a moving
 command is followed ~2/w = 80 ms late without velocity feed-forward.
 
-Command interfaces (the last accepted command of either kind owns the desired state):
+Command interfaces (the last accepted command of either kind owns the desired state), implemented
+once in :mod:`streaming_flow_ros.sim.jtc` (shared with the MuJoCo cells):
 
 - :meth:`SimArm.command_trajectory` behaves like joint_trajectory_controller with
   ``interpolate_from_desired_state: true``: every accepted message *replaces* the running
@@ -30,9 +31,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from .jtc import CommandResult, JointTrajectory, TrajectoryController, TrajectoryPoint
+
+__all__ = ["ArmConfig", "CommandResult", "JointTrajectory", "SimArm", "TrajectoryPoint", "forward_kinematics",
+           "point_segment_distance"]
 
 
 @dataclass(frozen=True)
@@ -114,46 +120,6 @@ def point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
     return np.sqrt(dx * dx + dy * dy)
 
 
-@dataclass(frozen=True)
-class TrajectoryPoint:
-    """One point of a JointTrajectory, in the message's joint order.
-
-    positions: (N,) rad; velocities: (N,) rad/s or None; time_from_start: s after the start.
-    """
-
-    positions: Sequence[float]
-    time_from_start: float
-    velocities: Sequence[float] | None = None
-
-
-@dataclass(frozen=True)
-class JointTrajectory:
-    """A trajectory_msgs/JointTrajectory in plain data. ``stamp`` is the start time on the
-    arm clock in seconds; 0 means "start at the controller's next sample"."""
-
-    joint_names: tuple[str, ...]
-    points: tuple[TrajectoryPoint, ...]
-    stamp: float = 0.0
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """Whether a command was accepted, and why not."""
-
-    accepted: bool
-    reason: str = ""
-
-
-@dataclass
-class _Segments:
-    """An accepted trajectory in controller joint order, absolute arm-clock times."""
-
-    start: float  # s, trajectory start (stamp, or arrival for stamp 0)
-    times: np.ndarray  # (P + 1,) s: anchor time (arrival), then each point
-    pos: np.ndarray  # (P + 1, N) rad: anchor = desired state at arrival
-    vel: list[np.ndarray | None] = field(default_factory=list)  # P + 1 entries, rad/s or None
-
-
 class SimArm:
     """The simulated arm: state, desired state, command interfaces and physics stepping.
 
@@ -165,12 +131,11 @@ class SimArm:
         self.config = config or ArmConfig()
         c = self.config
         self.dt = 1.0 / c.physics_rate_hz
-        self.allow_nonzero_velocity_at_trajectory_end = allow_nonzero_velocity_at_trajectory_end
         self._lower, self._upper = np.asarray(c.lower), np.asarray(c.upper)
         self._vmax, self._amax = np.asarray(c.max_velocity), np.asarray(c.max_acceleration)
-        self._index = {name: i for i, name in enumerate(c.joint_names)}
         self._steps = 0
-        self.last_rejection = ""
+        self.controller = TrajectoryController(
+            c.joint_names, c.home, allow_nonzero_velocity_at_trajectory_end=allow_nonzero_velocity_at_trajectory_end)
         self.reset(q0)
 
     # -- state -----------------------------------------------------------------------------
@@ -191,16 +156,28 @@ class SimArm:
 
     @property
     def desired_q(self) -> np.ndarray:
-        return self._qdes.copy()
+        return self.controller.desired_q
 
     @property
     def desired_qd(self) -> np.ndarray:
-        return self._qddes.copy()
+        return self.controller.desired_qd
 
     @property
     def mode(self) -> str:
         """'hold' (no command since reset), 'trajectory' or 'forward'."""
-        return self._mode
+        return self.controller.mode
+
+    @property
+    def last_rejection(self) -> str:
+        return self.controller.last_rejection
+
+    @property
+    def allow_nonzero_velocity_at_trajectory_end(self) -> bool:
+        return self.controller.allow_nonzero_velocity_at_trajectory_end
+
+    @allow_nonzero_velocity_at_trajectory_end.setter
+    def allow_nonzero_velocity_at_trajectory_end(self, value: bool) -> None:
+        self.controller.allow_nonzero_velocity_at_trajectory_end = bool(value)
 
     def reset(self, q: Sequence[float] | None = None) -> None:
         """Put the arm at rest at ``q`` (default: home) holding it; drops any command.
@@ -210,9 +187,7 @@ class SimArm:
             raise ValueError(f"reset q must be {self.config.dof} finite values, got {q.tolist()}")
         self._q = np.clip(q, self._lower, self._upper)
         self._qd = np.zeros_like(self._q)
-        self._qdes, self._qddes = self._q.copy(), self._qd.copy()
-        self._traj: _Segments | None = None
-        self._mode = "hold"
+        self.controller.reset(self._q)
 
     def link_points(self, q: np.ndarray | None = None) -> np.ndarray:
         """(N + 1, 2) chain points in m for ``q`` (default: the measured state)."""
@@ -222,113 +197,25 @@ class SimArm:
         """(2,) end-effector position in m."""
         return self.link_points(q)[-1]
 
-    # -- commands ----------------------------------------------------------------------------
-    def _reject(self, reason: str) -> CommandResult:
-        self.last_rejection = reason
-        return CommandResult(False, reason)
-
+    # -- commands (sim/jtc.py) ------------------------------------------------------------------
     def command_trajectory(self, traj: JointTrajectory) -> CommandResult:
         """Accept (replace the running command) or reject a trajectory, like JTC does."""
-        c, now = self.config, self.time
-        names = tuple(traj.joint_names)
-        if len(set(names)) != len(names):
-            return self._reject(f"duplicate joint names {list(names)}")
-        unknown = [n for n in names if n not in self._index]
-        if unknown:
-            return self._reject(f"unknown joints {unknown}; controller joints are {list(c.joint_names)}")
-        if len(names) != c.dof:
-            missing = [n for n in c.joint_names if n not in names]
-            return self._reject(f"partial goal: missing joints {missing} (allow_partial_joints_goal is false)")
-        if not traj.points:
-            return self._reject("empty trajectory (no points)")
-        if not math.isfinite(traj.stamp) or traj.stamp < 0:
-            return self._reject(f"invalid header stamp {traj.stamp}")
-        order = np.array([names.index(n) for n in c.joint_names])  # controller joint i <- msg column
-        times, pos, vel = [], [], []
-        prev = -math.inf
-        for k, pt in enumerate(traj.points):
-            p = np.asarray(pt.positions, np.float64).reshape(-1)
-            if p.size != c.dof:
-                return self._reject(f"point {k}: {p.size} positions for {c.dof} joint names")
-            v = None
-            if pt.velocities is not None and len(pt.velocities) > 0:
-                v = np.asarray(pt.velocities, np.float64).reshape(-1)
-                if v.size != c.dof:
-                    return self._reject(f"point {k}: {v.size} velocities for {c.dof} joint names")
-            tfs = float(pt.time_from_start)
-            if not (np.isfinite(p).all() and (v is None or np.isfinite(v).all()) and math.isfinite(tfs)):
-                return self._reject(f"point {k}: non-finite positions, velocities or time_from_start")
-            if tfs < 0:
-                return self._reject(f"point {k}: negative time_from_start {tfs}")
-            if tfs <= prev:
-                return self._reject(f"point {k}: time_from_start {tfs} not strictly increasing")
-            prev = tfs
-            times.append(tfs)
-            pos.append(p[order])
-            vel.append(None if v is None else v[order])
-        if traj.stamp == 0.0 and times[0] <= 0.0:
-            return self._reject(
-                "stamp 0 with time_from_start 0: the first point would be reached instantly "
-                "(use time_from_start = k*dt with k >= 1)"
-            )
-        start = now if traj.stamp == 0.0 else float(traj.stamp)
-        if traj.stamp != 0.0 and start + times[-1] < now:
-            return self._reject(f"non-zero start time {start:.3f} s ends in the past (now {now:.3f} s)")
-        last_v = vel[-1]
-        if not self.allow_nonzero_velocity_at_trajectory_end and last_v is not None and np.any(last_v != 0):
-            return self._reject(f"velocity of the last point is not zero: {last_v.tolist()}")
-        self._traj = _Segments(
-            start=start,
-            times=np.array([now] + [start + t for t in times]),
-            pos=np.vstack([self._qdes[None], np.asarray(pos)]),
-            vel=[self._qddes.copy(), *vel],
-        )
-        self._mode = "trajectory"
-        return CommandResult(True)
+        return self.controller.command_trajectory(traj, self.time)
 
     def command_forward(self, values: Sequence[float]) -> CommandResult:
         """forward_command_controller: ``values`` (N,) rad in controller joint order."""
-        v = np.asarray(values, np.float64).reshape(-1)
-        if v.size != self.config.dof:
-            return self._reject(f"forward command has {v.size} values for {self.config.dof} joints")
-        if not np.isfinite(v).all():
-            return self._reject(f"forward command has non-finite values {v.tolist()}")
-        self._traj = None
-        self._qdes, self._qddes = v.copy(), np.zeros_like(v)
-        self._mode = "forward"
-        return CommandResult(True)
+        return self.controller.command_forward(values)
 
     # -- physics -----------------------------------------------------------------------------
-    def _sample_trajectory(self, t: float) -> None:
-        tr = self._traj
-        if tr is None or t < tr.start:
-            return  # no trajectory, or it has not started: hold the desired state
-        times = tr.times
-        if t >= times[-1]:
-            self._qdes, self._qddes = tr.pos[-1].copy(), np.zeros(self.config.dof)
-            return
-        k = max(int(np.searchsorted(times, t, side="right")) - 1, 0)  # segment times[k]..times[k+1]
-        t0, t1 = times[k], times[k + 1]
-        h = t1 - t0
-        s = (t - t0) / h
-        p0, p1, v0, v1 = tr.pos[k], tr.pos[k + 1], tr.vel[k], tr.vel[k + 1]
-        if v0 is None or v1 is None:
-            self._qdes = p0 + s * (p1 - p0)
-            self._qddes = (p1 - p0) / h
-        else:  # cubic Hermite
-            h00, h10, h01, h11 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, -2 * s**3 + 3 * s**2, s**3 - s**2
-            d00, d10, d01, d11 = 6 * s**2 - 6 * s, 3 * s**2 - 4 * s + 1, -6 * s**2 + 6 * s, 3 * s**2 - 2 * s
-            self._qdes = h00 * p0 + h10 * h * v0 + h01 * p1 + h11 * h * v1
-            self._qddes = (d00 * p0 + d01 * p1) / h + d10 * v0 + d11 * v1
-
     def step(self, n: int = 1) -> None:
         """Advance the physics by ``n`` steps of 1 / physics_rate_hz seconds."""
         w, dt = self.config.tracking_omega, self.dt
         for _ in range(int(n)):
             self._steps += 1
-            self._sample_trajectory(self.time)
-            qdes = np.clip(self._qdes, self._lower, self._upper)
-            acc = w * w * (qdes - self._q) + 2.0 * w * (self._qddes - self._qd)
+            ctrl = self.controller
+            ctrl.sample(self.time)
+            qdes = np.clip(ctrl.desired_q, self._lower, self._upper)
+            acc = w * w * (qdes - self._q) + 2.0 * w * (ctrl.desired_qd - self._qd)
             acc = np.clip(acc, -self._amax, self._amax)
             self._qd = np.clip(self._qd + acc * dt, -self._vmax, self._vmax)
             q = self._q + self._qd * dt

@@ -1,0 +1,117 @@
+"""The cell's MuJoCo model, composed with MjSpec: floor, table, cube, a robosuite arm on a
+pedestal at the table's edge, its gripper at the flange, a scene camera and the arm's wrist
+camera.
+
+Frame (m): world z up, table top centred at (0, 0, TABLE_TOP); the arm base at
+(BASE_X, 0, BASE_Z), facing +x (robosuite's Lift layout). Model element names: the arm's under
+``robot/``, the gripper's under ``robot/gripper/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import mujoco
+
+from .robots import RobotSpec, assets_root
+
+TABLE_HALF = (0.4, 0.4, 0.025)  # m, half sizes of the table top (robosuite: 0.8 x 0.8 x 0.05)
+TABLE_TOP = 0.8  # m
+BASE_X, BASE_Z = -0.56, 0.912  # m, arm base (robosuite's table offset and mount height)
+CUBE_HALF = 0.02  # m
+CUBE_START = (0.0, 0.0)  # m, on the table
+PHYSICS_DT = 0.002  # s: 500 Hz, the ros2_control update rate of most arm drivers
+
+
+def _absolute_assets(spec: mujoco.MjSpec, xml: Path) -> None:
+    """Rewrite relative mesh/texture paths to absolute ones, so the spec survives attachment."""
+    base = xml.parent / (spec.meshdir or "")
+    for mesh in spec.meshes:
+        if mesh.file and not os.path.isabs(mesh.file):
+            mesh.file = str((base / mesh.file).resolve())
+    for tex in spec.textures:
+        if tex.file and not os.path.isabs(tex.file):
+            tex.file = str((xml.parent / (spec.texturedir or "") / tex.file).resolve())
+    spec.meshdir, spec.texturedir = "", ""
+
+
+def _load(xml: Path) -> mujoco.MjSpec:
+    """A robosuite MJCF file as an MjSpec. robosuite pre-processes its files before MuJoCo sees
+    them; the two flaws that matter here are fixed the same way: a ``group`` attribute on a
+    ``<default>`` (xArm gripper; not MJCF) is dropped, and a repeated mesh name (Robotiq 2F-85:
+    collision and visual base link) keeps its first definition."""
+    text = re.sub(r'(<default\s+class="[^"]*")\s+group="[^"]*"', r"\1", xml.read_text())
+    spec = mujoco.MjSpec.from_string(text)
+    spec.compiler.degree = False  # robosuite merges every file into one model with angle="radian"
+    _absolute_assets(spec, xml)
+    seen = set()
+    for mesh in list(spec.meshes):
+        if mesh.name in seen:
+            spec.delete(mesh)
+        seen.add(mesh.name)
+    return spec
+
+
+def build_spec(robot: RobotSpec, max_image_size: tuple[int, int] = (640, 480)) -> mujoco.MjSpec:
+    """The cell as an MjSpec (compile with ``spec.compile()``). ``max_image_size``: (width,
+    height) of the largest camera image to render."""
+    root = assets_root()
+    world = mujoco.MjSpec()
+    world.modelname = f"cell_{robot.name}"
+    world.compiler.degree = False
+    world.option.timestep = PHYSICS_DT
+    world.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    world.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    world.visual.global_.offwidth, world.visual.global_.offheight = max_image_size
+    world.visual.headlight.ambient = [0.4, 0.4, 0.4]
+    wb = world.worldbody
+    wb.add_light(pos=[0, 0, 3.0], dir=[0, 0, -1], diffuse=[0.6, 0.6, 0.6], castshadow=False)
+    wb.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[3, 3, 0.1], rgba=[0.35, 0.35, 0.38, 1])
+    table = wb.add_body(name="table", pos=[0, 0, TABLE_TOP - TABLE_HALF[2]])
+    table.add_geom(name="table_top", type=mujoco.mjtGeom.mjGEOM_BOX, size=list(TABLE_HALF),
+                   rgba=[0.55, 0.42, 0.3, 1], friction=[1.0, 0.005, 0.0001])
+    leg_h = (TABLE_TOP - 2 * TABLE_HALF[2]) / 2
+    for i, (x, y) in enumerate([(0.35, 0.35), (0.35, -0.35), (-0.35, 0.35), (-0.35, -0.35)]):
+        table.add_geom(name=f"table_leg{i}", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.025, leg_h, 0],
+                       pos=[x, y, -TABLE_HALF[2] - leg_h], rgba=[0.3, 0.3, 0.3, 1], contype=0, conaffinity=0)
+    pedestal_h = BASE_Z / 2
+    wb.add_geom(name="pedestal", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.12, pedestal_h, 0],
+                pos=[BASE_X, 0, pedestal_h - 0.001], rgba=[0.2, 0.2, 0.22, 1], contype=0, conaffinity=0)
+    cube = wb.add_body(name="cube", pos=[CUBE_START[0], CUBE_START[1], TABLE_TOP + CUBE_HALF])
+    cube.add_freejoint(name="cube_joint")
+    cube.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[CUBE_HALF] * 3, rgba=[0.85, 0.1, 0.1, 1],
+                  density=500.0, friction=[1.0, 0.005, 0.0001], condim=4)
+    # robosuite's "agentview": in front of the table, looking back at the arm
+    wb.add_camera(name="scene", pos=[0.5, 0, 1.35], quat=[0.653, 0.271, 0.271, 0.653], fovy=45)
+
+    arm = _load(root / "robots" / robot.robot_dir / "robot.xml")
+    for act in list(arm.actuators):  # robosuite's torque motors: become position servos below
+        arm.delete(act)
+    for name in robot.model_joints:
+        arm.joint(name).armature = robot.armature
+    gripper = _load(root / "grippers" / robot.gripper.xml)
+    g = robot.gripper
+    if g.kp is not None:
+        for name in g.actuators:
+            gripper.actuator(name).set_to_position(kp=g.kp, kv=g.kv)
+    for joint in gripper.joints:
+        joint.armature += g.joint_armature
+        joint.damping += g.joint_damping
+    for body in list(arm.bodies) + list(gripper.bodies):
+        body.gravcomp = 1.0  # the driver compensates gravity, as real arm controllers do
+    arm.body("right_hand").add_frame().attach_body(gripper.body(robot.gripper.root_body), "gripper/", "")
+    wb.add_frame(pos=[BASE_X, 0, BASE_Z]).attach_body(arm.body("base"), "robot/", "")
+    for name, kp, kv in zip(robot.model_joints, robot.kp, robot.kv):
+        joint = world.joint(f"robot/{name}")
+        act = world.add_actuator(name=f"servo/{name}", target=f"robot/{name}",
+                                 trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        act.set_to_position(kp=kp, kv=kv)
+        if joint.limited == mujoco.mjtLimited.mjLIMITED_TRUE:
+            act.ctrlrange, act.ctrllimited = list(joint.range), mujoco.mjtLimited.mjLIMITED_TRUE
+    return world
+
+
+def build_model(robot: RobotSpec, max_image_size: tuple[int, int] = (640, 480)) -> mujoco.MjModel:
+    return build_spec(robot, max_image_size).compile()

@@ -1,0 +1,204 @@
+"""MuJoCo cells (streaming_flow_ros/cells, ros/cell_nodes.py): robosuite's arm models behind the
+real arms' joint names, limits and ros2_control topics. Skips without mujoco or robosuite's
+model files (``pip install mujoco==3.3.7 && pip install --no-deps robosuite==1.5.2``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco is first imported: offscreen, headless
+pytest.importorskip("mujoco")
+if importlib.util.find_spec("robosuite") is None:
+    pytest.skip("robosuite's model files are not installed", allow_module_level=True)
+
+from streaming_flow_ros.cells.cell import Cell
+from streaming_flow_ros.presets import load_preset
+from streaming_flow_ros.sim.jtc import JointTrajectory, TrajectoryPoint
+
+ROBOT_NAMES = ("panda", "ur5e")
+IMAGE_SIZE = (64, 48)  # (W, H): not square, so a transposed image would show
+# Preset limits outside the model's range, by design (not preset bugs): the Panda model stands in
+# for the FR3. The franka_fr3 preset is Franka's FR3 limits shrunk by 0.05 rad (joint 6 up to
+# 4.5169, joint 7 +-3.0159 on the FR3); the Panda model (robosuite panda/robot.xml, the Panda
+# datasheet) stops joint 6 at 3.7525 and joint 7 at +-2.8973. The cell clamps commands there.
+KNOWN_LIMIT_MISMATCHES = {("panda", "fr3_joint6", "upper"), ("panda", "fr3_joint7", "lower"),
+                          ("panda", "fr3_joint7", "upper")}
+
+
+@pytest.fixture(scope="module", params=ROBOT_NAMES)
+def cell(request):
+    c = Cell(request.param, image_size=IMAGE_SIZE)
+    yield c
+    c.close()
+
+
+def test_joint_names_are_the_presets(cell):
+    preset = load_preset(cell.robot.preset)
+    assert tuple(preset["controller_joints"]) == cell.joint_names
+    _, q, qd = cell.joint_state()
+    assert q.shape == qd.shape == (len(cell.joint_names),)
+
+
+def _limit_mismatches(cell) -> set:
+    preset = load_preset(cell.robot.preset)
+    out = set()
+    for j, (lo, hi) in enumerate(zip(preset["position_lower"], preset["position_upper"])):
+        name = cell.joint_names[j]
+        if lo < cell.lower[j] - 1e-4:
+            out.add((cell.robot.name, name, "lower"))
+        if hi > cell.upper[j] + 1e-4:
+            out.add((cell.robot.name, name, "upper"))
+    return out
+
+
+def test_preset_limits_fit_the_models_range(cell):
+    mismatches = _limit_mismatches(cell)
+    known = {m for m in KNOWN_LIMIT_MISMATCHES if m[0] == cell.robot.name}
+    assert mismatches == known
+
+
+def test_forward_command_moves_the_arm_there(cell):
+    cell.reset()
+    _, q0, _ = cell.joint_state()
+    goal = q0 + np.where(np.arange(q0.size) < 3, 0.25, -0.2)
+    assert cell.command_forward(goal).accepted
+    cell.step(2.0)
+    _, q, qd = cell.joint_state()
+    np.testing.assert_allclose(q, goal, atol=0.01)
+    assert np.abs(qd).max() < 0.05
+    assert not cell.metrics().table_contact
+
+
+def test_trajectory_command_follows_jtc_semantics(cell):
+    cell.reset()
+    _, q0, _ = cell.joint_state()
+    goal = q0.copy()
+    goal[0] += 0.4
+    names = tuple(reversed(cell.joint_names))  # mapped by name, any order
+    traj = JointTrajectory(names, (TrajectoryPoint(goal[::-1].tolist(), 1.0),))
+    assert cell.command_trajectory(traj).accepted
+    cell.step(0.5)
+    _, q, _ = cell.joint_state()
+    assert 0.1 < q[0] - q0[0] < 0.3  # halfway along the linear segment (servo lag allowed)
+    cell.step(1.0)
+    np.testing.assert_allclose(cell.joint_state()[1], goal, atol=0.01)
+    bad = JointTrajectory(cell.joint_names[:-1], (TrajectoryPoint(goal[:-1].tolist(), 1.0),))
+    assert not cell.command_trajectory(bad).accepted  # partial goal: rejected, arm holds
+    cell.step(0.2)
+    np.testing.assert_allclose(cell.joint_state()[1], goal, atol=0.01)
+
+
+def test_gripper_closes_and_opens_clamped(cell):
+    cell.reset()
+    g = cell.robot.gripper
+    assert cell.gripper_width() > 0.9 * g.max_width
+    assert cell.command_gripper(-1.0) == 0.0  # clamped
+    cell.step(1.0)
+    assert cell.gripper_width() < 0.5 * g.max_width
+    assert cell.command_gripper(1.0) == g.max_width
+    cell.step(1.0)
+    assert cell.gripper_width() > 0.9 * g.max_width
+    with pytest.raises(ValueError):
+        cell.command_gripper(float("nan"))
+
+
+def test_cameras_render_the_configured_size(cell):
+    for camera in cell.camera_names:
+        t, img = cell.render(camera)
+        assert img.shape == (IMAGE_SIZE[1], IMAGE_SIZE[0], 3) and img.dtype == np.uint8
+        assert img.std() > 5  # not a blank frame
+        assert t == cell.time
+
+
+def test_cube_rests_on_the_table_and_lift_is_measured(cell):
+    cell.reset(cube_xy=(0.05, -0.05))
+    cell.step(0.3)
+    m = cell.metrics()
+    assert abs(m.cube_height) < 0.003 and not m.lifted
+    np.testing.assert_allclose(cell.cube_position()[:2], (0.05, -0.05), atol=1e-3)
+
+
+def test_arm_pressed_into_the_table_is_a_collision():
+    cell = Cell("ur5e")
+    _, q, _ = cell.joint_state()
+    down = q.copy()
+    down[1] += 1.2  # shoulder lift down: the forearm/wrist into the table
+    cell.command_forward(down)
+    cell.step(2.0)
+    m = cell.metrics()
+    assert m.table_contact and m.table_contact_bodies
+    cell.reset()
+    assert not cell.metrics().table_contact  # measurements restart with the episode
+    cell.close()
+
+
+def test_closed_loop_over_dds_under_sim_time():
+    """The cell node and a plain JointTrajectory publisher (use_sim_time) over real DDS: the
+    publisher's clock follows /clock, and /joint_states (stamped in sim time) follows the
+    command."""
+    pytest.importorskip("rclpy")
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from ros_harness import ros_context
+    from sensor_msgs.msg import Image, JointState
+    from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+    from trajectory_msgs.msg import JointTrajectoryPoint
+
+    from streaming_flow_ros.ros.cell_nodes import create_cell_node, preset_topics
+
+    cell = Cell("ur5e", image_size=IMAGE_SIZE)
+    topics = preset_topics("ur")
+    with ros_context() as ctx:
+        node = create_cell_node(cell, context=ctx, camera_rate_hz=5.0, image_width=IMAGE_SIZE[0],
+                                image_height=IMAGE_SIZE[1])
+        peer = Node("commander", context=ctx, parameter_overrides=[Parameter("use_sim_time", value=True)])
+        states, images = [], []
+        peer.create_subscription(JointState, topics["joint_states"], states.append, 10)
+        peer.create_subscription(Image, topics["image_raw"], images.append, 10)
+        pub = peer.create_publisher(JointTrajectoryMsg, topics["joint_trajectory"],
+                                    QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        ex.add_node(peer)
+
+        def spin_until(cond, timeout=20.0):
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.05)
+                if cond():
+                    return True
+            return False
+
+        try:
+            assert spin_until(lambda: len(states) >= 5 and pub.get_subscription_count() > 0 and images)
+            js = states[-1]
+            assert list(js.name) == [*cell.joint_names, cell.robot.gripper.joint]
+            assert images[-1].encoding == "rgb8" and (images[-1].width, images[-1].height) == IMAGE_SIZE
+            stamp = js.header.stamp.sec + js.header.stamp.nanosec * 1e-9
+            assert abs(peer.get_clock().now().nanoseconds * 1e-9 - stamp) < 0.5  # peer runs on /clock
+            q0 = np.array(js.position[:6])
+            goal = q0.copy()
+            goal[0] += 0.3
+            msg = JointTrajectoryMsg()
+            msg.joint_names = list(cell.joint_names)  # header.stamp = 0: start now
+            point = JointTrajectoryPoint(positions=goal.tolist())
+            point.time_from_start.nanosec = 500_000_000
+            msg.points = [point]
+            pub.publish(msg)
+            assert spin_until(lambda: abs(states[-1].position[0] - goal[0]) < 0.01)
+            js = states[-1]
+            stamp = js.header.stamp.sec + js.header.stamp.nanosec * 1e-9
+            assert abs(stamp - (1.0 + cell.time)) < 0.05  # sim time: 1 s + cell clock
+            assert node.rejected == 0
+        finally:
+            ex.shutdown()
+            node.destroy_node()
+            peer.destroy_node()
+            cell.close()
