@@ -85,7 +85,7 @@ def test_hostile_message_costs_microseconds_not_seconds():
         index_names(dup, len(dup))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.tuples(st.lists(st.sampled_from(["j1", "j2", "j3", "g", "x"]), max_size=6),
                           st.floats(allow_nan=True, allow_infinity=True, width=32),
                           st.floats(0.0, 0.2)), max_size=30))

@@ -29,8 +29,7 @@ from ..policy.safety import SafetyLimits
 from ..policy.streaming import load_policy
 from ..presets import load_preset
 from ..ros.params import NodeParams, resolve_limits  # plain dataclasses, no rclpy
-from ..sim.rollout import CAMERA_NAME, episode_seed, rollout
-from ..sim.rollout import Observation as SimObservation
+from ..sim.rollout import CAMERA_NAME, SimObservation, episode_seed, rollout
 from ..sim.task import scene_for_seed
 
 

@@ -158,6 +158,8 @@ class PolicyNode(LifecycleNode):
         self._cfg = replace(self._cfg, **{k: getattr(new, k) for k in LIVE})
         if self._loop is not None:
             self._loop.config = self._loop_config()
+        if self.policy is not None:  # max_obs_age is live: the joint merge's freshness follows it
+            self._joints.max_age = self._cfg.max_obs_age
         if set(ours) - LIVE:
             self.get_logger().info(f"{sorted(set(ours) - LIVE)} take effect at the next configure")
         return SetParametersResult(successful=True)

@@ -19,18 +19,16 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from ..bench.common import percentiles_ms
 from ..policy.control import TickOutput
 
 
-def percentiles_ms(samples, qs=(50, 99)) -> list[float]:
-    """Percentiles of samples given in seconds, in ms (NaN when empty), plus the max."""
-    a = np.asarray(list(samples), np.float64)
-    if a.size == 0:
-        return [float("nan")] * (len(qs) + 1)
-    return [float(x) * 1e3 for x in np.percentile(a, qs)] + [float(a.max()) * 1e3]
+def p50_p99_max(samples) -> tuple[float, float, float]:
+    """(p50, p99, max) in ms of samples given in seconds (NaN when empty)."""
+    d = percentiles_ms(samples)
+    return d["p50"], d["p99"], d["max"]
 
 
 @dataclass
@@ -108,10 +106,10 @@ class Telemetry:
 
     def summary(self, now: float, rate_hz: float) -> dict[str, float]:
         """Key numbers (ms for times) for logs and diagnostics."""
-        pe50, pe99, pemax = percentiles_ms(self.snapshot("period_err"))
-        st50, st99, stmax = percentiles_ms(self.snapshot("step"))
-        ol50, ol99, _ = percentiles_ms(self.snapshot("obs_to_cmd"))
-        pr50, pr99, _ = percentiles_ms(self.snapshot("prepare"))
+        pe50, pe99, pemax = p50_p99_max(self.snapshot("period_err"))
+        st50, st99, stmax = p50_p99_max(self.snapshot("step"))
+        ol50, ol99, _ = p50_p99_max(self.snapshot("obs_to_cmd"))
+        pr50, pr99, _ = p50_p99_max(self.snapshot("prepare"))
         return {
             "ticks": self.ticks,
             "ticks_expected": round(self.expected_ticks(now, rate_hz), 1),

@@ -2,7 +2,7 @@
 
 :func:`rollout` runs one episode: physics at the arm's rate (500 Hz by default), joint states
 and camera frames sampled at their own rates, and a *command source* called at the command
-rate. The source is any callable ``source(obs: Observation)`` returning
+rate. The source is any callable ``source(obs: SimObservation)`` returning
 
 - joint positions (N,) rad: sent as a one-point JointTrajectory (stamp 0,
   time_from_start = one command period) in ``command_mode="trajectory"`` (default), or as a
@@ -41,7 +41,7 @@ CAMERA_NAME = "camera"
 
 
 @dataclass(frozen=True)
-class Observation:
+class SimObservation:
     """What a command source sees at ``time`` (s from episode start): the latest joint state
     (rad, rad/s) and the latest camera frame ((H, W, 3) uint8, None if no camera) with its time."""
 
@@ -52,7 +52,7 @@ class Observation:
     image_time: float
 
 
-CommandSource = Callable[[Observation], "np.ndarray | JointTrajectory | None"]
+CommandSource = Callable[[SimObservation], "np.ndarray | JointTrajectory | None"]
 
 
 @dataclass
@@ -144,7 +144,7 @@ def rollout(
             im_t.append(t)
             ims.append(image)
         if i in cmd_due and i < n_steps:
-            cmd = source(Observation(t, q, qd, image, image_time))
+            cmd = source(SimObservation(t, q, qd, image, image_time))
             if cmd is not None:
                 if isinstance(cmd, JointTrajectory):
                     result = arm.command_trajectory(cmd)

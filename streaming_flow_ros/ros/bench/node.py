@@ -137,7 +137,7 @@ def _steal_free(marks, period_err: list[float], rate: float) -> dict[str, float]
     """Tick ratio and period error over the windows in which the hypervisor stole no CPU time
     (steal jiffies unchanged): what the node does when it has the cores it was given. On a
     shared VM, steal comes in bursts of tens of ms that cost whole runs of ticks."""
-    from ..telemetry import percentiles_ms
+    from ..telemetry import p50_p99_max
 
     ticks = expected = 0.0
     samples: list[float] = []
@@ -149,7 +149,7 @@ def _steal_free(marks, period_err: list[float], rate: float) -> dict[str, float]
         expected += (t1 - t0) * rate
         samples.extend(period_err[n0:n1])
         seconds += t1 - t0
-    pe = percentiles_ms(samples)
+    pe = p50_p99_max(samples)
     return {
         "steal_free_seconds": seconds,
         "steal_free_ticks_ratio": ticks / expected if expected > 0 else float("nan"),
@@ -163,7 +163,7 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
     ``extra_params`` are further node parameters (e.g. sampler, reanchor for chunk baselines)."""
     from ...bench.common import CpuSteal
     from ..runner import run_node_in_thread
-    from ..telemetry import percentiles_ms
+    from ..telemetry import p50_p99_max
 
     # reanchor: observation: obs->command latency is measured at every re-anchor (the reaction path)
     params = {"checkpoint": checkpoint, "control_rate_hz": rate, "enabled": True, "reanchor": "observation",
@@ -186,11 +186,11 @@ def measure(ctx, checkpoint: str, rate: float, seconds: float, executor: str,
         ticks = tel.ticks
     period_err = tel.snapshot("period_err")
     clean = _steal_free(marks, period_err, rate)
-    pe = percentiles_ms(period_err)
-    st = percentiles_ms(tel.snapshot("step"))
-    ol = percentiles_ms(tel.snapshot("obs_to_cmd"))
-    pr = percentiles_ms(tel.snapshot("prepare"))
-    ps = percentiles_ms(tel.snapshot("policy_step"))
+    pe = p50_p99_max(period_err)
+    st = p50_p99_max(tel.snapshot("step"))
+    ol = p50_p99_max(tel.snapshot("obs_to_cmd"))
+    pr = p50_p99_max(tel.snapshot("prepare"))
+    ps = p50_p99_max(tel.snapshot("policy_step"))
     return {
         "executor": executor,
         "tick_source": source,
