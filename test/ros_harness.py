@@ -60,7 +60,7 @@ class Peer:
     def __init__(self, ctx, node_name: str = "policy_node", ns: str = "", cameras: tuple[str, ...] = ("image_raw",),
                  js_hz: float = 100.0, img_hz: float = 30.0, follow: bool = True,
                  joint_topic: str = "joint_states", trajectory_topic: str = "joint_trajectory",
-                 split: bool = False) -> None:
+                 split: bool = False, extra: tuple[str, float] = ("extra", 9.0)) -> None:
         self.node = rclpy.create_node("sfp_test_peer", context=ctx)
         rel = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.js_pub = self.node.create_publisher(JointState, joint_topic, 10)
@@ -80,7 +80,8 @@ class Peer:
             self.node.create_subscription(msg_type, topic, self._recorder(store), rel)
         self.positions = np.array([0.1, -0.2, 0.3])
         self.follow = follow
-        self.split = split  # joint states as two messages per period (j3 + "extra", then j1, j2)
+        self.split = split  # joint states as two messages per period (j3 + extra, then j1, j2)
+        self.extra = extra  # one more joint (name, position) in the joint states
         self.js_hz, self.img_hz = js_hz, img_hz
         self.feeding = threading.Event()
         self.images_on = threading.Event()
@@ -111,7 +112,8 @@ class Peer:
             now = time.monotonic()
             if self.feeding.is_set() and now >= t_js:
                 t_js += 1.0 / self.js_hz
-                names, values = list(reversed(JOINTS)) + ["extra"], list(reversed(self.positions.tolist())) + [9.0]
+                names = list(reversed(JOINTS)) + [self.extra[0]]
+                values = list(reversed(self.positions.tolist())) + [self.extra[1]]
                 parts = [(names[:1] + names[3:], values[:1] + values[3:]), (names[1:3], values[1:3])] \
                     if self.split else [(names, values)]
                 for part_names, part_values in parts:

@@ -13,7 +13,9 @@ Topics (relative, remap them): subscribes ``joint_states`` (sensor_msgs/JointSta
 ``image_raw`` (one camera) or ``<camera>/image_raw`` (several), sensor QoS (BEST_EFFORT,
 depth 1); publishes ``~/action`` (trajectory_msgs/JointTrajectoryPoint, every tick),
 ``joint_trajectory`` (command_mode jtc, RELIABLE), ``commands`` (command_mode forward,
-std_msgs/Float64MultiArray, controller joint order), ``/diagnostics``. Service ``~/enable``
+std_msgs/Float64MultiArray, controller joint order), ``gripper_commands`` (with
+``gripper_joints``: Float64MultiArray in that order; ``gripper_mode: binary`` sends the lower or
+upper limit, whichever side of the midpoint the command is), ``/diagnostics``. Service ``~/enable``
 (std_srvs/SetBool) mirrors the ``enabled`` parameter.
 
 Behaviour:
@@ -210,6 +212,11 @@ class PolicyNode(LifecycleNode):
             spec = policy.spec
             self._limits = resolve_limits(cfg, spec)
             self._ctrl_joints = controller_joints(cfg, spec)
+            grip = [spec.action_names.index(n) for n in cfg.gripper_joints]
+            if cfg.gripper_mode == "binary" and not np.isfinite(
+                    np.r_[self._limits.lower[grip], self._limits.upper[grip]]).all():
+                raise ValueError(f"gripper_mode binary needs position limits for {list(cfg.gripper_joints)} "
+                                 "(open = upper, closed = lower)")
             warm_up(policy, np.clip(np.zeros(spec.action_dim), self._limits.lower, self._limits.upper))
         except (ValueError, OSError, ImportError) as e:
             self._reason = f"configure failed: {e}"
@@ -221,7 +228,8 @@ class PolicyNode(LifecycleNode):
             self.get_logger().error(self._reason)
             return TransitionCallbackReturn.FAILURE
         self.policy, self._spec = policy, spec
-        self._ctrl_index = cv.reorder_index(spec.action_names, self._ctrl_joints)
+        self._ctrl_index = np.array([spec.action_names.index(n) for n in self._ctrl_joints], np.intp)
+        self._grip_index = np.array([spec.action_names.index(n) for n in cfg.gripper_joints], np.intp)
         wanted = tuple(dict.fromkeys((*spec.state_names, *spec.action_names)))
         self._joints = JointStateMerger(wanted, cfg.max_obs_age)
         self._state_idx = np.array([wanted.index(n) for n in spec.state_names], np.intp)
@@ -246,7 +254,10 @@ class PolicyNode(LifecycleNode):
             subs.append(self.create_subscription(
                 Image, topic, lambda m, c=cam: self._on_image(c, m), SENSOR_QOS,
                 callback_group=self._input_group))
-        self._pubs = [p for p in (self._action_pub, self._jtc_pub, self._fwd_pub) if p is not None]
+        self._grip_pub = None
+        if cfg.gripper_joints and cfg.command_mode != "none":
+            self._grip_pub = self.create_publisher(Float64MultiArray, "gripper_commands", COMMAND_QOS)
+        self._pubs = [p for p in (self._action_pub, self._jtc_pub, self._fwd_pub, self._grip_pub) if p is not None]
         self._subs = subs
         self._tfs = cv.lookahead_time(cfg.lookahead_ticks, cfg.control_rate_hz)
         self._reason = ""
@@ -462,6 +473,12 @@ class PolicyNode(LifecycleNode):
             self._jtc_pub.publish(msg)
         elif self._fwd_pub is not None:
             self._fwd_pub.publish(cv.make_forward_command(action[self._ctrl_index]))
+        if self._grip_pub is not None:
+            grip = action[self._grip_index]
+            if self._cfg.gripper_mode == "binary":  # open/close at the midpoint of its limits
+                lo, hi = self._limits.lower[self._grip_index], self._limits.upper[self._grip_index]
+                grip = np.where(grip >= 0.5 * (lo + hi), hi, lo)
+            self._grip_pub.publish(cv.make_forward_command(grip))
 
     # ---- telemetry --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:

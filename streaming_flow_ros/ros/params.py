@@ -29,6 +29,7 @@ COMMAND_MODES = ("jtc", "forward", "none")
 REANCHOR_MODES = ("observation", "ticks", "horizon")
 SAMPLERS = ("", "ddpm", "ddim", "euler")
 STALE_MODES = ("hold", "silent")
+GRIPPER_MODES = ("continuous", "binary")
 TICK_SOURCES = ("auto", "thread", "timer")
 
 # Applied immediately on set; everything else waits for the next configure.
@@ -47,6 +48,8 @@ class NodeParams:
     enabled: bool = False
     autostart: bool = False
     controller_joints: tuple[str, ...] = ()
+    gripper_joints: tuple[str, ...] = ()
+    gripper_mode: Literal["continuous", "binary"] = "continuous"
     lookahead_ticks: int = 2
     publish_velocities: bool = False
     position_lower: tuple[float, ...] = ()
@@ -90,6 +93,7 @@ class NodeParams:
             ("reanchor", REANCHOR_MODES),
             ("on_stale", STALE_MODES),
             ("tick_source", TICK_SOURCES),
+            ("gripper_mode", GRIPPER_MODES),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
@@ -102,6 +106,12 @@ class NodeParams:
                 f"position_lower has {len(self.position_lower)} values, position_upper "
                 f"{len(self.position_upper)}"
             )
+        named = (*self.controller_joints, *self.gripper_joints)
+        if len(set(named)) != len(named) or not all(self.gripper_joints):
+            raise ValueError(f"gripper_joints must be unique, non-empty names that are not controller_joints: "
+                             f"{list(self.gripper_joints)}")
+        if self.gripper_mode == "binary" and not self.gripper_joints:
+            raise ValueError("gripper_mode binary needs gripper_joints")
         self._check_per_joint()
         for lo, hi in zip(self.position_lower, self.position_upper):
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -112,12 +122,19 @@ class NodeParams:
             raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}")
         self.runtime_config()  # RuntimeConfig validates the pass-through fields
 
+    @property
+    def named_joints(self) -> tuple[str, ...]:
+        """The joints the per-joint lists are bound to: ``controller_joints`` then
+        ``gripper_joints``."""
+        return (*self.controller_joints, *self.gripper_joints)
+
     def _check_per_joint(self) -> None:
-        """Per-joint values are bound to joint names through ``controller_joints``: value k
-        belongs to ``controller_joints[k]``, whatever order the checkpoint lists its joints in.
-        A per-joint list without those names would bind by position to the checkpoint's order,
-        which drivers do not share (UR publishes /joint_states alphabetically), so it is refused."""
-        n = len(self.controller_joints)
+        """Per-joint values are bound to joint names through ``named_joints``
+        (``controller_joints`` + ``gripper_joints``): value k belongs to ``named_joints[k]``,
+        whatever order the checkpoint lists its joints in. A per-joint list without those names
+        would bind by position to the checkpoint's order, which drivers do not share (UR
+        publishes /joint_states alphabetically), so it is refused."""
+        n = len(self.named_joints)
         for name in ("position_lower", "position_upper"):
             values = getattr(self, name)
             if values and not n:
@@ -127,13 +144,13 @@ class NodeParams:
                 )
             if values and len(values) != n:
                 raise ValueError(
-                    f"{name} has {len(values)} values for the {n} controller_joints "
-                    f"{list(self.controller_joints)}"
+                    f"{name} has {len(values)} values for the {n} controller_joints + gripper_joints "
+                    f"{list(self.named_joints)}"
                 )
         if len(self.max_velocity) > 1 and len(self.max_velocity) != n:
             raise ValueError(
                 f"max_velocity has {len(self.max_velocity)} values: give one value for all joints "
-                f"or one per controller_joints entry ({n}: {list(self.controller_joints)})"
+                f"or one per controller_joints + gripper_joints entry ({n}: {list(self.named_joints)})"
             )
 
     def per_joint(self, name: str) -> dict[str, float]:
@@ -142,7 +159,7 @@ class NodeParams:
         values = getattr(self, name)
         if name == "max_velocity" and len(values) == 1:
             return {"*": values[0]}
-        return dict(zip(self.controller_joints, values))
+        return dict(zip(self.named_joints, values))
 
     def runtime_config(self) -> RuntimeConfig:
         """The policy runtime's deployment config (a ChunkRuntimeConfig when ``sampler`` is set,
@@ -222,7 +239,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray, array.array)):
             raise ParameterTypeError(f"{name} must be a list, got {value!r}")
         items = list(value)
-        if name == "controller_joints":
+        if name in ("controller_joints", "gripper_joints"):
             if not all(isinstance(v, str) for v in items):
                 raise ParameterTypeError(f"{name} must be a list of strings, got {items!r}")
             return tuple(items)
@@ -273,12 +290,14 @@ def resolve_limits(params: NodeParams, spec: IOSpec) -> SafetyLimits:
 
 
 def controller_joints(params: NodeParams, spec: IOSpec) -> tuple[str, ...]:
-    """The controller's joint order: ``controller_joints`` if set (must be a permutation of the
-    checkpoint's action names), else the action names."""
-    joints = params.controller_joints or spec.action_names
-    if sorted(joints) != sorted(spec.action_names):
+    """The arm controller's joint order: ``controller_joints`` if set, else the checkpoint's
+    action names without ``gripper_joints``. With the gripper joints they must be exactly the
+    checkpoint's action joints."""
+    grip = set(params.gripper_joints)
+    joints = params.controller_joints or tuple(n for n in spec.action_names if n not in grip)
+    if sorted((*joints, *params.gripper_joints)) != sorted(spec.action_names):
         raise ValueError(
-            f"controller_joints {list(joints)} do not match the checkpoint's action joints "
-            f"{list(spec.action_names)}"
+            f"controller_joints {list(joints)} + gripper_joints {list(params.gripper_joints)} do not match the "
+            f"checkpoint's action joints {list(spec.action_names)}"
         )
     return tuple(joints)

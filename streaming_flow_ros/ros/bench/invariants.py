@@ -99,13 +99,16 @@ class Contract:
     time_from_start: float
     command_mode: str = "jtc"
     on_stale: str = "hold"
+    gripper_joints: tuple[str, ...] = ()  # sent on the gripper topic, not the arm controller's
+    gripper_binary: bool = False  # gripper values are exactly its lower or upper limit
 
     @classmethod
     def from_params(cls, params: NodeParams, spec: IOSpec) -> Contract:
         lim = resolve_limits(params, spec)
         return cls(tuple(spec.action_names), controller_joints(params, spec), lim.lower, lim.upper,
                    lim.max_step, lookahead_time(params.lookahead_ticks, params.control_rate_hz),
-                   params.command_mode, params.on_stale)
+                   params.command_mode, params.on_stale, tuple(params.gripper_joints),
+                   params.gripper_mode == "binary")
 
     @classmethod
     def from_node(cls, node: Any) -> Contract:
@@ -163,6 +166,7 @@ class InvariantChecker:
 
     def __init__(self, node: Node, contract: Contract, *, policy_node: str = "/policy_node",
                  joint_trajectory_topic: str = "joint_trajectory", commands_topic: str = "commands",
+                 gripper_topic: str = "gripper_commands",
                  joint_states_topic: str | None = "joint_states", image_topics: Sequence[str] = (),
                  enabled: bool = False, active: bool = True, max_obs_age: float | None = None,
                  stale_margin: float = 0.25, grace_s: float = 0.5, anchor_tol: float = 0.05,
@@ -181,16 +185,22 @@ class InvariantChecker:
         now = time.time()  # the clock of DDS source timestamps
         self._off_since: float | None = None if (self.enabled and self.active) else now
         self._inactive_since: float | None = None if self.active else now
-        self._streams = {"action": _Stream("action"), "controller": _Stream("controller")}
+        self._streams = {"action": _Stream("action"), "controller": _Stream("controller"),
+                         "gripper": _Stream("gripper")}
         self._pending: list[tuple[float, int, str, bool, str]] = []  # (t, seq, field, value, label)
         self._event_seq = 0
         self._last_callback = time.monotonic()  # receipt clock: only for finish()'s quiet wait
         self._streams["action"].anchor_until = now + grace_s
         self._inputs = _Inputs()
+        self._joint_values: dict[str, float] = {}  # newest position per joint name (split states merge)
         self._action_jump_at: float | None = None  # time of the last ~/action step violation
         self._ctrl_index = np.array([contract.action_names.index(n) for n in contract.controller_joints],
                                     np.intp)  # action[idx] = controller order
-        self._inverse = np.argsort(self._ctrl_index)  # controller[inv] = action order
+        self._inverse = np.argsort(self._ctrl_index)  # controller[inv] = action order (arm joints)
+        grip = np.array([contract.action_names.index(n) for n in contract.gripper_joints], np.intp)
+        # the action-order joints each stream carries (the arm controller lacks the gripper's)
+        self._idx = {"action": np.arange(len(contract.action_names)), "controller": np.sort(self._ctrl_index),
+                     "gripper": grip}
         # inputs and events first: a single-threaded executor takes ready subscriptions in this order
         subs = []
         if joint_states_topic:
@@ -206,6 +216,8 @@ class InvariantChecker:
             subs.append((JointTrajectory, joint_trajectory_topic, self._on_jtc, RELIABLE))
         elif contract.command_mode == "forward":
             subs.append((Float64MultiArray, commands_topic, self._on_forward, RELIABLE))
+        if contract.gripper_joints and contract.command_mode != "none":
+            subs.append((Float64MultiArray, gripper_topic, self._on_gripper, RELIABLE))
         self._joints_topic = joint_states_topic
         self._subs = [node.create_subscription(t, n, cb, q) for t, n, cb, q in subs]
 
@@ -217,6 +229,7 @@ class InvariantChecker:
                 "rules": dict(self.rule_counts),
                 "action_msgs": self._streams["action"].count,
                 "controller_msgs": self._streams["controller"].count,
+                "gripper_msgs": self._streams["gripper"].count,
                 "holds": {k: s.holds for k, s in self._streams.items()},
                 "max_step_ratio": {k: round(s.max_step_ratio, 6) for k, s in self._streams.items()},
                 "first": [f"{v.stream}/{v.rule}: {v.detail}" for v in self.violations[:5]],
@@ -302,8 +315,8 @@ class InvariantChecker:
             if self._off_since is None or now - self._off_since >= self.grace_s:
                 self._check_segment_end(now)  # (a shorter off period may fall between two ticks)
             self._off_since = None
-            ctrl = self._streams["controller"]
-            ctrl.segment_len, ctrl.segment_first = 0, True
+            for name in ("controller", "gripper"):
+                self._streams[name].segment_len, self._streams[name].segment_first = 0, True
             self._streams["action"].anchor_until = now + self.grace_s
 
     def _check_segment_end(self, now: float) -> None:
@@ -327,18 +340,22 @@ class InvariantChecker:
             return None if q is None else q.copy()
 
     def _on_joints(self, msg: JointState, info: MessageInfo) -> None:
+        """Merged by name like the node (arm and gripper may come in separate messages)."""
         names = list(msg.name)
         pos = np.asarray(msg.position, np.float64)
-        if len(names) != pos.size or len(set(names)) != len(names):
+        if len(names) != pos.size or len(set(names)) != len(names) or len(names) > 1024:
             return
-        index = {n: i for i, n in enumerate(names)}
-        if not all(n in index for n in self.contract.action_names):
+        wanted = set(self.contract.action_names)
+        mine = {n: float(v) for n, v in zip(names, pos) if n in wanted and np.isfinite(v)}
+        if not mine:
             return
-        q = pos[[index[n] for n in self.contract.action_names]]
-        if np.isfinite(q).all():
-            self._on_input(self._joints_topic, info)
-            with self._lock:
-                self._inputs.measured = q
+        self._joint_values.update(mine)
+        if len(self._joint_values) < len(wanted):
+            return
+        q = np.array([self._joint_values[n] for n in self.contract.action_names])
+        self._on_input(self._joints_topic, info)
+        with self._lock:
+            self._inputs.measured = q
 
     def _inputs_stale(self, now: float) -> bool:
         """A topic is judged from its first message on: discovery (seconds, topic by topic) is not
@@ -412,38 +429,56 @@ class InvariantChecker:
             out.append(f"time_from_start {tfs} s, expected {self.contract.time_from_start} s (> 0)")
         return "; ".join(out)
 
-    def _controller(self, now: float, x: np.ndarray) -> None:
+    def _on_gripper(self, msg: Float64MultiArray, info: MessageInfo) -> None:
+        now = _published(info)
+        values = np.asarray(msg.data, np.float64)
+        c, idx = self.contract, self._idx["gripper"]
+        with self._lock:
+            self._output_arrived(now)
+            if values.size != idx.size:
+                self._violate(now, "gripper", "shape", f"{values.size} values for {list(c.gripper_joints)}")
+                return
+            if c.gripper_binary:  # thresholded by design: exactly open or closed, no step rule
+                lo, hi = c.lower[idx], c.upper[idx]
+                self._streams["gripper"].count += 1
+                if not ((values == lo) | (values == hi)).all():
+                    self._violate(now, "gripper", "binary", f"{values.tolist()} not in {lo.tolist()} / {hi.tolist()}")
+                return
+            self._controller(now, values, "gripper")
+
+    def _controller(self, now: float, x: np.ndarray, stream: str = "controller") -> None:
         if not (self.enabled and self.active):
             since = self._off_since
             if since is None or now - since > self.grace_s:
                 state = f"enabled={self.enabled} active={self.active}"
-                self._violate(now, "controller", "command_while_disabled",
+                self._violate(now, stream, "command_while_disabled",
                               f"{state}, {now - (since or now):.3f} s after the off event")
-        self._check_values(now, "controller", x)
-        self._streams["controller"].segment_len += 1
+        self._check_values(now, stream, x)
+        self._streams[stream].segment_len += 1
 
     def _check_values(self, now: float, stream: str, x: np.ndarray) -> None:
-        c, s = self.contract, self._streams[stream]
+        c, s, idx = self.contract, self._streams[stream], self._idx[stream]
+        lower, upper, max_step = c.lower[idx], c.upper[idx], c.max_step[idx]
         s.count += 1
         if not np.isfinite(x).all():
             self._violate(now, stream, "finite", f"non-finite command {x.tolist()}")
             return
-        measured = self._inputs.measured
-        if stream == "controller":
+        measured = None if self._inputs.measured is None else self._inputs.measured[idx]
+        if stream != "action":
             allow_anchor, s.segment_first = s.segment_first, False
         else:
             allow_anchor = s.anchor_until is not None and now <= s.anchor_until
         anchored = s.prev is None  # a first command or an allowed re-anchor jump: judged by measured
         if s.prev is not None:
-            ratio = float(np.max(np.abs(x - s.prev) / c.max_step))
-            too_far = (np.abs(x - s.prev) > c.max_step * (1 + self.step_rel_tol) + self.abs_tol).any()
+            ratio = float(np.max(np.abs(x - s.prev) / max_step))
+            too_far = (np.abs(x - s.prev) > max_step * (1 + self.step_rel_tol) + self.abs_tol).any()
             if too_far and allow_anchor:
                 s.anchor_until, anchored = None, True
-                if measured is not None and (np.abs(x - measured) > c.max_step + self.anchor_tol).any():
+                if measured is not None and (np.abs(x - measured) > max_step + self.anchor_tol).any():
                     self._violate(now, stream, "anchor", f"re-anchor at {x.tolist()}, measured {measured.tolist()}")
             elif too_far:
                 self._violate(now, stream, "step",
-                              f"|{x.tolist()} - {s.prev.tolist()}| > max_step {c.max_step.tolist()} ({ratio:.3f}x)")
+                              f"|{x.tolist()} - {s.prev.tolist()}| > max_step {max_step.tolist()} ({ratio:.3f}x)")
                 if stream == "action":  # may be the re-anchor of an enable whose event is still in flight
                     self._action_jump_at = now
             else:
@@ -453,12 +488,12 @@ class InvariantChecker:
             elif self._inputs_stale(now) and c.on_stale == "hold":
                 self._violate(now, stream, "hold_while_stale", f"moved to {x.tolist()} with stale inputs")
         ref = measured if anchored else s.prev
-        out = _outside(x, c.lower, c.upper)
+        out = _outside(x, lower, upper)
         bad = out > self.abs_tol
         if bad.any():  # outside: only a robot that started outside, walking in
-            ref_out = _outside(ref, c.lower, c.upper) if ref is not None else np.zeros_like(out)
+            ref_out = _outside(ref, lower, upper) if ref is not None else np.zeros_like(out)
             if (out[bad] > ref_out[bad] + self.abs_tol).any():
-                self._violate(now, stream, "limits", f"{x.tolist()} outside [{c.lower.tolist()}, {c.upper.tolist()}]")
+                self._violate(now, stream, "limits", f"{x.tolist()} outside [{lower.tolist()}, {upper.tolist()}]")
         if self._inputs_stale(now) and c.on_stale == "silent":
             self._violate(now, stream, "command_while_stale", "on_stale=silent but a command arrived")
         s.prev2, s.prev = s.prev, x
