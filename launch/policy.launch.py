@@ -12,58 +12,30 @@ then ``activate``; it starts in dry run (``enabled:=false``), toggled with
 ``ros2 service call /policy_node/enable std_srvs/srv/SetBool "{data: true}"``.
 """
 
-import os
-
-import yaml
-from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 
 from launch import LaunchDescription
+from streaming_flow_ros.presets import LAUNCH_TOPICS, ROBOTS, launch_plan
 
 PACKAGE = "streaming_flow_ros"
-ROBOTS = ("sim", "ur", "franka_fr3", "xarm7", "kinova_gen3", "so101")
-TOPICS = ("joint_states", "image_raw", "joint_trajectory", "commands")
-LAUNCH_KEY = "policy_launch_topics"
-
-
-def _bool(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+ARGUMENTS = ("use_sim_time", "autostart", "enabled", "checkpoint", "command_mode",
+             *(f"{t}_topic" for t in LAUNCH_TOPICS))
 
 
 def _node(context, *args, **kwargs):
-    share = get_package_share_directory(PACKAGE)
+    """All the logic is streaming_flow_ros.presets.launch_plan (tested for every preset)."""
     robot = LaunchConfiguration("robot").perform(context)
-    if robot not in ROBOTS:
-        raise RuntimeError(f"robot must be one of {ROBOTS}, got {robot!r}")
-    preset = os.path.join(share, "config", "robots", f"{robot}.yaml")
-    with open(preset) as f:
-        topics = (yaml.safe_load(f).get(LAUNCH_KEY) or {}).get("ros__parameters", {})
-    remappings = []
-    for name in TOPICS:
-        target = LaunchConfiguration(f"{name}_topic").perform(context) or topics.get(name, "")
-        if target:
-            remappings.append((name, target))
-    overrides = {
-        "use_sim_time": _bool(LaunchConfiguration("use_sim_time").perform(context)),
-        "autostart": _bool(LaunchConfiguration("autostart").perform(context)),
-        "enabled": _bool(LaunchConfiguration("enabled").perform(context)),
-    }
-    checkpoint = LaunchConfiguration("checkpoint").perform(context)
-    if checkpoint:
-        overrides["checkpoint"] = checkpoint
-    command_mode = LaunchConfiguration("command_mode").perform(context)
-    if command_mode:
-        overrides["command_mode"] = command_mode
+    plan = launch_plan(robot, {a: LaunchConfiguration(a).perform(context) for a in ARGUMENTS})
     node = LifecycleNode(
         package=PACKAGE,
         executable="policy_node",
         name=LaunchConfiguration("node_name").perform(context),
         namespace=LaunchConfiguration("namespace").perform(context),
         output="screen",
-        parameters=[os.path.join(share, "config", "policy.yaml"), preset, overrides],
-        remappings=remappings,
+        parameters=[*(str(f) for f in plan.parameter_files), plan.overrides],
+        remappings=list(plan.remappings),
     )
     return [node]
 
@@ -86,5 +58,5 @@ def generate_launch_description() -> LaunchDescription:
     ]
     args += [DeclareLaunchArgument(f"{t}_topic", default_value="",
                                    description=f"remap the node's `{t}`; empty = the preset's")
-             for t in TOPICS]
+             for t in LAUNCH_TOPICS]
     return LaunchDescription([*args, OpaqueFunction(function=_node)])

@@ -22,16 +22,17 @@ def _constant(tree: ast.Module, name: str):
 def test_launch_file_parses_and_references_existing_presets():
     tree = ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
-    robots = _constant(tree, "ROBOTS")
-    topics = _constant(tree, "TOPICS")
-    key = _constant(tree, "LAUNCH_KEY")
+    from streaming_flow_ros.presets import LAUNCH_KEY as key
+    from streaming_flow_ros.presets import LAUNCH_TOPICS, REQUIRED_TOPICS
+    from streaming_flow_ros.presets import ROBOTS as robots
+
     assert _constant(tree, "PACKAGE") == "streaming_flow_ros"
     assert (ROOT / "config" / "policy.yaml").is_file()
     for robot in robots:
         preset = ROOT / "config" / "robots" / f"{robot}.yaml"
         assert preset.is_file(), preset
         remaps = yaml.safe_load(preset.read_text())[key]["ros__parameters"]
-        assert set(remaps) == set(topics), robot
+        assert set(REQUIRED_TOPICS) <= set(remaps) <= set(LAUNCH_TOPICS), robot
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert "policy_node" in strings  # the executable
     assert "policy_node = streaming_flow_ros.ros.node:main" in (ROOT / "setup.py").read_text()
@@ -63,3 +64,30 @@ def test_generate_launch_description_with_launch_ros():
     assert isinstance(ld, LaunchDescription)
     names = {a.name for a in ld.entities if isinstance(a, DeclareLaunchArgument)}
     assert {"robot", "checkpoint", "use_sim_time", "namespace", "autostart", "joint_states_topic"} <= names
+
+
+@pytest.mark.parametrize("robot", ["sim", "ur", "franka_fr3", "xarm7", "kinova_gen3", "so101"])
+def test_launch_plan_for_every_preset(robot):
+    """What policy.launch.py's OpaqueFunction does, without launch_ros: the preset's remaps,
+    argument overrides, and parameters that validate as the node would load them."""
+    from streaming_flow_ros.presets import LAUNCH_KEY, REQUIRED_TOPICS, launch_plan
+    from streaming_flow_ros.ros.params import NodeParams
+
+    plan = launch_plan(robot, {})
+    preset = yaml.safe_load(plan.parameter_files[1].read_text())
+    topics = preset[LAUNCH_KEY]["ros__parameters"]
+    assert dict(plan.remappings) == {k: v for k, v in topics.items() if v}
+    assert set(REQUIRED_TOPICS) <= set(topics)
+    assert plan.overrides == {"use_sim_time": False, "autostart": False, "enabled": False}
+    merged = {}
+    for f in plan.parameter_files:
+        merged.update(yaml.safe_load(f.read_text())["/**"]["ros__parameters"])
+    params = NodeParams.from_mapping({**merged, **plan.overrides}, strict=False)  # use_sim_time: rclpy's
+    assert params.controller_joints and params.enabled is False
+    custom = launch_plan(robot, {"image_raw_topic": "/wrist/image_raw", "enabled": "true",
+                                 "checkpoint": "/p.safetensors", "command_mode": "forward"})
+    assert dict(custom.remappings)["image_raw"] == "/wrist/image_raw"
+    assert custom.overrides["enabled"] is True and custom.overrides["checkpoint"] == "/p.safetensors"
+    assert custom.overrides["command_mode"] == "forward"
+    with pytest.raises(ValueError, match="robot must be one of"):
+        launch_plan("ur10", {})
