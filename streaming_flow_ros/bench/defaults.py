@@ -102,6 +102,15 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+OPTIONS = ("pusht_checkpoint", "pusht_episodes", "delays", "sim_episodes", "sim_checkpoint", "json")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces a measurement (the options that shape it)."""
+    given = [(k, getattr(args, k, None)) for k in OPTIONS]
+    return "sfp bench defaults " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in given if v is not None)
+
+
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pusht-checkpoint", help="a trained Push-T state SFP checkpoint (skip Push-T if absent)")
     p.add_argument("--pusht-episodes", type=int, default=50)
@@ -122,9 +131,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     steal = CpuSteal()
     doc: dict[str, Any] = {"machine": machine_info(), "pusht_checkpoint": args.pusht_checkpoint,
-                           "command": "sfp bench defaults " + " ".join(
-                               f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                               if v not in (None, False) and k not in ("json", "render", "update_doc", "func"))}
+                           "command": command_line(args)}
     if args.pusht_checkpoint:
         doc["pusht"] = pusht_grid(args.pusht_checkpoint, args.pusht_episodes,
                                   [int(d) for d in args.delays.split(",")])
