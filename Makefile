@@ -3,6 +3,8 @@
 #   make test   -- creates .venv, installs pinned deps, runs the test suite
 #   make test-py310 -- Python 3.10 (ROS 2 Humble's): creates .venv-py310 without torch or rclpy,
 #                      imports every module that needs neither and runs the tests that need neither
+#   make test-jazzy -- ROS 2 Jazzy (LTS): creates .venv-jazzy with the Jazzy rclpy/message wheels,
+#                      runs the ROS-facing tests (node, lifecycle, replay, closed loop) against them
 # Everything else is a convenience around the `sfp` command installed into .venv.
 
 PYTHON ?= python3
@@ -13,8 +15,23 @@ STAMP  := $(VENV)/.installed
 PY310      ?= $(HOME)/.pyenv/versions/3.10.13/bin/python
 VENV310    ?= .venv-py310
 STAMP310   := $(VENV310)/.installed
+# ROS 2 Jazzy lane: its own venv, the Jazzy and Kilted wheels share distribution names (ros-rclpy...)
+PY311      ?= python3.11
+VENVJAZZY  ?= .venv-jazzy
+STAMPJAZZY := $(VENVJAZZY)/.installed
+# The ROS-facing tests: node contract, lifecycle, remaps, enable, joint-state merge, bag replay
+# into the node and bag playback, one closed-loop episode, sim nodes, the control loop, params,
+# conversions, launch (skips: no launch_ros wheel), the executor choice. ~1.5 min.
+JAZZY_TESTS ?= test/test_node.py test/test_reliability_merge.py test/test_bag_replay_node.py \
+	test/test_play.py test/test_apps.py::test_closed_loop_episode_streams_through_the_node \
+	test/test_sim_nodes.py test/test_control.py test/test_params.py test/test_conversions.py \
+	test/test_launch.py test/test_runner.py
+# ros-wheels-bootstrapper re-execs Python once with LD_LIBRARY_PATH pointing at its own venv and
+# marks that in the environment; a Jazzy Python started from a Kilted-venv process would inherit
+# both and load (or fail to find) the wrong libraries. Start the lane without them.
+JAZZY_ENV  := env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH
 
-.PHONY: venv demo test test-py310 lint toy eval default-policy clean
+.PHONY: venv demo test test-py310 test-jazzy lint toy eval default-policy clean
 
 venv: $(STAMP)
 
@@ -43,6 +60,26 @@ $(STAMP310): requirements-py310.txt setup.py package.xml
 test-py310: $(STAMP310)
 	$(VENV310)/bin/python test/py310_check.py
 
+# requirements-jazzy.txt (ROS pins) + every non-ROS line of requirements.txt (same torch, numpy,
+# pytest... as `make test`); pip check fails the install on a mixed Kilted/Jazzy set.
+$(STAMPJAZZY): requirements-jazzy.txt requirements.txt setup.py package.xml
+	rm -rf $(VENVJAZZY)
+	$(PY311) -m venv $(VENVJAZZY)
+	$(JAZZY_ENV) $(VENVJAZZY)/bin/python -m pip install --quiet --upgrade pip
+	sed '/^ros-/d' requirements.txt > $(VENVJAZZY)/requirements-nonros.txt
+	$(JAZZY_ENV) $(VENVJAZZY)/bin/python -m pip install --quiet \
+	    -r $(VENVJAZZY)/requirements-nonros.txt -r requirements-jazzy.txt
+	$(JAZZY_ENV) $(VENVJAZZY)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(JAZZY_ENV) $(VENVJAZZY)/bin/python -m pip check
+	touch $(STAMPJAZZY)
+
+test-jazzy: $(STAMPJAZZY)
+	@$(JAZZY_ENV) $(VENVJAZZY)/bin/python -c "import importlib.metadata as m, rclpy; \
+	    print('ROS 2 Jazzy lane: ros-rclpy', m.version('ros-rclpy'), 'from', rclpy.__file__)"
+	@echo "tests: $(JAZZY_TESTS)"
+	$(JAZZY_ENV) PYTHONPATH=test $(VENVJAZZY)/bin/python -m pytest -p jazzy_compat \
+	    -q -rfEsR --reruns 1 $(JAZZY_TESTS)
+
 toy: $(STAMP)
 	$(VENV)/bin/sfp toy
 
@@ -70,4 +107,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check streaming_flow_ros test
 
 clean:
-	rm -rf $(VENV) $(VENV310) build *.egg-info
+	rm -rf $(VENV) $(VENV310) $(VENVJAZZY) build *.egg-info

@@ -19,6 +19,7 @@ from typing import Any
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.logging import get_logger
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import remove_ros_args
@@ -28,14 +29,31 @@ from .node import PolicyLoader, PolicyNode
 
 def make_executor(kind: str, context: rclpy.Context) -> Executor:
     """``events`` (rclpy.experimental.EventsExecutor, one thread; the default: see the node
-    benchmark) or ``multi`` (MultiThreadedExecutor, 3 threads)."""
-    if kind == "events":
-        from rclpy.experimental import EventsExecutor
+    benchmark) or ``multi`` (MultiThreadedExecutor, 3 threads).
 
-        return EventsExecutor(context=context)
+    ``events`` falls back to ``multi``, with a warning, where this rclpy has no
+    EventsExecutor (Humble; older Jazzy patch releases have no ``rclpy.experimental``)."""
+    if kind == "events":
+        executor = _events_executor(context)
+        if executor is not None:
+            return executor
+        kind = "multi"
     if kind == "multi":
         return MultiThreadedExecutor(num_threads=3, context=context)
     raise ValueError(f"executor must be events|multi, got {kind!r}")
+
+
+def _events_executor(context: rclpy.Context) -> Executor | None:
+    """rclpy.experimental.EventsExecutor, or None (logged) where this rclpy lacks it."""
+    try:
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor(context=context)
+    except (ImportError, AttributeError) as e:  # no module / no native _rclpy.EventsExecutor
+        get_logger("streaming_flow_ros.runner").warning(
+            f"rclpy.experimental.EventsExecutor is not available in this rclpy ({e}); "
+            "using MultiThreadedExecutor (3 threads) instead")
+        return None
 
 
 GIL_SWITCH_INTERVAL = 0.0005  # s; CPython's default 5 ms lets the worker delay a tick by 5 ms
