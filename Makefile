@@ -77,7 +77,7 @@ test-jazzy: $(STAMPJAZZY)
 	@$(JAZZY_ENV) $(VENVJAZZY)/bin/python -c "import importlib.metadata as m, rclpy; \
 	    print('ROS 2 Jazzy lane: ros-rclpy', m.version('ros-rclpy'), 'from', rclpy.__file__)"
 	@echo "tests: $(JAZZY_TESTS)"
-	$(JAZZY_ENV) PYTHONPATH=test $(VENVJAZZY)/bin/python -m pytest -p jazzy_compat \
+	$(JAZZY_ENV) PYTHONPATH=test $(VENVJAZZY)/bin/python -m pytest \
 	    -q -rfEsR --reruns 1 $(JAZZY_TESTS)
 
 toy: $(STAMP)

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench step": ("streaming_flow_ros.bench.step", "per-step latency of the runtime"),
     "bench node": ("streaming_flow_ros.ros.bench.node", "the real node's tick timing and latency"),
     "bench contention": ("streaming_flow_ros.ros.bench.contention", "the node's ticks under CPU hogs, and remedies"),
+    "bench reaction": ("streaming_flow_ros.bench.reaction", "reaction to a displaced block, per method and delay"),
     "bench defaults": ("streaming_flow_ros.bench.defaults", "the measurements behind reanchor / skip_elapsed defaults"),
     "bench latency": ("streaming_flow_ros.bench.latency", "SFP vs chunk baselines, side by side"),
     "bench sim": ("streaming_flow_ros.bench.sim_quality", "simulator task quality (T4) through the node: SFP vs baselines"),

@@ -103,8 +103,10 @@ def inputs(measured=(0.0, 0.0), age=0.0, stale=None, enabled=True) -> TickInputs
 
 
 def make(**cfg) -> tuple[ControlLoop, Scripted, Slot]:
+    """A loop re-anchoring at every fresh plan unless ``cfg`` says otherwise (the node's default
+    is horizon: tests of the cadence itself set it)."""
     policy, slot = Scripted(), Slot()
-    return ControlLoop(policy, LIMITS, LoopConfig(control_rate_hz=RATE, **cfg), slot), policy, slot
+    return ControlLoop(policy, LIMITS, LoopConfig(control_rate_hz=RATE, **{"reanchor": "observation", **cfg}), slot), policy, slot
 
 
 def run(loop: ControlLoop, slot: Slot, n: int, t0: float, target=None, inp=None, every: int | None = None):
@@ -266,6 +268,10 @@ def test_stop_command_only_when_anchored_and_enabled():
     assert loop.stop_command() is None
 
 
+def test_default_cadence_is_the_action_horizon():
+    assert LoopConfig().reanchor == "horizon" and ControlLoop(Scripted(), LIMITS, LoopConfig(), Slot()).period == 80
+
+
 def test_config_validation():
     for bad in ({"control_rate_hz": 0.0}, {"reanchor": "x"}, {"reanchor_ticks": 0}, {"max_obs_age": -1.0},
                 {"on_stale": "panic"}, {"agree_s": -1.0}):
@@ -338,7 +344,7 @@ def test_real_sfp_checkpoint_through_the_loop(tmp_path):
     path = make_untrained_checkpoint(tmp_path / "p.safetensors", IOSpec(("a", "b"), ("a", "b"), (), 10.0))
     policy = load_policy(str(path), RuntimeConfig(control_rate_hz=RATE))
     slot = Slot()
-    loop = ControlLoop(policy, LIMITS, LoopConfig(control_rate_hz=RATE), slot)
+    loop = ControlLoop(policy, LIMITS, LoopConfig(control_rate_hz=RATE, reanchor="observation"), slot)
     prev = None
     for k in range(100):
         now = k / RATE

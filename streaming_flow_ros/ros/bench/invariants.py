@@ -62,14 +62,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lifecycle_msgs.msg import TransitionEvent
 from rcl_interfaces.msg import ParameterEvent
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_parameter_events
-from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -77,6 +76,9 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from ...spec import IOSpec
 from ..conversions import lookahead_time
 from ..params import NodeParams, controller_joints, resolve_limits
+
+if TYPE_CHECKING:  # Jazzy's rclpy has no rclpy.subscription.MessageInfo (callbacks get a dict there too)
+    from rclpy.subscription import MessageInfo
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # seconds of backlog at 200 Hz
 SENSOR = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
