@@ -35,10 +35,12 @@ JAZZY_ENV  := env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt setup.py package.xml
+$(STAMP): requirements.txt requirements-cells.txt setup.py package.xml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# the MuJoCo cells' arm and gripper models (files only: robosuite's own deps are not used)
+	$(PY) -m pip install --quiet --no-deps -r requirements-cells.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
