@@ -29,6 +29,7 @@ import numpy as np
 
 from ..sim.jtc import CommandResult, JointTrajectory, TrajectoryController
 from . import scene as sc
+from .ik import ArmIK
 from .robots import RobotSpec, robot_spec
 
 CAMERAS = {"scene": "scene", "wrist": "robot/eye_in_hand"}
@@ -124,16 +125,28 @@ class Cell:
             w = g.width_offset + float(self._grip_coef @ self.data.qpos[self._grip_q])
             return float(np.clip(w, 0.0, g.max_width))
 
+    def cube_yaw(self) -> float:
+        """Cube rotation about the world z axis, rad in (-pi, pi] (of its x axis)."""
+        with self.lock:
+            w, x, y, z = self.data.qpos[self._cube_qpos + 3:self._cube_qpos + 7]
+            return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
+    def make_ik(self, **kwargs) -> ArmIK:
+        """An :class:`~streaming_flow_ros.cells.ik.ArmIK` of this arm's grip site (its own
+        MjData: the physics is untouched), limits = the model's, rest posture = home."""
+        return ArmIK(self.model, self._qpos, self._dof, self.lower, self.upper, self.robot.home, **kwargs)
+
     def cube_position(self) -> np.ndarray:
         """(3,) cube centre, m (world frame)."""
         with self.lock:
             return self.data.qpos[self._cube_qpos:self._cube_qpos + 3].copy()
 
     def reset(self, q: Sequence[float] | None = None, cube_xy: Sequence[float] = sc.CUBE_START,
-              gripper_width: float | None = None) -> None:
+              gripper_width: float | None = None, cube_yaw: float = 0.0) -> None:
         """Arm at rest at ``q`` (default: home; clipped to the model's ranges), gripper open
-        (or at ``gripper_width``), cube at rest at ``cube_xy`` on the table; commands dropped,
-        measurements restarted. The clock keeps running."""
+        (or at ``gripper_width``), cube at rest at ``cube_xy`` on the table, turned by
+        ``cube_yaw`` rad about z; commands dropped, measurements restarted. The clock keeps
+        running."""
         with self.lock:
             q = np.asarray(self.robot.home if q is None else q, np.float64)
             if q.shape != (self.robot.dof,) or not np.isfinite(q).all():
@@ -145,7 +158,8 @@ class Cell:
             d.time = t
             d.qpos[self._qpos] = q
             c = self._cube_qpos
-            d.qpos[c:c + 7] = [cube_xy[0], cube_xy[1], sc.TABLE_TOP + sc.CUBE_HALF, 1, 0, 0, 0]
+            half = 0.5 * float(cube_yaw)
+            d.qpos[c:c + 7] = [cube_xy[0], cube_xy[1], sc.TABLE_TOP + sc.CUBE_HALF, np.cos(half), 0, 0, np.sin(half)]
             self.controller.reset(q)
             d.ctrl[self._act] = q
             width = self.robot.gripper.max_width if gripper_width is None else gripper_width

@@ -41,6 +41,8 @@ class GripperSpec:
     kv: float = 0.0
     joint_armature: float = 0.0
     joint_damping: float = 0.0
+    # m, grip site above the centre of a 4 cm cube at a top grasp (scripted expert, cells/expert.py)
+    grasp_offset: float = 0.0
 
     def joint_from_width(self, width: float) -> float:
         return self.joint_offset + self.joint_scale * width
@@ -87,6 +89,9 @@ ROBOTIQ_85 = GripperSpec(
     # robosuite's kp 20 stalls the linkage half open (0.045 m); kp 60 alone goes unstable at
     # 2 ms steps: with a little armature and damping it closes to ~0.024 m and stays stable.
     kp=60.0, kv=1.0, joint_armature=0.005, joint_damping=0.05,
+    # The pads sit 1.8 cm above the grip site and rise as the linkage closes: at the site's
+    # height they slide over a 4 cm cube's top; 1.2 cm lower they close on its sides.
+    grasp_offset=-0.012,
 )
 
 XARM_GRIPPER = GripperSpec(
@@ -95,6 +100,7 @@ XARM_GRIPPER = GripperSpec(
     width_joints=("left_driver_joint",), width_coefs=(-0.085 / 0.85,), width_offset=0.085,
     # xarm_ros2: drive_joint, 0 (open) .. 0.85 rad (closed)
     joint="drive_joint", joint_offset=0.85, joint_scale=-0.85 / 0.085,
+    grasp_offset=0.015,  # at the cube centre the fingertips touch the table
 )
 
 ROBOTS: dict[str, RobotSpec] = {

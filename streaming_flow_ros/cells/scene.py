@@ -101,6 +101,8 @@ def build_spec(robot: RobotSpec, max_image_size: tuple[int, int] = (640, 480)) -
         joint.damping += g.joint_damping
     for body in list(arm.bodies) + list(gripper.bodies):
         body.gravcomp = 1.0  # the driver compensates gravity, as real arm controllers do
+    for site in list(arm.sites) + list(gripper.sites):
+        site.rgba = [0, 0, 0, 0]  # robosuite's visual aids (grip site, its z-axis "laser"): no camera sees them
     arm.body("right_hand").add_frame().attach_body(gripper.body(robot.gripper.root_body), "gripper/", "")
     wb.add_frame(pos=[BASE_X, 0, BASE_Z]).attach_body(arm.body("base"), "robot/", "")
     for name, kp, kv in zip(robot.model_joints, robot.kp, robot.kv):

@@ -278,6 +278,12 @@ class BagWriter:
             topic, FLOAT64_ARRAY, t_ns, T[FLOAT64_ARRAY](layout=layout, data=_vec(values, "values"))
         )
 
+    def clock(self, topic: str, t_ns: int) -> None:
+        """rosgraph_msgs/Clock carrying ``t_ns`` (a simulator's /clock)."""
+        T = self._types()
+        sec, nsec = divmod(int(t_ns), 1_000_000_000)
+        self.raw(topic, CLOCK, t_ns, T[CLOCK](clock=T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec)))
+
     def raw(self, topic: str, msgtype: str, t_ns: int, msg_or_cdr_bytes: Any) -> None:
         """Write any message of the pinned typestore: a rosbags message object (serialised
         here) or already-serialised CDR bytes (written unchanged)."""

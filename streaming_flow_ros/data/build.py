@@ -16,6 +16,11 @@ Time alignment (all times are the bag's log/receive time, ns; header stamps are 
      JointTrajectory contributes its *last* point's positions (the goal it sets), mapped by
      ``joint_names``; a JointTrajectoryPoint / Float64MultiArray carries no names, so its values
      are read in ``command_joints`` order (default: the dataset joints);
+   - action from *several* command topics (``action_topics``, e.g. an arm's JTC topic and a
+     gripper's Float64MultiArray): each topic commands a set of joints (its messages' names, or
+     the names given with the topic; unnamed messages need them), each is held on its own, and
+     the action row is assembled by joint name. Every dataset joint must be commanded by exactly
+     one topic; every topic is a required stream (overlap, gaps).
    - action, ``next_state``: the measured state interpolated at ``t_k + 1 / rate_hz`` (the grid
      ends one period early so that it exists);
    - images: the latest frame at or before ``t_k``, decoded and resized by :mod:`.image_codec`.
@@ -54,6 +59,10 @@ class BuildOptions:
     action_topic: command topic; None = the one topic of a command type, if unique.
     command_joints: order of values in unnamed commands (Float64MultiArray, point); None = joints
         (an error when both are None: unnamed values cannot be bound to names by guesswork).
+    action_topics: several command topics merged by joint name, instead of ``action_topic``:
+        ``(topic, names)`` pairs; ``names`` are the joints the topic commands, in its value
+        order for unnamed messages (required for those), or None for JointTrajectory topics
+        (their messages name their joints; given names must then match them as a set).
     action_lower/action_upper: per-joint bounds in ``joints`` order (``joints`` required).
     """
 
@@ -63,6 +72,7 @@ class BuildOptions:
     action_source: Literal["command", "next_state"] = "command"
     action_topic: str | None = None
     command_joints: tuple[str, ...] | None = None
+    action_topics: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
     rate_hz: float = 10.0
     image_height: int = 96
     image_width: int = 96
@@ -82,6 +92,22 @@ class BuildOptions:
             raise ValueError(f"rate_hz must be in [0.1, 1000], got {self.rate_hz}")
         if not (np.isfinite(self.max_gap_s) and self.max_gap_s > 0):
             raise ValueError(f"max_gap_s must be > 0, got {self.max_gap_s}")
+        if self.action_topics:
+            if self.action_topic is not None or self.command_joints is not None:
+                raise ValueError(
+                    "action_topics (several command topics) replaces action_topic and command_joints: "
+                    "name each topic's joints with the topic (--action-topic TOPIC=j1,j2)"
+                )
+            if self.action_source != "command":
+                raise ValueError("action_topics needs action_source='command'")
+            topics = [t for t, _ in self.action_topics]
+            if len(set(topics)) != len(topics):
+                raise ValueError(f"action topics must be unique: {topics}")
+            for topic, names in self.action_topics:
+                if not topic.startswith("/"):
+                    raise ValueError(f"action topic must be absolute, got {topic!r}")
+                if names is not None and (not names or len(set(names)) != len(names)):
+                    raise ValueError(f"{topic}: joint names must be non-empty and unique, got {list(names)}")
         if self.min_length < 2:
             raise ValueError(f"min_length must be >= 2 samples, got {self.min_length}")
         for label, bound in (("action_lower", self.action_lower), ("action_upper", self.action_upper)):
@@ -122,11 +148,13 @@ def _joint_rows(msgs: list[B.BagMessage], joints: tuple[str, ...], topic: str) -
 
 
 def _command_rows(
-    msgs: list[B.BagMessage], joints: tuple[str, ...], cmd_joints: tuple[str, ...] | None, topic: str
+    msgs: list[B.BagMessage], joints: tuple[str, ...], cmd_joints: tuple[str, ...] | None, topic: str,
+    exact: bool = False,
 ):
-    """(times, (M, D) positions) of the commands; empty trajectories are skipped. Unnamed
-    commands (point, Float64MultiArray) are read in ``cmd_joints`` order, which must be given:
-    the controller's order is not the /joint_states order in general."""
+    """(times, (M, D) positions in ``joints`` order) of the commands; empty trajectories are
+    skipped. Unnamed commands (point, Float64MultiArray) are read in ``cmd_joints`` order, which
+    must be given: the controller's order is not the /joint_states order in general. ``exact``:
+    named messages must command exactly the joints ``cmd_joints`` (as a set)."""
     times, rows = [], []
     order = None
     for m in msgs:
@@ -134,6 +162,11 @@ def _command_rows(
             if not len(m.msg.points):
                 continue  # an empty trajectory cancels the goal in JTC; it commands no position
             names, values = list(m.msg.joint_names), np.asarray(m.msg.points[-1].positions, np.float64)
+            if exact and cmd_joints is not None and set(names) != set(cmd_joints):
+                raise ValueError(
+                    f"{topic} at t={m.t_ns} ns commands joints {names}, not the ones given with the "
+                    f"topic {list(cmd_joints)}"
+                )
         else:
             values = np.asarray(
                 m.msg.positions if m.msgtype == B.TRAJECTORY_POINT else m.msg.data, np.float64
@@ -170,6 +203,36 @@ def _image_rows(msgs: list[B.BagMessage], opts: BuildOptions, topic: str) -> np.
     return out
 
 
+def _command_sets(
+    first: dict[str, B.BagMessage], opts: BuildOptions, joints: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    """For each of ``opts.action_topics``: the dataset joints it commands (dataset order).
+    Every dataset joint must be commanded by exactly one topic."""
+    owner: dict[str, str] = {}
+    out: dict[str, tuple[str, ...]] = {}
+    for topic, names in opts.action_topics:
+        m = first[topic]
+        if names is None:
+            if m.msgtype != B.JOINT_TRAJECTORY:
+                raise ValueError(
+                    f"{topic} carries unnamed positions ({m.msgtype}): name its joints with the topic, "
+                    f"--action-topic {topic}=j1,j2,... (its value order)"
+                )
+            names = tuple(str(n) for n in m.msg.joint_names)
+        for j in names:
+            if j in owner and j in joints:
+                raise ValueError(f"joint {j!r} is commanded by both {owner[j]} and {topic}: give it to one")
+            owner[j] = topic
+        out[topic] = tuple(j for j in joints if j in set(names))
+    missing = [j for j in joints if j not in owner]
+    if missing:
+        raise ValueError(
+            f"no action topic commands joints {missing} (topics: "
+            f"{ {t: list(v) for t, v in out.items()} }); add a topic or restrict --joints"
+        )
+    return out
+
+
 def _pick_action_topic(reader: B.BagReader, opts: BuildOptions) -> str:
     if opts.action_topic:
         reader.require(opts.action_topic, COMMAND_TYPES)
@@ -191,8 +254,15 @@ def read_streams(
         r.require(opts.joint_topic, B.JOINT_STATE)
         for _, topic in opts.cameras:
             r.require(topic, B.IMAGE)
-        cmd_topic = _pick_action_topic(r, opts) if opts.action_source == "command" else None
-        topics = [opts.joint_topic, *(t for _, t in opts.cameras), *([cmd_topic] if cmd_topic else [])]
+        if opts.action_topics:
+            cmd_topics = [t for t, _ in opts.action_topics]
+            for t in cmd_topics:
+                r.require(t, COMMAND_TYPES)
+        elif opts.action_source == "command":
+            cmd_topics = [_pick_action_topic(r, opts)]
+        else:
+            cmd_topics = []
+        topics = [opts.joint_topic, *(t for _, t in opts.cameras), *cmd_topics]
         by_topic: dict[str, list[B.BagMessage]] = {t: [] for t in topics}
         for m in r.messages(sorted(set(topics))):
             by_topic[m.topic].append(m)
@@ -207,16 +277,24 @@ def read_streams(
     for name, topic in opts.cameras:
         msgs = by_topic[topic]
         streams.append(Stream(topic, _times(msgs), _image_rows(msgs, opts, topic), {"camera": name}))
-    if cmd_topic:
+    if opts.action_topics:
+        sets = _command_sets({t: by_topic[t][0] for t in cmd_topics}, opts, joints)
+        for topic, names in opts.action_topics:
+            t, v = _command_rows(by_topic[topic], sets[topic], names, topic, exact=True)
+            cols = np.array([joints.index(j) for j in sets[topic]], np.int64)
+            streams.append(Stream(topic, t, v, {"command": True, "columns": cols}))
+    elif cmd_topics:
+        (cmd_topic,) = cmd_topics
         t, v = _command_rows(by_topic[cmd_topic], joints, opts.command_joints or opts.joints, cmd_topic)
-        streams.append(Stream(cmd_topic, t, v, {"command": True}))
+        streams.append(Stream(cmd_topic, t, v, {"command": True, "columns": np.arange(len(joints))}))
     return joints, streams
 
 
 def resample(streams: list[Stream], lo_ns: int, hi_ns: int, opts: BuildOptions) -> Episode | None:
     """One episode on the uniform grid over [lo_ns, hi_ns]; None if shorter than min_length.
 
-    ``streams`` as returned by :func:`read_streams` (joints first, command last if any).
+    ``streams`` as returned by :func:`read_streams` (joints first, then cameras and commands;
+    each command stream fills its ``columns`` of the action, held on its own).
     """
     step_ns = round(1e9 / opts.rate_hz)
     if opts.action_source == "next_state":
@@ -229,7 +307,11 @@ def resample(streams: list[Stream], lo_ns: int, hi_ns: int, opts: BuildOptions) 
     if opts.action_source == "next_state":
         action = align.interp_linear(js.t_ns, js.values, t + step_ns)
     else:
-        action = align.hold_latest(streams[-1].t_ns, streams[-1].values, t)
+        action = np.full((len(t), js.values.shape[1]), np.nan)
+        for s in streams:
+            if s.extra.get("command"):
+                action[:, s.extra["columns"]] = align.hold_latest(s.t_ns, s.values, t)
+        assert np.isfinite(action).all(), "every action column is commanded (checked in read_streams)"
     images = {
         s.extra["camera"]: align.hold_latest(s.t_ns, s.values, t) for s in streams if "camera" in s.extra
     }
@@ -295,7 +377,9 @@ def build_dataset(bags: list[Path], out: Path, options: BuildOptions, overwrite:
     if overwrite:
         for old in out.glob("episode_*.npz"):
             old.unlink()
-    source = {"builder": "sfp dataset build", "options": asdict(options), "episodes": info}
+    opts = asdict(options)
+    opts["action_topics"] = [[t, None if n is None else list(n)] for t, n in options.action_topics]
+    source = {"builder": "sfp dataset build", "options": opts, "episodes": info}
     path = save_dataset(out, spec, episodes, source=source)
     log.info("wrote %s: %d episodes, %d samples", path, len(episodes), sum(len(e) for e in episodes))
     return path
@@ -327,6 +411,14 @@ def _size(text: str) -> tuple[int, int]:
             f"image size must be WIDTHxHEIGHT like 96x96, got {text!r}"
         ) from e
     return w, h
+
+
+def _action_topic(text: str) -> tuple[str, tuple[str, ...] | None]:
+    """ "/topic" or "/topic=j1,j2" -> (topic, names or None)."""
+    topic, sep, names = text.partition("=")
+    if not topic.startswith("/"):
+        raise argparse.ArgumentTypeError(f"action topic must be /topic or /topic=j1,j2,..., got {text!r}")
+    return topic, (_names(names) if sep else None)
 
 
 def _camera(text: str) -> tuple[str, str] | None:
@@ -368,13 +460,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--action-topic",
-        help="JointTrajectory / JointTrajectoryPoint / Float64MultiArray "
-        "topic (default: the only such topic in the bag)",
+        action="append",
+        type=_action_topic,
+        metavar="/topic[=j1,j2,...]",
+        help="JointTrajectory / JointTrajectoryPoint / Float64MultiArray topic (default: the only such "
+        "topic in the bag). Repeat it to merge several controllers by joint name (arm + gripper), "
+        "each held on its own: =j1,j2 names the joints a topic commands, in value order (required "
+        "for unnamed messages; a JointTrajectory names its own), e.g. --action-topic "
+        "/arm/joint_trajectory --action-topic /gripper_controller/commands=finger_joint",
     )
     parser.add_argument(
         "--command-joints",
         type=_names,
-        help="joint order of unnamed commands (Float64MultiArray, point); default --joints",
+        help="joint order of unnamed commands (Float64MultiArray, point) on the one --action-topic; "
+        "default --joints (with several topics, name the joints per topic instead)",
     )
     parser.add_argument("--rate", type=float, default=10.0, help="data rate, Hz")
     parser.add_argument("--image-size", type=_size, default=(96, 96), help="WIDTHxHEIGHT, pixels")
@@ -403,13 +502,27 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
     else:
         cameras = tuple(c for c in args.camera_topic if c is not None)
     width, height = args.image_size
+    topics = args.action_topic or []
+    action_topic, action_topics, command_joints = None, (), args.command_joints
+    if len(topics) == 1 and topics[0][1] is None:
+        action_topic = topics[0][0]  # one topic: --command-joints / --joints name unnamed values
+    elif len(topics) == 1 and command_joints is not None:
+        raise ValueError("give the topic's joints either with --action-topic TOPIC=j1,... or --command-joints")
+    elif topics:
+        if command_joints is not None:
+            raise ValueError(
+                "--command-joints is ambiguous with several --action-topic: name each topic's joints "
+                "(--action-topic TOPIC=j1,j2,...)"
+            )
+        action_topics = tuple(topics)
     return BuildOptions(
         joint_topic=args.joint_topic,
         cameras=cameras,
         joints=args.joints,
         action_source=args.action_source,
-        action_topic=args.action_topic,
-        command_joints=args.command_joints,
+        action_topic=action_topic,
+        command_joints=command_joints,
+        action_topics=action_topics,
         rate_hz=args.rate,
         image_height=height,
         image_width=width,
@@ -420,6 +533,13 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         action_lower=args.action_lower,
         action_upper=args.action_upper,
     )
+
+
+def options_from_argv(argv: list[str]) -> BuildOptions:
+    """BuildOptions from ``sfp dataset build`` arguments (``argv`` without the command)."""
+    parser = argparse.ArgumentParser(prog="sfp dataset build")
+    configure(parser)
+    return options_from_args(parser.parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:

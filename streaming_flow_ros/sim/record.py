@@ -15,6 +15,10 @@ topic                                           type                            
 The command topics carry the expert's command (one point, time_from_start = 0.1 s, header
 stamp 0). Log times are ``EPOCH + episode * 1000 s + t``. ``OUT/episodes.json`` lists each
 bag's scene, side and metrics. No ROS install is needed (``rosbags`` writes the bags).
+
+With ``--cell ROBOT --task lift`` the demos come from a MuJoCo cell instead (a scripted Lift
+expert, the arm's preset topics, arm + gripper, two cameras, /clock): see
+:mod:`streaming_flow_ros.cells.record`.
 """
 
 from __future__ import annotations
@@ -115,13 +119,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="rosbag2 storage")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the scenes")
     parser.add_argument("--joint-state-rate", type=float, default=100.0, help="Hz of /joint_states")
-    parser.add_argument("--camera-rate", type=float, default=30.0, help="Hz of /camera/image_raw")
+    parser.add_argument("--camera-rate", type=float, default=None,
+                        help="Hz of each camera (default: 30 on the planar arm, 10 on a cell)")
     parser.add_argument("--compress", action="store_true", help="zstd-compress MCAP chunks (~10x smaller)")
+    cells = parser.add_argument_group("MuJoCo cells (needs mujoco and robosuite's model files)")
+    cells.add_argument("--cell", choices=("panda", "ur5e", "gen3", "xarm7"), default=None,
+                       help="record on this MuJoCo cell instead of the planar arm")
+    cells.add_argument("--task", choices=("lift",), default=None, help="the cell's task (default lift)")
+    cells.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                       help="cell camera images, px (default 96 96)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cell is None:
+        if args.task is not None or args.image_size is not None:
+            raise ValueError("--task and --image-size apply to a MuJoCo cell: add --cell ROBOT")
+    else:
+        from ..cells.record import record_cell_bags  # loads mujoco
+
+        paths = record_cell_bags(args.cell, args.task or "lift", args.episodes, args.out, seed=args.seed,
+                                 storage=args.storage, joint_state_rate_hz=args.joint_state_rate,
+                                 camera_rate_hz=10.0 if args.camera_rate is None else args.camera_rate,
+                                 image_size=tuple(args.image_size or (96, 96)), compress=args.compress)
+        print(f"recorded {len(paths)} bags in {args.out} (index: {Path(args.out) / 'episodes.json'})")
+        return 0
     paths = record_expert_bags(args.episodes, args.out, seed=args.seed, storage=args.storage,
-                               joint_state_rate_hz=args.joint_state_rate, camera_rate_hz=args.camera_rate,
+                               joint_state_rate_hz=args.joint_state_rate,
+                               camera_rate_hz=30.0 if args.camera_rate is None else args.camera_rate,
                                compress=args.compress)
     print(f"recorded {len(paths)} bags in {args.out} (index: {Path(args.out) / 'episodes.json'})")
     return 0

@@ -1,0 +1,192 @@
+"""A scripted Lift expert for the cells: Cartesian waypoints for the grip site, turned into
+joint targets by damped-least-squares IK on the cell's MuJoCo model (``cells/ik.py``). No ROS.
+
+Plan (world frame, m, rad, s), made once at the start of the episode from the measured arm
+state and the cube's pose (the expert is privileged: it reads the cube from the simulator):
+
+1. approach: grip site from where it is to ``approach_height`` above the cube, gripper
+   pointing down and turned to the cube's yaw (folded into [-45, 45] deg: a cube looks the
+   same every 90 deg), minimum-jerk, duration from ``speed``;
+2. descend to the grasp (grip site ``grasp_offset`` above the cube centre);
+3. close the gripper (width 0: the cube stops the fingers) and wait ``close_s``;
+4. lift by ``lift``, then hold.
+
+The Cartesian path is sampled at ``plan_rate_hz`` and each sample solved by IK warm-started
+from the previous one (joint limits respected); joint targets between samples are linear. At
+run time the expert is a command source like ``sim/expert.py``'s: at time t it returns the
+joint positions planned for t + 1 / command_rate_hz (a JTC point with that time_from_start)
+and the gripper width (m) planned for then.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from ..sim.jtc import JointTrajectory, TrajectoryPoint
+from .cell import Cell
+from .ik import rot_z, rotation_error
+
+# Grip site axes pointing down, fingers closing along world y (yaw 0): the site's x axis is
+# the closing direction on both robosuite grippers used here (Franka hand, Robotiq 2F-85).
+DOWN = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+
+
+class PlanningError(ValueError):
+    """The IK found no joint path for a waypoint (unreachable, or a limit in the way)."""
+
+
+@dataclass(frozen=True)
+class LiftExpertConfig:
+    approach_height: float = 0.10  # m above the cube centre
+    grasp_offset: float | None = None  # m, grip site above the cube centre (None: the gripper's)
+    lift: float = 0.15  # m
+    speed: float = 0.25  # m/s, mean approach speed
+    min_approach_s: float = 1.5
+    descend_s: float = 1.2
+    close_s: float = 0.7
+    lift_s: float = 1.5
+    hold_s: float = 1.0
+    plan_rate_hz: float = 50.0
+    command_rate_hz: float = 10.0
+    max_joint_jump: float = 0.15  # rad between plan samples: larger is an IK branch flip
+
+    def __post_init__(self) -> None:
+        if not (0.5 <= self.command_rate_hz <= 1000.0 and self.plan_rate_hz >= self.command_rate_hz):
+            raise ValueError("command_rate_hz in [0.5, 1000] and plan_rate_hz >= command_rate_hz required")
+        if min(self.speed, self.descend_s, self.lift_s) <= 0 or min(self.close_s, self.hold_s) < 0:
+            raise ValueError("speed, descend_s and lift_s must be > 0; close_s and hold_s >= 0")
+
+
+def _min_jerk(tau: np.ndarray) -> np.ndarray:
+    tau = np.clip(tau, 0.0, 1.0)
+    return 10 * tau**3 - 15 * tau**4 + 6 * tau**5
+
+
+def _rotvec_matrix(v: np.ndarray) -> np.ndarray:
+    angle = float(np.linalg.norm(v))
+    if angle < 1e-12:
+        return np.eye(3)
+    quat, mat = np.empty(4), np.empty(9)
+    mujoco.mju_axisAngle2Quat(quat, v / angle, angle)
+    mujoco.mju_quat2Mat(mat, quat)
+    return mat.reshape(3, 3)
+
+
+def grasp_yaw(cube_yaw: float) -> float:
+    """The gripper yaw for a cube turned by ``cube_yaw``: folded into [-pi/4, pi/4]."""
+    return float((cube_yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4)
+
+
+@dataclass(frozen=True)
+class LiftPlan:
+    times: np.ndarray  # (K,) s from the plan start
+    q: np.ndarray  # (K, N) rad
+    site: np.ndarray  # (K, 3) m, the Cartesian targets
+    close_time: float  # s: gripper commanded closed from here
+    phases: dict  # name -> start time, s
+    max_ik_error: float  # m
+
+    @property
+    def duration(self) -> float:
+        return float(self.times[-1])
+
+    def position(self, t: float) -> np.ndarray:
+        t = min(max(float(t), 0.0), float(self.times[-1]))
+        return np.array([np.interp(t, self.times, self.q[:, j]) for j in range(self.q.shape[1])])
+
+
+class LiftExpert:
+    """Plans a Lift for the cell's current state (call right after the task's reset).
+
+    ``expert.command_at(t)`` -> (arm joint positions (N,) rad in the driver's order, gripper
+    width m), t in s from the plan start."""
+
+    def __init__(self, cell: Cell, config: LiftExpertConfig | None = None) -> None:
+        self.config = c = config or LiftExpertConfig()
+        self.max_width = cell.robot.gripper.max_width
+        ik = cell.make_ik()
+        _, q0, _ = cell.joint_state()
+        p0, r0 = ik.pose(q0)
+        cube = cell.cube_position()
+        r_goal = rot_z(grasp_yaw(cell.cube_yaw())) @ DOWN
+        above = cube + [0.0, 0.0, c.approach_height]
+        offset = cell.robot.gripper.grasp_offset if c.grasp_offset is None else c.grasp_offset
+        grasp = cube + [0.0, 0.0, offset]
+        lifted = grasp + [0.0, 0.0, c.lift]
+        approach_s = max(c.min_approach_s, 1.875 * float(np.linalg.norm(above - p0)) / c.speed)
+        # (duration, start, end) of the site; orientation turns from r0 to r_goal on the approach.
+        segments = [("approach", approach_s, p0, above), ("descend", c.descend_s, above, grasp),
+                    ("close", c.close_s, grasp, grasp), ("lift", c.lift_s, grasp, lifted),
+                    ("hold", c.hold_s, lifted, lifted)]
+        turn = rotation_error(r_goal, r0)
+        dt = 1.0 / c.plan_rate_hz
+        times, qs, sites, phases = [], [], [], {}
+        t0, q = 0.0, q0.copy()
+        worst = 0.0
+        for name, dur, a, b in segments:
+            phases[name] = t0
+            n = max(1, math.ceil(dur / dt))
+            taus = np.arange(1, n + 1) / n if times else np.arange(0, n + 1) / n
+            for tau in taus:
+                s = float(_min_jerk(np.array(tau)))
+                p = a + s * (b - a)
+                r = _rotvec_matrix(s * turn) @ r0 if name == "approach" else r_goal
+                res = ik.solve(p, q, r)
+                if not res.converged(pos_tol=3e-3, rot_tol=0.03):
+                    raise PlanningError(f"{name}: IK residual {res.position_error * 1e3:.1f} mm, "
+                                        f"{math.degrees(res.orientation_error):.1f} deg at {p.round(3).tolist()}")
+                if np.abs(res.q - q).max() > c.max_joint_jump and times:
+                    raise PlanningError(f"{name}: IK jumped {np.abs(res.q - q).max():.2f} rad between samples")
+                worst = max(worst, res.position_error)
+                q = res.q
+                times.append(t0 + tau * dur)
+                qs.append(q)
+                sites.append(p)
+            t0 += dur
+        self.plan = LiftPlan(np.asarray(times), np.asarray(qs), np.asarray(sites), phases["close"], phases, worst)
+
+    @property
+    def command_period(self) -> float:
+        return 1.0 / self.config.command_rate_hz
+
+    @property
+    def done_time(self) -> float:
+        """s after which the expert only holds."""
+        return self.plan.duration
+
+    def gripper_at(self, t: float) -> float:
+        """Gripper width target, m: open, then closed (0) from the close phase on."""
+        return 0.0 if t >= self.plan.close_time else self.max_width
+
+    def command_at(self, t: float) -> tuple[np.ndarray, float]:
+        """(arm joint positions (N,) rad, gripper width m) to reach at t + command_period."""
+        t1 = t + self.command_period
+        return self.plan.position(t1), self.gripper_at(t1)
+
+
+def run_expert_episode(cell: Cell, task, seed: int, config: LiftExpertConfig | None = None,
+                       tail_s: float = 0.5) -> dict:
+    """One expert episode without cameras or bags (for success rates and tests): the task's
+    reset from ``seed``, the expert's JTC + gripper commands at its command rate, physics in
+    10 ms steps with the task updated after each. Returns seed, success, max cube height."""
+    task.reset(cell, seed)
+    expert = LiftExpert(cell, config)
+    t0 = cell.time
+    period = expert.command_period
+    for k in range(round((expert.done_time + tail_s) / period) + 1):
+        q, width = expert.command_at(cell.time - t0)
+        r = cell.command_trajectory(JointTrajectory(cell.joint_names, (TrajectoryPoint(q.tolist(), period),)))
+        if not r.accepted:
+            raise ValueError(f"the cell rejected the expert's command: {r.reason}")
+        cell.command_gripper(width)
+        end = t0 + (k + 1) * period
+        while cell.time < end - 1e-6:
+            cell.step(0.01)
+            task.update(cell)
+    m = cell.metrics()
+    return {"seed": int(seed), "success": bool(task.success), "max_cube_height": task.max_height,
+            "table_contact": m.table_contact}
