@@ -11,4 +11,7 @@ POLICY_TYPES: dict[str, tuple[str, str | None]] = {
     "dp_ddpm": ("dp", "ddpm"),
     "dp_ddim": ("dp", "ddim"),
     "fm_chunk": ("fm_chunk", "euler"),
+    "fm_rtc": ("fm_chunk", "rtc"),  # Real-Time Chunking over the FM-chunk checkpoint (baselines/executors.py)
+    "fm_ensemble": ("fm_chunk", "ensemble"),  # ACT temporal ensembling, a chunk every data period
+    "fm_async": ("fm_chunk", "async"),  # LeRobot async inference: chunks aggregated on the overlap
 }

@@ -18,6 +18,12 @@ smaller) the plan is used up: ``step`` holds the last action until the next ``st
 RuntimeConfig fields used: control_rate_hz, anchor, state_blend, max_flow_time, seed.
 Ignored (they concern the SFP flow): integrator, start_sigma, torchscript. Like SFP, the runtime
 does not set torch's thread count (the caller does, e.g. from ``threads``).
+
+Real-time executors of FM-chunk checkpoints (baselines/executors.py: RTC, ACT temporal
+ensembling, LeRobot async aggregation) are chosen by ``ChunkRuntimeConfig.sampler`` ("rtc",
+"ensemble", "async"): ``FMChunkRuntime(model, ckpt, config)`` builds the executor's runtime (a
+subclass), so the kind registry, ``load_policy`` and every caller that passes a sampler stay as
+they are.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from .models import DPModel, make_scheduler
 
 log = logging.getLogger(__name__)
 
-ChunkSampler = Literal["ddpm", "ddim", "euler"]
-DEFAULT_STEPS = {"ddpm": 100, "ddim": 10, "euler": 10}
+ChunkSampler = Literal["ddpm", "ddim", "euler", "rtc", "ensemble", "async"]
+# rtc / ensemble / async: FM-chunk executors (baselines/executors.py), Euler steps like "euler"
+DEFAULT_STEPS = {"ddpm": 100, "ddim": 10, "euler": 10, "rtc": 10, "ensemble": 10, "async": 10}
 
 
 @dataclass
@@ -47,9 +54,17 @@ class ChunkRuntimeConfig(RuntimeConfig):
     """RuntimeConfig + how a chunk baseline samples its chunk (deployment choice, not saved).
 
     sampler: "ddpm" | "ddim" for DP, "euler" for FM-chunk; None = the kind's default
-        (DP: ddim, FM-chunk: euler).
+        (DP: ddim, FM-chunk: euler). FM-chunk also runs under a real-time executor
+        (baselines/executors.py): "rtc" (Real-Time Chunking, guided inpainting of the overlap),
+        "ensemble" (ACT temporal ensembling, a chunk every data period), "async" (LeRobot async
+        inference: chunks aggregated on their overlap).
     inference_steps: denoising / Euler steps per chunk; None = DEFAULT_STEPS[sampler]
-        (ddpm 100, ddim 10, euler 10).
+        (ddpm 100, ddim 10, euler / rtc / ensemble / async 10).
+    rtc_beta: RTC's guidance-weight clip beta (the paper's 5); 0 turns inpainting off (the
+        naive asynchronous chunk: exactly the "euler" sampler's chunk).
+    ensemble_m: ACT's temporal-ensembling rate m, weights exp(-m i), i = 0 the oldest (ACT 0.01).
+    async_weight: weight of the newest chunk on the overlap, (1 - w) old + w new (LeRobot's
+        default aggregate "weighted_average": 0.7).
     (skip_elapsed, inherited: when ``start`` gets ``now``, skip the waypoints whose time
     (observation stamp + j / data_rate) has already passed while the chunk was sampled --
     Diffusion Policy's real-robot latency handling -- keeping at least action_horizon waypoints.)
@@ -57,18 +72,28 @@ class ChunkRuntimeConfig(RuntimeConfig):
 
     sampler: ChunkSampler | None = None
     inference_steps: int | None = None
+    rtc_beta: float = 5.0
+    ensemble_m: float = 0.01
+    async_weight: float = 0.7
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.sampler is not None and self.sampler not in DEFAULT_STEPS:
-            raise ValueError(f"sampler must be ddpm|ddim|euler or None, got {self.sampler!r}")
+            raise ValueError(f"sampler must be {'|'.join(DEFAULT_STEPS)} or None, got {self.sampler!r}")
         if self.inference_steps is not None and not (1 <= int(self.inference_steps) <= 10000):
             raise ValueError(f"inference_steps must be in 1..10000, got {self.inference_steps}")
+        if not (math.isfinite(self.rtc_beta) and 0.0 <= self.rtc_beta <= 1000.0):
+            raise ValueError(f"rtc_beta must be in [0, 1000], got {self.rtc_beta}")
+        if not (math.isfinite(self.ensemble_m) and 0.0 <= self.ensemble_m <= 10.0):
+            raise ValueError(f"ensemble_m must be in [0, 10], got {self.ensemble_m}")
+        if not (0.0 <= self.async_weight <= 1.0):
+            raise ValueError(f"async_weight must be in [0, 1], got {self.async_weight}")
 
     @classmethod
     def extend(cls, base: RuntimeConfig | None, sampler: ChunkSampler | None = None,
                inference_steps: int | None = None) -> ChunkRuntimeConfig:
-        """``base``'s fields plus the chunk sampler choice."""
+        """``base``'s fields plus the chunk sampler choice (a ChunkRuntimeConfig ``base`` keeps
+        its executor settings)."""
         fields_ = asdict(base) if base is not None else {}
         fields_.pop("sampler", None)
         fields_.pop("inference_steps", None)
@@ -143,19 +168,27 @@ class _ChunkRuntime:
     # -- the four operations ------------------------------------------------------------------
     def prepare(self, obs: Observation) -> ChunkPlan:
         """Encode ``obs`` and sample a whole chunk (heavy; safe in a worker thread)."""
+        cond, gen = self._condition(obs)
+        with torch.inference_mode():
+            chunk_n = self._sample(cond, gen)  # (1, H, D_a)
+        return ChunkPlan(actions=self._to_actions(chunk_n), stamp=float(obs.stamp))
+
+    def _condition(self, obs: Observation) -> tuple[torch.Tensor, torch.Generator]:
+        """Check and encode ``obs`` -> (cond (1, cond_dim), this chunk's own generator)."""
         check_observation(obs, self.spec, self.obs_horizon)
         cond = self._encode(obs)  # the same cached per-frame encoding as SFP
         with self._gen_lock:
             seed = int(torch.randint(0, 2**62, (1,), generator=self._gen))
-        gen = torch.Generator().manual_seed(seed)
-        with torch.inference_mode():
-            chunk_n = self._sample(cond, gen)  # (1, H, D_a)
-        actions = self.action_norm.unnormalize(chunk_n[0].numpy().astype(np.float64))
+        return cond, torch.Generator().manual_seed(seed)
+
+    def _to_actions(self, chunk_n: torch.Tensor) -> np.ndarray:
+        """(1, H, D_a) normalised chunk -> (H, D_a) float64 robot units, clamped to the bounds."""
+        actions = self.action_norm.unnormalize(chunk_n[0].detach().numpy().astype(np.float64))
         if not np.isfinite(actions).all():
             raise ValueError("sampled chunk has non-finite actions")
         if self._lo is not None or self._hi is not None:
             actions = np.clip(actions, self._lo, self._hi)
-        return ChunkPlan(actions=actions, stamp=float(obs.stamp))
+        return actions
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
@@ -177,10 +210,7 @@ class _ChunkRuntime:
         if anchor is not None:
             self._last = self._checked(anchor, "anchor")
         anchor = resolve_anchor(self.config, self._last, measured, self._same_names)
-        k = 0
-        if now is not None and self.config.skip_elapsed:
-            elapsed = float(now) - plan.stamp
-            k = int(np.clip(math.floor(elapsed * self.spec.data_rate_hz), 0, self.pred_horizon - self.action_horizon))
+        k = self._elapsed_waypoints(plan, now) if now is not None and self.config.skip_elapsed else 0
         self.skipped = k
         self._waypoints = np.vstack([anchor[None], plan.actions[k: k + self.action_horizon]])
         self._plan, self._t = plan, 0.0
@@ -203,6 +233,14 @@ class _ChunkRuntime:
         return StepResult(action.copy(), t, False)
 
     # -- internals ----------------------------------------------------------------------------
+    def _elapsed_waypoints(self, plan: ChunkPlan, now: float) -> int:
+        """Waypoints of ``plan`` whose time passed by ``now`` (floor), keeping action_horizon.
+        The 1e-6 absorbs float noise: 0.8 - 0.6 = 0.19999999999999996 s is 2 data periods (a
+        bare floor skipped 1 on most integer ages, e.g. 187 of 298 Push-T starts at delay 2)."""
+        elapsed = float(now) - plan.stamp
+        k = math.floor(elapsed * self.spec.data_rate_hz + 1e-6)
+        return int(np.clip(k, 0, self.pred_horizon - self.action_horizon))
+
     def _sample(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
@@ -233,10 +271,22 @@ class DPRuntime(_ChunkRuntime):
 
 
 class FMChunkRuntime(_ChunkRuntime):
-    """Flow matching over the chunk: ``inference_steps`` Euler steps (default 10) from noise."""
+    """Flow matching over the chunk: ``inference_steps`` Euler steps (default 10) from noise.
+
+    With ``config.sampler`` "rtc" | "ensemble" | "async" the constructor returns that real-time
+    executor's runtime instead (a subclass, baselines/executors.py): one explicit table, so the
+    kind registry keeps a single runtime per checkpoint kind."""
 
     default_sampler = "euler"
     samplers = ("euler",)
+
+    def __new__(cls, model=None, ckpt=None, config: RuntimeConfig | None = None):
+        runtime_cls = cls
+        if cls is FMChunkRuntime:
+            from .executors import EXECUTORS  # local: executors.py subclasses this class
+
+            runtime_cls = EXECUTORS.get(getattr(config, "sampler", None), cls)
+        return super().__new__(runtime_cls)
 
     def _sample(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.model.sample(cond, self.inference_steps, generator)

@@ -73,6 +73,8 @@ def default_reanchor(method: str, action_horizon: int = 8) -> int:
     anchor, always at t = 0 where the learned velocity is a blend of the modes, and stalls."""
     if method not in POLICY_TYPES:
         raise ValueError(f"unknown method {method!r} (known: {sorted(POLICY_TYPES)})")
+    if POLICY_TYPES[method][1] == "ensemble":
+        return 1  # ACT temporal ensembling: a chunk every data period (EnsembleRuntime.action_horizon)
     return action_horizon
 
 

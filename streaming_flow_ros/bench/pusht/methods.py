@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 
 METHODS = ("sfp", "sfp_k0", "dp_ddim", "dp_ddpm", "fm_chunk")
 SLOTS = ("sfp", "sfp_k0", "dp", "fm_chunk")
-METHOD_SLOT = {"sfp": "sfp", "sfp_k0": "sfp_k0", "dp_ddim": "dp", "dp_ddpm": "dp", "fm_chunk": "fm_chunk"}
+METHOD_SLOT = {"sfp": "sfp", "sfp_k0": "sfp_k0", "dp_ddim": "dp", "dp_ddpm": "dp", "fm_chunk": "fm_chunk",
+               # real-time executors of the FM-chunk network (baselines/executors.py): not in METHODS
+               "fm_rtc": "fm_chunk", "fm_ensemble": "fm_chunk", "fm_async": "fm_chunk"}
 HORIZONS = {"obs_horizon": 2, "pred_horizon": 16, "action_horizon": 8}
 SFP_SIGMA0, SFP_K = 0.4, 15.0
 LR = 1e-3  # AdamW peak lr for every slot (see train_config)
