@@ -4,6 +4,7 @@ LeRobot 0.6.1 wrote itself (test/fixtures/lerobot_v3_arm_reach, see test/fixture
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -120,7 +121,9 @@ def tiny_ours(path: Path) -> tuple[IOSpec, list[Episode]]:
 @pytest.mark.parametrize("vcodec", ["libsvtav1", "libx264"])
 def test_export_reads_back_with_same_values(tmp_path: Path, vcodec: str) -> None:
     spec, eps = tiny_ours(tmp_path / "ours")
+    policy = os.sched_getscheduler(0)
     out = export_lerobot(tmp_path / "ours", tmp_path / "lr", vcodec=vcodec, task="push")
+    assert os.sched_getscheduler(0) == policy  # SVT-AV1 sets SCHED_FIFO 99 as root: restored
     err = check_export(out, spec, eps)  # state/action exact, lengths, names; returns the pixel error
     assert err < 3.0, err
     spec2, eps2, source = read_lerobot(out, 32, 32, 3)

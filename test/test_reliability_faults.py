@@ -333,7 +333,9 @@ def test_cpu_contention(ckpt):
     with live_node(ckpt) as lv:
         node, tel = lv.node, lv.node.telemetry
         t0, n0 = node.now_s(), tel.ticks
-        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        # SCHED_OTHER explicitly: a hog inheriting a real-time policy would starve the machine
+        hog = "import os\nos.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))\nwhile True: pass"
+        hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(2)]
         try:
             time.sleep(3.0)
         finally:

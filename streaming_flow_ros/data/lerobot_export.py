@@ -21,8 +21,10 @@ LeRobot tasks the dataset came from (``source.lerobot``) if any, else ``--task``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -269,6 +271,21 @@ def _episode_tasks(source: dict, n: int, task: str) -> list[str]:
     return [task] * n
 
 
+@contextlib.contextmanager
+def keep_scheduling():
+    """Restore the calling thread's scheduling policy on exit. SVT-AV1 (libsvtav1) switches the
+    thread that opens an encoder to SCHED_FIFO 99 when it runs as root; left so, every process
+    this thread spawns afterwards is a real-time process (two such busy loops starved a 2-core
+    machine for minutes)."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
+            log.info("restoring the scheduling policy the video encoder changed")
+            os.sched_setscheduler(0, policy, param)
+
+
 def export_lerobot(
     dataset: str | Path,
     out: str | Path,
@@ -276,7 +293,13 @@ def export_lerobot(
     task: str | None = None,
     robot_type: str | None = None,
 ) -> Path:
-    """Write the dataset at ``dataset`` as a LeRobotDataset v3.0 at ``out`` (must not hold one)."""
+    """Write the dataset at ``dataset`` as a LeRobotDataset v3.0 at ``out`` (must not hold one).
+    The calling thread's scheduling policy is kept (see ``keep_scheduling``)."""
+    with keep_scheduling():
+        return _export(dataset, out, vcodec, task, robot_type)
+
+
+def _export(dataset, out, vcodec, task, robot_type) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -43,6 +43,7 @@ VARIANTS: list[dict[str, Any]] = [
 
 
 def _hog(stop, nice: int, cpu: int | None) -> None:
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))  # never a real-time hog
     os.nice(nice)
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
