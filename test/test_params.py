@@ -176,3 +176,8 @@ def test_runtime_and_loop_configs_take_every_shared_field_by_name():
     for cfg, cls in ((p.loop_config(), LoopConfig), (p.runtime_config(), RuntimeConfig)):
         shared = [f.name for f in fields(cls) if hasattr(p, f.name)]
         assert len(shared) >= 5 and all(getattr(cfg, n) == getattr(p, n) for n in shared), cls
+
+
+def test_executor_samplers_reach_the_runtime_config():
+    for s in ("rtc", "ensemble", "async"):
+        assert NodeParams.from_mapping({"sampler": s}).runtime_config().sampler == s

@@ -6,6 +6,9 @@ checkpoint with k = 0; no code here).
     unet1d.py    the FiLM-conditioned 1-D conv U-Net over the chunk
     models.py    DPModel, FMChunkModel: loss + whole-chunk sampler
     runtime.py   ChunkRuntimeConfig, DPRuntime, FMChunkRuntime (prepare/reset/start/step)
-    registry.py  kind -> (config, model), kind -> runtime, policy_type names
+    executors.py real-time executors of FM-chunk checkpoints: RTC, ACT temporal ensembling,
+                 LeRobot async aggregation (ChunkRuntimeConfig.sampler rtc | ensemble | async)
+    rtc.py       Real-Time Chunking's soft mask and guided Euler sampling
+    registry.py  policy_type names -> (checkpoint kind, sampler); kinds live in ../kinds.py
     train.py     dataset -> checkpoint (the generic trainer), untrained checkpoints
 """

@@ -42,7 +42,8 @@ NO_REACTION_S = 3.0
 AFTER_S = 20.0
 DELAYS = (0, 1, 2, 4)  # data periods
 # method label -> (policy type for the runtime, reanchor every N observations)
-VARIANTS = {"sfp": ("sfp", 1), "sfp_horizon": ("sfp", 8), "fm_chunk": ("fm_chunk", 8), "dp_ddim": ("dp_ddim", 8)}
+VARIANTS = {"sfp": ("sfp", 1), "sfp_horizon": ("sfp", 8), "fm_chunk": ("fm_chunk", 8), "fm_rtc": ("fm_rtc", 8),
+            "fm_async": ("fm_async", 8), "dp_ddim": ("dp_ddim", 8)}
 
 
 def perturbation(seed: int) -> tuple[int, np.ndarray, float]:
@@ -174,7 +175,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", action="append", default=[], metavar="METHOD=PATH",
                    help=f"a checkpoint per method label ({', '.join(VARIANTS)}; sfp feeds sfp and sfp_horizon, "
-                        "dp feeds dp_ddim)")
+                        "fm_chunk feeds fm_chunk and its RTC / async executors, dp feeds dp_ddim)")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--delays", default=",".join(map(str, DELAYS)), help="data periods (0.1 s)")
     p.add_argument("--quick", action="store_true", help="2 episodes, delays 0 and 2")
@@ -188,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
         print(render(json.loads(args.render.read_text())))
         return 0
     paths = dict(kv.split("=", 1) for kv in args.checkpoint)
-    feeds = {"sfp": "sfp", "sfp_horizon": "sfp", "fm_chunk": "fm_chunk", "dp_ddim": "dp"}
+    feeds = {"sfp": "sfp", "sfp_horizon": "sfp", "fm_chunk": "fm_chunk", "fm_rtc": "fm_chunk", "fm_async": "fm_chunk",
+             "dp_ddim": "dp"}
     methods = {label: (paths.get(feeds[label]) or paths.get(label), *VARIANTS[label]) for label in VARIANTS}
     methods = {k: v for k, v in methods.items() if v[0]}
     if not methods:

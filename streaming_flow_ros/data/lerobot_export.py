@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -281,9 +282,23 @@ def keep_scheduling():
     try:
         yield
     finally:
-        if (os.sched_getscheduler(0), os.sched_getparam(0)) != (policy, param):
-            log.info("restoring the scheduling policy the video encoder changed")
-            os.sched_setscheduler(0, policy, param)
+        log.debug("restoring the thread's scheduling policy (the video encoder may change it)")
+        set_thread_scheduling(policy, param.sched_priority)
+
+
+def set_thread_scheduling(policy: int, priority: int) -> None:
+    """Set the calling thread's policy through pthread_setschedparam, which also updates the
+    copy glibc keeps for the thread and hands to every thread it creates (a raw
+    sched_setscheduler leaves that copy at SCHED_FIFO: Fast DDS's threads, created later,
+    were real-time)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.pthread_self.restype = ctypes.c_ulong
+        err = libc.pthread_setschedparam(ctypes.c_ulong(libc.pthread_self()), policy, ctypes.byref(ctypes.c_int(priority)))
+    except (OSError, AttributeError):  # not glibc: the kernel call is all there is
+        err = -1
+    if err:
+        os.sched_setscheduler(0, policy, os.sched_param(priority))
 
 
 def export_lerobot(

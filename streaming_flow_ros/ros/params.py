@@ -27,7 +27,7 @@ from ..spec import IOSpec
 CommandMode = Literal["jtc", "forward", "none"]
 COMMAND_MODES = ("jtc", "forward", "none")
 REANCHOR_MODES = ("observation", "ticks", "horizon")
-SAMPLERS = ("", "ddpm", "ddim", "euler")
+SAMPLERS = ("", "ddpm", "ddim", "euler", "rtc", "ensemble", "async")  # the last three: FM-chunk executors
 STALE_MODES = ("hold", "silent")
 GRIPPER_MODES = ("continuous", "binary")
 TICK_SOURCES = ("auto", "thread", "timer")
@@ -66,7 +66,7 @@ class NodeParams:
     max_flow_time: float = 1.0
     start_sigma: float = 0.0
     start_noise: Literal["first", "every"] = "first"
-    sampler: str = ""  # chunk baselines only: "" (the kind's default) | ddpm | ddim | euler
+    sampler: str = ""  # chunk baselines only: "" (the kind's default) | ddpm | ddim | euler | rtc | ensemble | async
     seed: int = 0
     threads: int = 1
     torchscript: bool = False
