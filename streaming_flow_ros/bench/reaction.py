@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CpuSteal, machine_info
+from .common import CpuSteal, machine_info, replace_section
 
 EPS_PX = 1.0  # a command this far from the base rollout's is a reaction
 CONTROL_MULT = 5  # 50 Hz control on 10 Hz data
@@ -182,11 +182,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write results here")
     p.add_argument("--plot", type=Path, help="write the figure here")
     p.add_argument("--render", type=Path, help="print the table of this JSON instead of measuring")
+    p.add_argument("--update-doc", type=Path, help="with --render: replace the reaction section of this markdown file")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.render:
-        print(render(json.loads(args.render.read_text())))
+        table = render(json.loads(args.render.read_text()))
+        print(table)
+        if args.update_doc:
+            replace_section(args.update_doc, "reaction", table)
         return 0
     paths = dict(kv.split("=", 1) for kv in args.checkpoint)
     feeds = {"sfp": "sfp", "sfp_horizon": "sfp", "fm_chunk": "fm_chunk", "fm_rtc": "fm_chunk", "fm_async": "fm_chunk",
