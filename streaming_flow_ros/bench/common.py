@@ -152,3 +152,17 @@ def replace_section(path: Path, name: str, text: str) -> None:
     if not pattern.search(doc):
         raise ValueError(f"{path} has no {begin} ... {end} section")
     path.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc))
+
+
+def print_rendered(json_path: str | Path, render: Callable[[dict], str], section: str,
+                   update_doc: str | Path | None = None) -> int:
+    """A benchmark's ``--render JSON [--update-doc DOC]``: print the markdown of a results JSON
+    and, with ``update_doc``, write it into that document's ``section`` (``replace_section``)."""
+    import json
+
+    table = render(json.loads(Path(json_path).read_text()))
+    print(table)
+    if update_doc:
+        replace_section(Path(update_doc), section, table)
+    return 0
+

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CpuSteal, machine_info, replace_section
+from .common import CpuSteal, machine_info, print_rendered
 
 MODES = {"observation": 1, "horizon": 8}  # reanchor mode -> Push-T reanchor_every (observations)
 
@@ -124,11 +124,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.render:
-        table = render(json.loads(Path(args.render).read_text()))
-        print(table)
-        if args.update_doc:
-            replace_section(Path(args.update_doc), "defaults", table)
-        return 0
+        return print_rendered(args.render, render, "defaults", args.update_doc)
     steal = CpuSteal()
     doc: dict[str, Any] = {"machine": machine_info(), "pusht_checkpoint": args.pusht_checkpoint,
                            "command": command_line(args)}

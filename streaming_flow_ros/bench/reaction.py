@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CpuSteal, machine_info, replace_section
+from .common import CpuSteal, machine_info, print_rendered
 
 EPS_PX = 1.0  # a command this far from the base rollout's is a reaction
 CONTROL_MULT = 5  # 50 Hz control on 10 Hz data
@@ -187,11 +187,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.render:
-        table = render(json.loads(args.render.read_text()))
-        print(table)
-        if args.update_doc:
-            replace_section(args.update_doc, "reaction", table)
-        return 0
+        return print_rendered(args.render, render, "reaction", args.update_doc)
     paths = dict(kv.split("=", 1) for kv in args.checkpoint)
     feeds = {"sfp": "sfp", "sfp_horizon": "sfp", "fm_chunk": "fm_chunk", "fm_rtc": "fm_chunk", "fm_async": "fm_chunk",
              "dp_ddim": "dp"}

@@ -159,9 +159,10 @@ class ObsBuffer:
             series = {"joints": self._states, **self._frames}
             return {k: (now - s.items[-1].fresh_at) if s.items else float("inf") for k, s in series.items()}
 
-    def stale_reason(self, now: float, max_age: float) -> str | None:
-        """None when every input is at most ``max_age`` s old, else a reason naming the input."""
-        for name, age in self.ages(now).items():
+    def stale_reason(self, now: float, max_age: float, ages: dict[str, float] | None = None) -> str | None:
+        """None when every input is at most ``max_age`` s old, else a reason naming the input.
+        ``ages``: ``self.ages(now)`` if the caller already has it (one read per control tick)."""
+        for name, age in (self.ages(now) if ages is None else ages).items():
             if age == float("inf"):
                 return f"no {name} received yet"
             if age > max_age:

@@ -366,12 +366,9 @@ class PolicyNode(LifecycleNode):
         try:
             stamp = self._stamp(msg.header.stamp)
             merged = self._joints.update(msg.name, msg.position, stamp)
-            if merged is None:  # a split state still incomplete: not an error, not yet a state
-                self._input_reasons["joints"] = ""
-                self.telemetry.joint_msgs += 1
-                return
-            state, measured = merged.positions[self._state_idx], merged.positions[self._action_idx]
-            self._buffer.add_state(stamp, state, received=self.now_s())
+            if merged is not None:  # None: a split state still incomplete (not an error)
+                state, measured = merged.positions[self._state_idx], merged.positions[self._action_idx]
+                self._buffer.add_state(stamp, state, received=self.now_s())
         except ValueError as e:
             self._input_error("joints", str(e) if isinstance(e, cv.JointStateError) else f"joint_states: {e}")
             return
@@ -381,6 +378,8 @@ class PolicyNode(LifecycleNode):
             return
         self.telemetry.joint_msgs += 1
         self._input_reasons["joints"] = ""
+        if merged is None:
+            return
         newest = self._buffer.latest_state()
         if newest is not None and newest[0] == stamp:  # a late (out-of-order) message is history only
             self._measured, self._measured_state = measured, state  # action joints, state channels
@@ -441,10 +440,10 @@ class PolicyNode(LifecycleNode):
                 tel.add("obs_to_cmd", self.now_s() - out.started)
 
     def _inputs(self, now: float) -> TickInputs:
-        ages = self._buffer.ages(now)
+        ages = self._buffer.ages(now)  # once per tick: the stale gate reads the same ages
         return TickInputs(measured=self._measured, measured_state=self._measured_state,
                           joints_age=ages.get("joints"), enabled=self._cfg.enabled,
-                          stale_reason=self._buffer.stale_reason(now, self._cfg.max_obs_age))
+                          stale_reason=self._buffer.stale_reason(now, self._cfg.max_obs_age, ages))
 
     def _emit(self, out: TickOutput) -> None:
         """Publish a tick's decision and count it."""

@@ -93,7 +93,7 @@ class Telemetry:
         self.clamped += int(out.clamped)
         self.rate_limited += int(out.rate_limited)
         self.rejected += int(out.rejected)
-        if out.command is not None and not out.hold.startswith("tick:"):
+        if out.policy_step_s > 0:  # the policy stepped this tick (not a hold or a fail-safe)
             self.flow_time = out.flow_time
             self.add("policy_step", out.policy_step_s)
 

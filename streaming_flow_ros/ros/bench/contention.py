@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...bench.common import machine_info, replace_section
+from ...bench.common import machine_info, print_rendered
 from .node import _checkpoint, _state_names, live_inputs, measure
 
 SECTION = "contention"
@@ -98,11 +98,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.render:
-        table = render(json.loads(args.render.read_text()))
-        print(table)
-        if args.update_doc:
-            replace_section(args.update_doc, SECTION, table)
-        return 0
+        return print_rendered(args.render, render, SECTION, args.update_doc)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = _checkpoint(args.checkpoint, Path(tmp))
