@@ -179,7 +179,6 @@ class TickOutput:
     hold: str = ""
     started: float | None = None
     stale: bool = False
-    reanchored: bool = False
     plan_dropped: bool = False
     policy_held: bool = False
     clamped: bool = False
@@ -188,6 +187,11 @@ class TickOutput:
     flow_time: float = 0.0
     policy_step_s: float = 0.0
     notices: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def reanchored(self) -> bool:
+        """A plan started this tick."""
+        return self.started is not None
 
 
 class ControlLoop:
@@ -265,7 +269,7 @@ class ControlLoop:
         return TickOutput(
             command=safe.action, velocity=safe.delta * self.config.control_rate_hz,
             to_controller=self._to_controller(safe.action), controller_hold=hold_to_ctrl,
-            hold="plan used up" if result.hold else "", started=started, reanchored=started is not None,
+            hold="plan used up" if result.hold else "", started=started,
             plan_dropped=dropped, policy_held=bool(result.hold), clamped=safe.clamped,
             rate_limited=safe.rate_limited, rejected=safe.rejected, flow_time=float(result.t),
             policy_step_s=step_s, notices=tuple(notices))
