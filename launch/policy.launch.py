@@ -2,6 +2,8 @@
 
     ros2 launch streaming_flow_ros policy.launch.py robot:=ur checkpoint:=/path/policy.safetensors
     ros2 launch streaming_flow_ros policy.launch.py robot:=sim autostart:=true enabled:=true
+    ros2 launch streaming_flow_ros policy.launch.py robot:=franka_fr3 gripper:=true use_sim_time:=true \
+        checkpoint:=/path/lift.safetensors   # arm + Franka Hand, scene + wrist cameras
 
 Parameters: config/policy.yaml (defaults, documented), then config/robots/<robot>.yaml (joints,
 limits, command mode), then the arguments below. The node's relative topics are remapped onto
@@ -20,7 +22,7 @@ from launch import LaunchDescription
 from streaming_flow_ros.presets import LAUNCH_TOPICS, ROBOTS, launch_plan
 
 PACKAGE = "streaming_flow_ros"
-ARGUMENTS = ("use_sim_time", "autostart", "enabled", "checkpoint", "command_mode",
+ARGUMENTS = ("use_sim_time", "autostart", "enabled", "checkpoint", "command_mode", "gripper", "camera_topics",
              *(f"{t}_topic" for t in LAUNCH_TOPICS))
 
 
@@ -55,6 +57,10 @@ def generate_launch_description() -> LaunchDescription:
                               description="send commands to the controller (false = dry run)"),
         DeclareLaunchArgument("command_mode", default_value="",
                               description="jtc | forward | none; empty = the preset's"),
+        DeclareLaunchArgument("gripper", default_value="false",
+                              description="the preset's stock gripper joins the action (policy_gripper block)"),
+        DeclareLaunchArgument("camera_topics", default_value="",
+                              description="NAME=TOPIC,... for a multi-camera checkpoint; empty = the preset's"),
     ]
     args += [DeclareLaunchArgument(f"{t}_topic", default_value="",
                                    description=f"remap the node's `{t}`; empty = the preset's")

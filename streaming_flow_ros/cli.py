@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("streaming_flow_ros.ros.sim_cli", "run the simulated arm and camera nodes"),
     "play": ("streaming_flow_ros.ros.play", "play a rosbag2 into live topics"),
     "eval sim": ("streaming_flow_ros.apps.eval_sim", "closed-loop evaluation on the simulator"),
+    "eval cell": ("streaming_flow_ros.apps.eval_cell", "manipulation episodes on a MuJoCo arm cell through the node"),
     "dataset build": ("streaming_flow_ros.data.build", "rosbag2 recordings (or a LeRobot v3.0 dataset) -> training dataset"),
     "dataset export-lerobot": ("streaming_flow_ros.data.lerobot_export", "training dataset -> LeRobotDataset v3.0"),
     "dataset record-sim": ("streaming_flow_ros.sim.record", "record expert demos on the sim as bags"),

@@ -42,10 +42,71 @@ def find_preset(name: str) -> Path:
     return find_config("robots", f"{name}.yaml")
 
 
-def load_preset(name: str = "sim") -> dict[str, Any]:
-    """The preset's node parameters (its ``/**: ros__parameters`` block)."""
-    doc = yaml.safe_load(find_preset(name).read_text())
-    return dict(doc["/**"]["ros__parameters"])
+GRIPPER_KEY = "policy_gripper"
+CAMERAS_KEY = "policy_camera_topics"
+PER_JOINT = ("position_lower", "position_upper", "max_velocity")
+
+
+def _doc(name: str) -> dict[str, Any]:
+    return yaml.safe_load(find_preset(name).read_text())
+
+
+def _block(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return dict((doc.get(key) or {}).get("ros__parameters") or {})
+
+
+def load_preset(name: str = "sim", gripper: bool = False) -> dict[str, Any]:
+    """The preset's node parameters (its ``/**: ros__parameters`` block); with ``gripper``, its
+    stock gripper (``policy_gripper`` block) added as one more named joint: ``gripper_joints``
+    set and the gripper's limits appended to the per-joint lists (a single ``max_velocity`` is
+    first expanded to every controller joint). Raises ValueError for a preset without a
+    gripper block."""
+    doc = _doc(name)
+    params = dict(doc["/**"]["ros__parameters"])
+    if gripper:
+        params = with_gripper(params, _block(doc, GRIPPER_KEY), name)
+    return params
+
+
+def with_gripper(params: Mapping[str, Any], block: Mapping[str, Any], name: str = "preset") -> dict[str, Any]:
+    """``params`` with the gripper of ``block`` (a ``policy_gripper`` block's parameters:
+    gripper_joints and one value each of position_lower / position_upper / max_velocity)."""
+    joints = list(block.get("gripper_joints") or [])
+    if not joints:
+        raise ValueError(f"{name} has no {GRIPPER_KEY} block with gripper_joints")
+    out = dict(params)
+    if out.get("gripper_joints"):
+        raise ValueError(f"{name} already sets gripper_joints {out['gripper_joints']}")
+    arm = list(out.get("controller_joints") or [])
+    for key in PER_JOINT:
+        values, extra = list(out.get(key) or []), list(block.get(key) or [])
+        if len(extra) != len(joints):
+            raise ValueError(f"{name}: {GRIPPER_KEY} {key} needs {len(joints)} value(s), got {extra}")
+        if key == "max_velocity" and len(values) == 1:
+            values = values * len(arm)
+        if len(values) != len(arm):
+            raise ValueError(f"{name}: {key} must give one value per controller joint to add a gripper, got {values}")
+        out[key] = [float(v) for v in (*values, *extra)]
+    out["gripper_joints"] = joints
+    return out
+
+
+def gripper_topic(name: str) -> str:
+    """The topic the preset's stock gripper takes commands on ('' without a gripper block)."""
+    return str(_block(_doc(name), GRIPPER_KEY).get("topic", ""))
+
+
+def camera_topics(name: str, override: str = "") -> dict[str, str]:
+    """{camera name: topic} for multi-camera checkpoints: the preset's ``policy_camera_topics``,
+    updated by ``override`` ("scene=/a/image_raw,wrist=/b/image_raw"). The node subscribes
+    ``<camera>/image_raw`` for each camera of a checkpoint with several."""
+    topics = {str(k): str(v) for k, v in _block(_doc(name), CAMERAS_KEY).items()}
+    for item in filter(None, (s.strip() for s in override.split(","))):
+        cam, sep, topic = item.partition("=")
+        if not sep or not cam.strip() or not topic.strip():
+            raise ValueError(f"camera_topics entries are NAME=TOPIC, got {item!r}")
+        topics[cam.strip()] = topic.strip()
+    return topics
 
 
 ROBOTS = ("sim", "ur", "franka_fr3", "xarm7", "kinova_gen3", "so101")
@@ -74,8 +135,11 @@ def launch_plan(robot: str, arguments: Mapping[str, str]) -> LaunchPlan:
     """The node's parameters and remaps for ``robot`` (a preset name) and the launch
     ``arguments`` (strings, as ``ros2 launch`` passes them; missing = default): any
     ``<topic>_topic`` argument overrides the preset's remap of ``<topic>`` (an empty preset entry
-    means no remap); use_sim_time / autostart / enabled are booleans; checkpoint and
-    command_mode override the preset only when given. Raises ValueError on an unknown robot or
+    means no remap); use_sim_time / autostart / enabled / gripper are booleans (``gripper``: the
+    preset's stock gripper joins the action, see :func:`load_preset`, and ``gripper_commands`` is
+    remapped to its topic); ``camera_topics`` ("scene=/a,wrist=/b") updates the preset's
+    ``<camera>/image_raw`` remaps; checkpoint and command_mode override the preset only when
+    given. Raises ValueError on an unknown robot or
     a preset without the required topics."""
     if robot not in ROBOTS:
         raise ValueError(f"robot must be one of {ROBOTS}, got {robot!r}")
@@ -91,7 +155,15 @@ def launch_plan(robot: str, arguments: Mapping[str, str]) -> LaunchPlan:
         target = arguments.get(f"{name}_topic", "") or topics.get(name, "")
         if target:
             remappings.append((name, target))
+    for cam, target in camera_topics(robot, arguments.get("camera_topics", "")).items():
+        remappings.append((f"{cam}/image_raw", target))
     overrides: dict[str, Any] = {k: _bool(arguments.get(k, "false")) for k in ("use_sim_time", "autostart", "enabled")}
+    if _bool(arguments.get("gripper", "false")):
+        params = load_preset(robot, gripper=True)
+        overrides.update({k: params[k] for k in ("gripper_joints", *PER_JOINT)})
+        if not arguments.get("gripper_commands_topic") and gripper_topic(robot):
+            remappings = [r for r in remappings if r[0] != "gripper_commands"]
+            remappings.append(("gripper_commands", gripper_topic(robot)))
     for key in ("checkpoint", "command_mode"):
         if arguments.get(key):
             overrides[key] = arguments[key]

@@ -62,6 +62,17 @@ def test_preset_limits_fit_the_models_range(cell):
     assert mismatches == known
 
 
+def test_preset_gripper_is_the_cells_gripper(cell):
+    """The preset's policy_gripper block names the cell's gripper joint, and its limits are the
+    joint's full travel (open .. closed, in the driver's units)."""
+    params = load_preset(cell.robot.preset, gripper=True)
+    g = cell.robot.gripper
+    assert params["gripper_joints"] == [g.joint]
+    ends = sorted((g.joint_from_width(0.0), g.joint_from_width(g.max_width)))
+    assert params["position_lower"][-1] == pytest.approx(ends[0], abs=1e-6)
+    assert params["position_upper"][-1] == pytest.approx(ends[1], abs=1e-6)
+
+
 def test_forward_command_moves_the_arm_there(cell):
     cell.reset()
     _, q0, _ = cell.joint_state()
@@ -202,3 +213,60 @@ def test_closed_loop_over_dds_under_sim_time():
             node.destroy_node()
             peer.destroy_node()
             cell.close()
+
+
+def test_policy_node_streams_arm_and_gripper_to_the_cell(tmp_path):
+    """The whole user path on a cell (ros/cell_loop.py): the policy node configured as
+    ``policy.launch.py robot:=franka_fr3 gripper:=true use_sim_time:=true`` streams a two-camera
+    checkpoint (untrained) over DDS to the Panda cell, under /clock: the arm's JTC topic carries
+    the preset's joints within the preset's limits, the gripper topic one value within the
+    gripper's limits, and the cell accepts every command."""
+    pytest.importorskip("rclpy")
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Float64MultiArray
+    from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+
+    from streaming_flow_ros.checkpoint import make_untrained_checkpoint
+    from streaming_flow_ros.ros.cell_loop import CellLoop, summarize
+    from streaming_flow_ros.spec import CameraSpec, IOSpec
+
+    preset = load_preset("franka_fr3", gripper=True)
+    names = (*preset["controller_joints"], *preset["gripper_joints"])
+    spec = IOSpec(names, names, (CameraSpec("scene", 48, 48, 3), CameraSpec("wrist", 48, 48, 3)), 10.0, (), ())
+    ckpt = make_untrained_checkpoint(tmp_path / "panda.safetensors", spec, seed=0)
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    grip, traj = [], []
+    with CellLoop("panda", "lift", str(ckpt), image_size=(48, 48), time_limit_s=1.0, settle_s=0.3) as loop:
+        peer = Node("watcher", context=loop.context)
+        peer.create_subscription(Float64MultiArray, "/gripper_controller/commands", grip.append, reliable)
+        peer.create_subscription(JointTrajectoryMsg, "/fr3_arm_controller/joint_trajectory", traj.append, reliable)
+        ex = SingleThreadedExecutor(context=loop.context)
+        ex.add_node(peer)
+        import threading
+        stop = threading.Event()
+        spinner = threading.Thread(target=lambda: [ex.spin_once(timeout_sec=0.02) for _ in iter(stop.is_set, True)])
+        spinner.start()
+        try:
+            r = loop.run_episode(0)
+            s = summarize([r], loop.node_summary())
+            received, rejected = dict(loop.cell_node.received), loop.cell_node.rejected
+        finally:
+            stop.set()
+            spinner.join(5.0)
+            ex.shutdown()
+            peer.destroy_node()
+    assert r.duration >= 1.0 and not r.success and np.isfinite(r.jerk_rms)
+    assert rejected == 0 and received["trajectory"] > 20 and received["gripper"] > 20
+    assert len(traj) > 20 and len(grip) > 20
+    lower, upper = np.array(preset["position_lower"]), np.array(preset["position_upper"])
+    for msg in traj:
+        assert list(msg.joint_names) == preset["controller_joints"]
+        for p in msg.points:
+            q = np.array(p.positions)
+            assert np.isfinite(q).all() and (q >= lower[:7] - 1e-9).all() and (q <= upper[:7] + 1e-9).all()
+    values = np.array([m.data[0] for m in grip])
+    assert all(len(m.data) == 1 for m in grip)
+    assert np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 0.04
+    assert s["node"]["ticks"] > 50 and s["node"]["input_errors"] == 0

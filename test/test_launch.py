@@ -76,7 +76,9 @@ def test_launch_plan_for_every_preset(robot):
     plan = launch_plan(robot, {})
     preset = yaml.safe_load(plan.parameter_files[1].read_text())
     topics = preset[LAUNCH_KEY]["ros__parameters"]
-    assert dict(plan.remappings) == {k: v for k, v in topics.items() if v}
+    remaps = dict(plan.remappings)
+    cameras = {f"{k}/image_raw": v for k, v in (preset.get("policy_camera_topics") or {}).get("ros__parameters", {}).items()}
+    assert remaps == {**{k: v for k, v in topics.items() if v}, **cameras}
     assert set(REQUIRED_TOPICS) <= set(topics)
     assert plan.overrides == {"use_sim_time": False, "autostart": False, "enabled": False}
     merged = {}
@@ -91,3 +93,39 @@ def test_launch_plan_for_every_preset(robot):
     assert custom.overrides["command_mode"] == "forward"
     with pytest.raises(ValueError, match="robot must be one of"):
         launch_plan("ur10", {})
+
+
+@pytest.mark.parametrize("robot", ["ur", "franka_fr3", "xarm7", "kinova_gen3"])
+def test_launch_plan_with_the_presets_gripper(robot):
+    """gripper:=true adds the stock gripper as one more named joint, with its limits bound by
+    name, and remaps gripper_commands to the gripper's topic; camera_topics overrides one
+    camera's remap."""
+    from streaming_flow_ros.presets import gripper_topic, launch_plan, load_preset
+    from streaming_flow_ros.ros.params import NodeParams
+
+    plan = launch_plan(robot, {"gripper": "true", "camera_topics": "wrist=/hand/image_raw"})
+    merged = {}
+    for f in plan.parameter_files:
+        merged.update(yaml.safe_load(f.read_text())["/**"]["ros__parameters"])
+    params = NodeParams.from_mapping({**merged, **plan.overrides}, strict=False)
+    block = yaml.safe_load(plan.parameter_files[1].read_text())["policy_gripper"]["ros__parameters"]
+    (joint,) = block["gripper_joints"]
+    assert params.gripper_joints == (joint,)
+    assert params.per_joint("position_lower")[joint] == block["position_lower"][0]
+    assert params.per_joint("position_upper")[joint] == block["position_upper"][0]
+    assert params.per_joint("max_velocity")[joint] == block["max_velocity"][0]
+    arm = load_preset(robot)
+    for k, name in enumerate(arm["controller_joints"]):  # the arm's limits are unchanged, by name
+        assert params.per_joint("position_upper")[name] == arm["position_upper"][k]
+    remaps = dict(plan.remappings)
+    assert remaps["gripper_commands"] == gripper_topic(robot) != ""
+    assert remaps["wrist/image_raw"] == "/hand/image_raw" and remaps["scene/image_raw"] == "/camera/image_raw"
+    with pytest.raises(ValueError, match="NAME=TOPIC"):
+        launch_plan(robot, {"camera_topics": "wrist"})
+
+
+def test_a_preset_without_a_gripper_block_says_so():
+    from streaming_flow_ros.presets import load_preset
+
+    with pytest.raises(ValueError, match="no policy_gripper block"):
+        load_preset("sim", gripper=True)

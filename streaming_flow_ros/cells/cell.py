@@ -89,7 +89,7 @@ class Cell:
         robot_root = m.body("robot/base").id
         self._robot_bodies = {b for b in range(m.nbody) if self._is_under(b, robot_root)}
         self._cameras = {k: m.camera(v).id for k, v in CAMERAS.items()}
-        self._renderers: dict[int, mujoco.Renderer] = {}  # per thread (a GL context is per thread)
+        self._renderers: dict[tuple[int, int, int], mujoco.Renderer] = {}  # per (thread, W, H): a GL context is per thread
         self.controller = TrajectoryController(r.driver_joints, r.home)
         self.reset()
 
@@ -249,14 +249,17 @@ class Cell:
     def camera_names(self) -> tuple[str, ...]:
         return tuple(CAMERAS)
 
-    def render(self, camera: str = "scene") -> tuple[float, np.ndarray]:
-        """(cell time s of the rendered state, (H, W, 3) uint8 rgb image)."""
+    def render(self, camera: str = "scene", size: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:
+        """(cell time s of the rendered state, (H, W, 3) uint8 rgb image); ``size`` (W, H) up
+        to 640x480 (default: :attr:`image_size`)."""
         if camera not in self._cameras:
             raise ValueError(f"unknown camera {camera!r}; cameras are {list(CAMERAS)}")
-        key = threading.get_ident()
+        w, h = self.image_size if size is None else (int(size[0]), int(size[1]))
+        if not (8 <= w <= max(640, self.image_size[0]) and 8 <= h <= max(480, self.image_size[1])):
+            raise ValueError(f"render size must be within 8..640 x 8..480 px, got {size}")
+        key = (threading.get_ident(), w, h)
         renderer = self._renderers.get(key)
         if renderer is None:
-            w, h = self.image_size
             renderer = self._renderers[key] = mujoco.Renderer(self.model, height=h, width=w)
         with self.lock:  # copy the state into the renderer's scene; draw outside the lock
             t = float(self.data.time)
@@ -265,6 +268,6 @@ class Cell:
 
     def close(self) -> None:
         """Free the renderers created by the calling thread (others are freed with the cell)."""
-        renderer = self._renderers.pop(threading.get_ident(), None)
-        if renderer is not None:
-            renderer.close()
+        me = threading.get_ident()
+        for key in [k for k in self._renderers if k[0] == me]:
+            self._renderers.pop(key).close()

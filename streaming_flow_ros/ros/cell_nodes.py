@@ -22,6 +22,7 @@ what every stamp and /clock carry, so nodes under ``use_sim_time`` see a consist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -93,6 +94,7 @@ class CellNode(Node):
         self.camera_period = 1.0 / cam_rate if cam_rate > 0 else None
         self.offset_ns = CLOCK_START_NS - round(cell.time * 1e9)  # ROS time of cell time 0
         self.rejected = 0
+        self.received = {"trajectory": 0, "forward": 0, "gripper": 0}  # accepted commands
         self.gripper = cell.robot.gripper
         self._next_frame = cell.time
         self._js_pub = self.create_publisher(JointState, p["joint_states_topic"] or topics["joint_states"], 10)
@@ -106,6 +108,9 @@ class CellNode(Node):
                                  self._on_trajectory, reliable)
         self.create_subscription(Float64MultiArray, p["forward_topic"], self._on_forward, reliable)
         self.create_subscription(Float64MultiArray, p["gripper_topic"], self._on_gripper, reliable)
+        # Called after each physics tick, before publishing, on the cell's thread (an episode
+        # harness tracks task success and the measured motion here).
+        self.tick_hooks: list[Callable[[Cell], None]] = []
         self._publish_state()
         self._timer = self.create_timer(self.period / rtf, self._tick)
 
@@ -114,7 +119,10 @@ class CellNode(Node):
         return self.offset_ns + round(t * 1e9)
 
     def _tick(self) -> None:
-        self.cell.step(self.period)
+        with self.cell.lock:  # a reset from another thread lands between ticks, not inside one
+            self.cell.step(self.period)
+            for hook in self.tick_hooks:
+                hook(self.cell)
         self._publish_state()
         if self.camera_period is not None and self.cell.time >= self._next_frame - 1e-9:
             self._next_frame += self.camera_period * max(1, int((self.cell.time - self._next_frame) / self.camera_period) + 1)
@@ -145,7 +153,9 @@ class CellNode(Node):
         return msg
 
     def _report(self, accepted: bool, reason: str, kind: str) -> None:
-        if not accepted:
+        if accepted:
+            self.received[kind.split()[0]] += 1
+        else:
             self.rejected += 1
             self.get_logger().warning(f"rejected {kind}: {reason}", throttle_duration_sec=1.0)
 
@@ -164,6 +174,7 @@ class CellNode(Node):
                          "gripper command")
             return
         self.cell.command_gripper(self.gripper.width_from_joint(float(values[0])))  # clamped by the cell
+        self._report(True, "", "gripper command")
 
 
 def create_cell_node(cell: Cell, *, context: Context | None = None, namespace: str = "",

@@ -181,7 +181,7 @@ class PolicyNode(LifecycleNode):
 
     def reset_telemetry(self, window: int | None = 4096) -> Telemetry:
         """Start counting afresh (benchmarks: ``window`` None keeps every sample)."""
-        self.telemetry = Telemetry(window=window, started_at=self.now_s())
+        self.telemetry = Telemetry(window=window)
         return self.telemetry
 
     @property
@@ -275,7 +275,7 @@ class PolicyNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._loop = ControlLoop(self.policy, self._limits, self._loop_config(), self._worker)
         self._last_tick: float | None = None
-        self.telemetry.started_at = self.now_s()
+        self.telemetry.started_at = None  # set at the first tick: under use_sim_time, /clock may not have arrived yet
         self._worker.start()
         if self.tick_source == "thread":
             self._ticker = TickThread(self._cfg.period, self._on_tick, self._cfg.tick_priority)
@@ -362,7 +362,19 @@ class PolicyNode(LifecycleNode):
         self._input_reasons[key] = text
         self.get_logger().warning(text, throttle_duration_sec=5.0)
 
+    def _clock_started(self) -> bool:
+        """False under use_sim_time until the first /clock (node time 0): no stamp can be judged
+        then, so inputs are ignored, not counted as errors (a simulator's first messages often
+        beat its first /clock)."""
+        if self.now_s() > 0.0:
+            return True
+        self.get_logger().info("waiting for /clock (use_sim_time): inputs ignored until it arrives",
+                               throttle_duration_sec=5.0)
+        return False
+
     def _on_joints(self, msg: JointState) -> None:
+        if not self._clock_started():
+            return
         try:
             stamp = self._stamp(msg.header.stamp)
             merged = self._joints.update(msg.name, msg.position, stamp)
@@ -385,6 +397,8 @@ class PolicyNode(LifecycleNode):
             self._measured, self._measured_state = measured, state  # action joints, state channels
 
     def _on_image(self, cam, msg: Image) -> None:
+        if not self._clock_started():
+            return
         try:
             img = cv.image_to_model(msg, cam)
             self._buffer.add_frame(cam.name, self._stamp(msg.header.stamp), img, received=self.now_s())
@@ -421,6 +435,8 @@ class PolicyNode(LifecycleNode):
             t0 = time.perf_counter()
             now = self.now_s()
             tel = self.telemetry
+            if tel.started_at is None:
+                tel.started_at = now - self._cfg.period  # this tick is the first expected one
             if self._last_tick is not None:
                 tel.add("period_err", abs(now - self._last_tick - self._cfg.period))
             self._last_tick = now

@@ -50,7 +50,7 @@ class Telemetry:
     image_msgs: int = 0
     input_errors: int = 0
     flow_time: float = 0.0
-    started_at: float | None = None  # node-clock s at activation
+    started_at: float | None = None  # node-clock s one period before the first tick after activation
     last_error: str = ""
     period_err: deque = field(init=False)
     periods: deque = field(init=False)
