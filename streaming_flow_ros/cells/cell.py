@@ -9,7 +9,12 @@
 - Gripper: a width w in [0, max_width] m (clamped), position-servoed fingers.
 - Cameras: ``scene`` (fixed, looking at the table) and ``wrist`` (the arm's eye-in-hand),
   rendered offscreen (set ``MUJOCO_GL=egl`` before importing mujoco: done here if unset).
-- Measurements: cube height above the table, arm (or gripper) contacts with the table, time.
+- Cubes: a red and a green one (``scene.CUBE_COLORS``). The red cube is always on the table;
+  the green one is on the table only when :meth:`Cell.reset` places it, and otherwise parked
+  on the floor under the table, out of every camera's view and of the measurements
+  (``scene.PARKED_XY``), so a one-cube task (Lift) sees, measures and renders one cube.
+- Measurements: the heights of the cubes on the table, arm (or gripper) contacts with the
+  table, time.
 
 Thread safety: every public method takes the cell's lock; rendering holds it only while the
 scene is copied, so stepping and rendering can run in different threads.
@@ -39,7 +44,11 @@ LIFT_HEIGHT = 0.04  # m above the table: "cube lifted"
 @dataclass(frozen=True)
 class CellMetrics:
     """The running episode: ``time`` s, cube heights m above the table (bottom face), table
-    contacts (latched since reset) and the robot bodies that touched it."""
+    contacts (latched since reset) and the robot bodies that touched it.
+
+    ``cube_height`` is the highest cube on the table (with one cube, Lift's: that cube's
+    height), ``max_cube_height`` its peak since reset, ``cube_heights`` each cube on the table
+    by colour; a parked cube is in none of them."""
 
     time: float
     cube_height: float
@@ -48,13 +57,14 @@ class CellMetrics:
     table_contact: bool
     table_contact_steps: int
     table_contact_bodies: tuple[str, ...]
+    cube_heights: dict[str, float]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class Cell:
-    """One arm on a table with a cube (see the module docstring).
+    """One arm on a table with one or two cubes (see the module docstring).
 
     Args:
         robot: a name in :data:`~streaming_flow_ros.cells.robots.ROBOTS` or a RobotSpec.
@@ -84,7 +94,8 @@ class Cell:
         self._grip_open, self._grip_closed = np.asarray(g.ctrl_open), np.asarray(g.ctrl_closed)
         self._grip_q = np.array([m.jnt_qposadr[m.joint(f"robot/gripper/{j}").id] for j in g.width_joints])
         self._grip_coef = np.asarray(g.width_coefs)
-        self._cube_qpos = m.jnt_qposadr[m.joint("cube_joint").id]
+        self._cube_qpos = {c: int(m.jnt_qposadr[m.joint(f"{sc.cube_name(c)}_joint").id]) for c in sc.CUBE_COLORS}
+        self._on_table: tuple[str, ...] = ("red",)
         self._table_geom = m.geom("table_top").id
         robot_root = m.body("robot/base").id
         self._robot_bodies = {b for b in range(m.nbody) if self._is_under(b, robot_root)}
@@ -125,10 +136,28 @@ class Cell:
             w = g.width_offset + float(self._grip_coef @ self.data.qpos[self._grip_q])
             return float(np.clip(w, 0.0, g.max_width))
 
-    def cube_yaw(self) -> float:
-        """Cube rotation about the world z axis, rad in (-pi, pi] (of its x axis)."""
+    @property
+    def cube_colors(self) -> tuple[str, ...]:
+        """Every cube of the model, on the table or parked."""
+        return tuple(self._cube_qpos)
+
+    @property
+    def cubes_on_table(self) -> tuple[str, ...]:
+        """The cubes the last :meth:`reset` put on the table (red first)."""
         with self.lock:
-            w, x, y, z = self.data.qpos[self._cube_qpos + 3:self._cube_qpos + 7]
+            return self._on_table
+
+    def _cube_adr(self, colour: str) -> int:
+        if colour not in self._cube_qpos:
+            raise ValueError(f"unknown cube {colour!r}; cubes are {list(self._cube_qpos)}")
+        return self._cube_qpos[colour]
+
+    def cube_yaw(self, colour: str = "red") -> float:
+        """Rotation of the ``colour`` cube about the world z axis, rad in (-pi, pi] (of its x
+        axis)."""
+        c = self._cube_adr(colour)
+        with self.lock:
+            w, x, y, z = self.data.qpos[c + 3:c + 7]
             return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 
     def make_ik(self, **kwargs) -> ArmIK:
@@ -136,30 +165,40 @@ class Cell:
         MjData: the physics is untouched), limits = the model's, rest posture = home."""
         return ArmIK(self.model, self._qpos, self._dof, self.lower, self.upper, self.robot.home, **kwargs)
 
-    def cube_position(self) -> np.ndarray:
-        """(3,) cube centre, m (world frame)."""
+    def cube_position(self, colour: str = "red") -> np.ndarray:
+        """(3,) centre of the ``colour`` cube, m (world frame)."""
+        c = self._cube_adr(colour)
         with self.lock:
-            return self.data.qpos[self._cube_qpos:self._cube_qpos + 3].copy()
+            return self.data.qpos[c:c + 3].copy()
 
     def reset(self, q: Sequence[float] | None = None, cube_xy: Sequence[float] = sc.CUBE_START,
-              gripper_width: float | None = None, cube_yaw: float = 0.0) -> None:
+              gripper_width: float | None = None, cube_yaw: float = 0.0,
+              green_cube: Sequence[float] | None = None) -> None:
         """Arm at rest at ``q`` (default: home; clipped to the model's ranges), gripper open
-        (or at ``gripper_width``), cube at rest at ``cube_xy`` on the table, turned by
-        ``cube_yaw`` rad about z; commands dropped, measurements restarted. The clock keeps
-        running."""
+        (or at ``gripper_width``), the red cube at rest at ``cube_xy`` on the table, turned by
+        ``cube_yaw`` rad about z; the green cube at rest on the table at ``green_cube`` = (x m,
+        y m, yaw rad), or parked off the table when None; commands dropped, measurements
+        restarted. The clock keeps running."""
         with self.lock:
             q = np.asarray(self.robot.home if q is None else q, np.float64)
             if q.shape != (self.robot.dof,) or not np.isfinite(q).all():
                 raise ValueError(f"reset q must be {self.robot.dof} finite values, got {q.tolist()}")
+            if green_cube is not None and (len(green_cube) != 3 or not np.isfinite(green_cube).all()):
+                raise ValueError(f"green_cube must be (x, y, yaw), finite, got {green_cube}")
             q = np.clip(q, self.lower, self.upper)
             t = float(self.data.time)
             mujoco.mj_resetData(self.model, self.data)
             d = self.data
             d.time = t
             d.qpos[self._qpos] = q
-            c = self._cube_qpos
-            half = 0.5 * float(cube_yaw)
-            d.qpos[c:c + 7] = [cube_xy[0], cube_xy[1], sc.TABLE_TOP + sc.CUBE_HALF, np.cos(half), 0, 0, np.sin(half)]
+            red = (cube_xy[0], cube_xy[1], sc.TABLE_TOP, cube_yaw)  # (x, y, surface z, yaw)
+            green = (*sc.PARKED_XY, 0.0, 0.0) if green_cube is None else \
+                (green_cube[0], green_cube[1], sc.TABLE_TOP, green_cube[2])
+            for colour, (x, y, z, yaw) in (("red", red), ("green", green)):
+                c = self._cube_qpos[colour]
+                half = 0.5 * float(yaw)
+                d.qpos[c:c + 7] = [x, y, z + sc.CUBE_HALF, np.cos(half), 0, 0, np.sin(half)]
+            self._on_table = ("red", "green") if green_cube is not None else ("red",)
             self.controller.reset(q)
             d.ctrl[self._act] = q
             width = self.robot.gripper.max_width if gripper_width is None else gripper_width
@@ -218,8 +257,13 @@ class Cell:
         with self.lock:
             return self.step(max(0.0, t - float(self.data.time)))
 
+    def _cube_heights(self) -> dict[str, float]:
+        """Bottom face of each cube on the table above the table top, m."""
+        z = self.data.qpos
+        return {c: float(z[self._cube_qpos[c] + 2] - sc.CUBE_HALF - sc.TABLE_TOP) for c in self._on_table}
+
     def _cube_height(self) -> float:
-        return float(self.data.qpos[self._cube_qpos + 2] - sc.CUBE_HALF - sc.TABLE_TOP)
+        return max(self._cube_heights().values())
 
     def _measure(self) -> None:
         d, m = self.data, self.model
@@ -237,11 +281,13 @@ class Cell:
 
     def metrics(self) -> CellMetrics:
         with self.lock:
-            h = self._cube_height()
+            heights = self._cube_heights()
+            h = max(heights.values())
             return CellMetrics(
                 time=float(self.data.time) - self._t0, cube_height=h, max_cube_height=self._max_cube,
                 lifted=h > LIFT_HEIGHT, table_contact=self._contact_steps > 0,
                 table_contact_steps=self._contact_steps, table_contact_bodies=tuple(sorted(self._contact_bodies)),
+                cube_heights=heights,
             )
 
     # -- cameras -----------------------------------------------------------------------------

@@ -1,6 +1,15 @@
-"""The cell's MuJoCo model, composed with MjSpec: floor, table, cube, a robosuite arm on a
-pedestal at the table's edge, its gripper at the flange, a scene camera and the arm's wrist
-camera.
+"""The cell's MuJoCo model, composed with MjSpec: floor, table, two cubes (red and green), a
+robosuite arm on a pedestal at the table's edge, its gripper at the flange, a scene camera and
+the arm's wrist camera.
+
+Every cell has both cubes, because the model is built before a task is chosen (``ros/
+cell_loop.py`` makes the cell, then the task). A task that needs fewer cubes parks the others
+on the floor under the table top (:data:`PARKED_XY`), where the table hides them from both
+cameras and the arm cannot reach them. That spot is also the parked cube's model position,
+inside the bounding box of the rest of the model, so the model's extent, and with it the
+cameras' near clipping plane (a fraction of the extent), is what it was with one cube: Lift
+renders byte for byte as it did before the second cube existed (its physics differs by
+rounding, ~1e-16 m, from the solver's scaling by the mean inertia).
 
 Frame (m): world z up, table top centred at (0, 0, TABLE_TOP); the arm base at
 (BASE_X, 0, BASE_Z), facing +x (robosuite's Lift layout). Model element names: the arm's under
@@ -22,7 +31,17 @@ TABLE_TOP = 0.8  # m
 BASE_X, BASE_Z = -0.56, 0.912  # m, arm base (robosuite's table offset and mount height)
 CUBE_HALF = 0.02  # m
 CUBE_START = (0.0, 0.0)  # m, on the table
+# Cube colours (rgba), distinct for the cameras. The first is the one cube of a one-cube task.
+CUBE_COLORS = {"red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.65, 0.15, 1.0)}
+PARKED_XY = (0.0, 0.0)  # m, on the floor (z = 0) under the table top: a cube out of play
 PHYSICS_DT = 0.002  # s: 500 Hz, the ros2_control update rate of most arm drivers
+
+
+def cube_name(colour: str) -> str:
+    """The model name of the ``colour`` cube's body and geom (its free joint: + ``_joint``)."""
+    if colour not in CUBE_COLORS:
+        raise ValueError(f"unknown cube colour {colour!r}; cubes are {list(CUBE_COLORS)}")
+    return f"cube_{colour}"
 
 
 def _absolute_assets(spec: mujoco.MjSpec, xml: Path) -> None:
@@ -79,10 +98,12 @@ def build_spec(robot: RobotSpec, max_image_size: tuple[int, int] = (640, 480)) -
     pedestal_h = BASE_Z / 2
     wb.add_geom(name="pedestal", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[0.12, pedestal_h, 0],
                 pos=[BASE_X, 0, pedestal_h - 0.001], rgba=[0.2, 0.2, 0.22, 1], contype=0, conaffinity=0)
-    cube = wb.add_body(name="cube", pos=[CUBE_START[0], CUBE_START[1], TABLE_TOP + CUBE_HALF])
-    cube.add_freejoint(name="cube_joint")
-    cube.add_geom(name="cube", type=mujoco.mjtGeom.mjGEOM_BOX, size=[CUBE_HALF] * 3, rgba=[0.85, 0.1, 0.1, 1],
-                  density=500.0, friction=[1.0, 0.005, 0.0001], condim=4)
+    for i, (colour, rgba) in enumerate(CUBE_COLORS.items()):
+        pos = [*CUBE_START, TABLE_TOP + CUBE_HALF] if i == 0 else [*PARKED_XY, CUBE_HALF]
+        cube = wb.add_body(name=cube_name(colour), pos=pos)
+        cube.add_freejoint(name=f"{cube_name(colour)}_joint")
+        cube.add_geom(name=cube_name(colour), type=mujoco.mjtGeom.mjGEOM_BOX, size=[CUBE_HALF] * 3, rgba=list(rgba),
+                      density=500.0, friction=[1.0, 0.005, 0.0001], condim=4)
     # robosuite's "agentview": in front of the table, looking back at the arm
     wb.add_camera(name="scene", pos=[0.5, 0, 1.35], quat=[0.653, 0.271, 0.271, 0.653], fovy=45)
 
