@@ -1,8 +1,14 @@
-"""A scripted Lift expert for the cells: Cartesian waypoints for the grip site, turned into
-joint targets by damped-least-squares IK on the cell's MuJoCo model (``cells/ik.py``). No ROS.
+"""A scripted expert for the cells' tasks (Lift, PickEither): it lifts one cube. Cartesian
+waypoints for the grip site, turned into joint targets by damped-least-squares IK on the cell's
+MuJoCo model (``cells/ik.py``). No ROS.
+
+Which cube: :func:`expert_cube` of the episode's scene: Lift's one cube, or, with two cubes on
+the table (PickEither), one of them at random, 50/50, drawn from the scene's seed (its own
+stream, independent of the cubes' places), so a set of demonstrations shows both modes.
 
 Plan (world frame, m, rad, s), made once at the start of the episode from the measured arm
-state and the cube's pose (the expert is privileged: it reads the cube from the simulator):
+state and the chosen cube's pose (the expert is privileged: it reads the cube from the
+simulator):
 
 1. approach: grip site from where it is to ``approach_height`` above the cube, gripper
    pointing down and turned to the cube's yaw (folded into [-45, 45] deg: a cube looks the
@@ -99,23 +105,38 @@ class LiftPlan:
         return np.array([np.interp(t, self.times, self.q[:, j]) for j in range(self.q.shape[1])])
 
 
+def expert_cube(scene) -> str:
+    """The cube the expert lifts in the episode of ``scene`` (a task's scene: ``seed`` and
+    ``cubes``, the colours on the table): the only one, or one of them uniformly at random from
+    the seed (deterministic)."""
+    cubes = tuple(scene.cubes)
+    if len(cubes) == 1:
+        return cubes[0]
+    rng = np.random.default_rng([int(scene.seed), 40961])  # not the task's stream (cube places)
+    return cubes[int(rng.integers(len(cubes)))]
+
+
 class LiftExpert:
-    """Plans a Lift for the cell's current state (call right after the task's reset).
+    """Plans the lift of the ``cube`` cube (a colour on the table) for the cell's current state
+    (call right after the task's reset).
 
     ``expert.command_at(t)`` -> (arm joint positions (N,) rad in the driver's order, gripper
     width m), t in s from the plan start."""
 
-    def __init__(self, cell: Cell, config: LiftExpertConfig | None = None) -> None:
+    def __init__(self, cell: Cell, config: LiftExpertConfig | None = None, cube: str = "red") -> None:
+        if cube not in cell.cubes_on_table:
+            raise ValueError(f"the {cube!r} cube is not on the table; on the table: {list(cell.cubes_on_table)}")
         self.config = c = config or LiftExpertConfig()
+        self.cube = cube
         self.max_width = cell.robot.gripper.max_width
         ik = cell.make_ik()
         _, q0, _ = cell.joint_state()
         p0, r0 = ik.pose(q0)
-        cube = cell.cube_position()
-        r_goal = rot_z(grasp_yaw(cell.cube_yaw())) @ DOWN
-        above = cube + [0.0, 0.0, c.approach_height]
+        cube_p = cell.cube_position(cube)
+        r_goal = rot_z(grasp_yaw(cell.cube_yaw(cube))) @ DOWN
+        above = cube_p + [0.0, 0.0, c.approach_height]
         offset = cell.robot.gripper.grasp_offset if c.grasp_offset is None else c.grasp_offset
-        grasp = cube + [0.0, 0.0, offset]
+        grasp = cube_p + [0.0, 0.0, offset]
         lifted = grasp + [0.0, 0.0, c.lift]
         approach_s = max(c.min_approach_s, 1.875 * float(np.linalg.norm(above - p0)) / c.speed)
         # (duration, start, end) of the site; orientation turns from r0 to r_goal on the approach.
@@ -171,10 +192,12 @@ class LiftExpert:
 def run_expert_episode(cell: Cell, task, seed: int, config: LiftExpertConfig | None = None,
                        tail_s: float = 0.5) -> dict:
     """One expert episode without cameras or bags (for success rates and tests): the task's
-    reset from ``seed``, the expert's JTC + gripper commands at its command rate, physics in
-    10 ms steps with the task updated after each. Returns seed, success, max cube height."""
-    task.reset(cell, seed)
-    expert = LiftExpert(cell, config)
+    reset from ``seed``, the expert's JTC + gripper commands at its command rate for the cube
+    of :func:`expert_cube`, physics in 10 ms steps with the task updated after each. Returns
+    seed, success, max cube height, table contact, the expert's cube (``object``) and the
+    cube the task saw lifted (``lifted_object``, None without success)."""
+    scene = task.reset(cell, seed)
+    expert = LiftExpert(cell, config, cube=expert_cube(scene))
     t0 = cell.time
     period = expert.command_period
     for k in range(round((expert.done_time + tail_s) / period) + 1):
@@ -189,4 +212,4 @@ def run_expert_episode(cell: Cell, task, seed: int, config: LiftExpertConfig | N
             task.update(cell)
     m = cell.metrics()
     return {"seed": int(seed), "success": bool(task.success), "max_cube_height": task.max_height,
-            "table_contact": m.table_contact}
+            "table_contact": m.table_contact, "object": expert.cube, "lifted_object": task.lifted_object}

@@ -1,5 +1,5 @@
-"""`sfp dataset record-sim --cell ROBOT --task lift`: scripted-expert demos on a MuJoCo cell,
-written as rosbag2 bags (``data/bags.py``) with the topics, types, names and stamps that the
+"""`sfp dataset record-sim --cell ROBOT --task lift|pick_either`: scripted-expert demos on a
+MuJoCo cell, written as rosbag2 bags (``data/bags.py``) with the topics, types, names and stamps that the
 cell node (``ros/cell_nodes.py``) publishes and subscribes, so a bag looks like
 ``ros2 bag record --use-sim-time`` of the cell driven by the expert. No ROS is needed: the
 episode runs in-process, deterministically, without DDS.
@@ -24,7 +24,10 @@ are the cell's ROS time, ``CLOCK_START_NS + cell time`` (the cell clock runs on 
 episodes, so bags of one run never overlap in time). Commands are the expert's, computed from
 the state at their log time and applied to the cell at once; the JTC point has
 ``time_from_start`` = one command period and header stamp 0. ``OUT/episodes.json`` lists each
-bag's seed, scene and metrics, and the attempts that failed.
+bag's seed, scene and metrics, the cube the expert chose (``object``: always red in Lift; red
+or green in PickEither, ``cells/expert.py`` ``expert_cube``), the count of episodes per cube
+(``objects``), and the attempts that failed. An episode counts as a success only when the task
+saw the expert's own cube lifted.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from ..data.bags import BagWriter
 from ..presets import find_preset
 from ..sim.jtc import JointTrajectory, TrajectoryPoint
 from .cell import Cell
-from .expert import LiftExpert, LiftExpertConfig, PlanningError
+from .expert import LiftExpert, LiftExpertConfig, PlanningError, expert_cube
 from .tasks import make_task
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,8 @@ def record_episode(cell: Cell, task, seed: int, path: Path, *, storage: str = "m
     grip = cell.robot.gripper
     names = [*cell.joint_names, grip.joint]
     scene = task.reset(cell, seed)
-    expert = LiftExpert(cell, expert_config or LiftExpertConfig(command_rate_hz=command_rate_hz))
+    expert = LiftExpert(cell, expert_config or LiftExpertConfig(command_rate_hz=command_rate_hz),
+                        cube=expert_cube(scene))
     dt_js = 1.0 / joint_state_rate_hz
     t0 = cell.time
     steps = round((expert.done_time + tail_s) / dt_js)
@@ -107,9 +111,11 @@ def record_episode(cell: Cell, task, seed: int, path: Path, *, storage: str = "m
                 cell.step(dt_js)
                 task.update(cell)
     m = cell.metrics()
-    return {"seed": int(seed), "scene": scene.to_dict(), "success": bool(task.success),
-            "max_cube_height": task.max_height, "duration_s": round(cell.time - t0, 4),
-            "table_contact": m.table_contact, "ik_max_error_m": expert.plan.max_ik_error}
+    return {"seed": int(seed), "scene": scene.to_dict(), "object": expert.cube,
+            "success": bool(task.success) and task.lifted_object == expert.cube,
+            "lifted_object": task.lifted_object, "max_cube_height": task.max_height,
+            "duration_s": round(cell.time - t0, 4), "table_contact": m.table_contact,
+            "ik_max_error_m": expert.plan.max_ik_error}
 
 
 def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | Path, *, seed: int = 0,
@@ -158,21 +164,25 @@ def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | P
             info["wall_s"] = round(time.monotonic() - wall, 3)
             if not info["success"]:
                 shutil.rmtree(tmp)
-                log.warning("seed %d: the expert failed (max cube height %.3f m)", s, info["max_cube_height"])
+                log.warning("seed %d: the expert failed (max cube height %.3f m, lifted %s, chose %s)", s,
+                            info["max_cube_height"], info["lifted_object"], info["object"])
                 failed.append({"seed": s, "reason": "not lifted", **info})
                 continue
             tmp.rename(path)
             info["bag"] = path.name
             paths.append(path)
             index.append(info)
-            log.info("recorded %s (seed %d, %.1f s sim, %.1f s wall)", path, s, info["duration_s"], info["wall_s"])
+            log.info("recorded %s (seed %d, %s cube, %.1f s sim, %.1f s wall)", path, s, info["object"],
+                     info["duration_s"], info["wall_s"])
     finally:
         cell.close()
     meta = {"generator": "sfp dataset record-sim", "cell": robot, "task": task_name, "seed": seed,
             "attempts": attempt, "storage": storage, "image_size": list(image_size),
             "rates_hz": {"joint_states": joint_state_rate_hz, "cameras": camera_rate_hz, "commands": command_rate_hz},
             "topics": cell_topics(cell.robot.preset), "joints": [*cell.joint_names, cell.robot.gripper.joint],
-            "success_rate": len(paths) / attempt, "episodes": index, "failed": failed}
+            "success_rate": len(paths) / attempt,
+            "objects": {c: sum(e["object"] == c for e in index) for c in cell.cube_colors},
+            "episodes": index, "failed": failed}
     (out / "episodes.json").write_text(json.dumps(meta, indent=2, default=float))
     return paths
 

@@ -1,8 +1,22 @@
 """Manipulation tasks on a cell (``cells/cell.py``). No ROS.
 
-**Lift**: the cube starts at a random place and yaw on the table (drawn from the episode's
-seed); success is the cube's bottom face held above ``lift_height`` m over the table for
-``hold_s`` s of simulated time. The arm starts at the robot's home posture, gripper open.
+**Lift** (``lift``): the red cube starts at a random place and yaw on the table (drawn from the
+episode's seed; the green cube is parked off the table, out of view); success is the cube's
+bottom face held above ``lift_height`` m over the table for ``hold_s`` s of simulated time.
+
+**PickEither** (``pick_either``): a red and a green cube start at random places and yaws on
+the table, at least ``min_separation`` m apart (centre to centre; both from the seed);
+success is EITHER cube held above ``lift_height`` for ``hold_s``, as in Lift. The task has two
+equally good solutions, so demonstrations are multimodal when the demonstrator picks one at
+random (``cells/expert.py``: ``expert_cube``). Which cube was lifted is the episode's mode:
+:attr:`lifted_object`, and :meth:`outcome` for a harness's per-episode results.
+
+In both, the arm starts at the robot's home posture, gripper open. Every task has the same
+interface (what ``ros/cell_loop.py`` and ``cells/record.py`` use): ``name``,
+``config.time_limit``, ``reset(cell, seed) -> scene`` (the scene has ``seed``, ``cubes``
+(the colours on the table) and ``to_dict()``), ``update(cell) -> success`` after each step,
+``success`` (latched), ``max_height`` (m, the highest any cube on the table got),
+``lifted_object`` (the colour that met the success test, or None) and ``outcome()``.
 """
 
 from __future__ import annotations
@@ -12,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .cell import Cell
+from .scene import CUBE_HALF
 
 
 @dataclass(frozen=True)
@@ -35,27 +50,65 @@ class LiftConfig:
 
 @dataclass(frozen=True)
 class LiftScene:
-    """One episode's initial condition."""
+    """One Lift episode's initial condition."""
 
     seed: int
     cube_xy: tuple[float, float]  # m
     cube_yaw: float  # rad
 
+    @property
+    def cubes(self) -> tuple[str, ...]:
+        """The cubes on the table."""
+        return ("red",)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class LiftTask:
+class _HeldAbove:
+    """Success tracking shared by the tasks: any cube on the table whose bottom stays above
+    ``config.lift_height`` for ``config.hold_s`` s (cell time) succeeds; the first to do so is
+    :attr:`lifted_object`. Subclasses set the scene up in ``reset`` and call :meth:`_restart`."""
+
+    name = ""
+
+    def __init__(self, config: LiftConfig) -> None:
+        self.config = config
+        self._restart()
+
+    def _restart(self) -> None:
+        self._above_since: dict[str, float] = {}  # colour -> cell-episode time it rose above, s
+        self.success = False
+        self.max_height = 0.0
+        self.lifted_object: str | None = None
+
+    def update(self, cell: Cell) -> bool:
+        """Track the cubes at the cell's current time; returns :attr:`success` (latched)."""
+        m = cell.metrics()
+        for colour, height in m.cube_heights.items():
+            self.max_height = max(self.max_height, height)
+            if height > self.config.lift_height:
+                since = self._above_since.setdefault(colour, m.time)
+                if not self.success and m.time - since >= self.config.hold_s:
+                    self.success, self.lifted_object = True, colour
+            else:
+                self._above_since.pop(colour, None)
+        return self.success
+
+    def outcome(self) -> dict:
+        """What the episode did beyond success, for per-episode results: ``object``, the cube
+        that was lifted (None without success)."""
+        return {"object": self.lifted_object}
+
+
+class LiftTask(_HeldAbove):
     """Lift: :meth:`reset` sets the cell up from a seed; call :meth:`update` after each step
     of the episode (any period), then read :attr:`success`."""
 
     name = "lift"
 
     def __init__(self, config: LiftConfig | None = None) -> None:
-        self.config = config or LiftConfig()
-        self._above_since: float | None = None
-        self.success = False
-        self.max_height = 0.0
+        super().__init__(config or LiftConfig())
 
     def scene(self, seed: int) -> LiftScene:
         """The initial condition of episode ``seed`` (deterministic)."""
@@ -65,32 +118,91 @@ class LiftTask:
         return LiftScene(int(seed), (float(x), float(y)), float(rng.uniform(*c.cube_yaw)))
 
     def reset(self, cell: Cell, seed: int) -> LiftScene:
-        """Arm home, gripper open, cube placed from ``seed``; success tracking restarted."""
+        """Arm home, gripper open, the red cube placed from ``seed`` (the green one parked);
+        success tracking restarted."""
         s = self.scene(seed)
         cell.reset(cube_xy=s.cube_xy, cube_yaw=s.cube_yaw)
-        self._above_since = None
-        self.success = False
-        self.max_height = 0.0
+        self._restart()
         return s
 
-    def update(self, cell: Cell) -> bool:
-        """Track the cube at the cell's current time; returns :attr:`success` (latched)."""
-        m = cell.metrics()
-        self.max_height = max(self.max_height, m.cube_height)
-        if m.cube_height > self.config.lift_height:
-            if self._above_since is None:
-                self._above_since = m.time
-            if m.time - self._above_since >= self.config.hold_s:
-                self.success = True
+
+@dataclass(frozen=True)
+class PickEitherConfig(LiftConfig):
+    """Randomisation and success of PickEither (m, rad, s): each cube's place is drawn from
+    ``cube_x`` x ``cube_y`` (a wider area than Lift's, to fit two cubes), redrawn together
+    until their centres are ``min_separation`` apart; success as in Lift."""
+
+    cube_x: tuple[float, float] = (-0.10, 0.10)
+    cube_y: tuple[float, float] = (-0.16, 0.16)
+    min_separation: float = 0.15  # m, centre to centre: the open gripper over one misses the other
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # Two uniform draws on a side of length L are >= L / 2 apart with probability 1/4: so
+        # the rejection sampling in PickEitherTask.scene accepts at least 1 draw in 4.
+        half_side = 0.5 * max(self.cube_x[1] - self.cube_x[0], self.cube_y[1] - self.cube_y[0])
+        if not (2 * np.sqrt(2) * CUBE_HALF < self.min_separation <= half_side):
+            raise ValueError(f"min_separation must exceed a cube's diagonal ({2 * np.sqrt(2) * CUBE_HALF:.3f} m) "
+                             f"and be at most half the longer side of the area ({half_side:.3f} m), "
+                             f"got {self.min_separation}")
+
+
+@dataclass(frozen=True)
+class PickEitherScene:
+    """One PickEither episode's initial condition: each cube's (x m, y m, yaw rad)."""
+
+    seed: int
+    red: tuple[float, float, float]
+    green: tuple[float, float, float]
+
+    @property
+    def cubes(self) -> tuple[str, ...]:
+        """The cubes on the table."""
+        return ("red", "green")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PickEitherTask(_HeldAbove):
+    """PickEither: lift either of two cubes (see the module docstring). :meth:`reset` sets the
+    cell up from a seed; call :meth:`update` after each step, then read :attr:`success` and
+    :attr:`lifted_object` ("red", "green" or None)."""
+
+    name = "pick_either"
+
+    def __init__(self, config: PickEitherConfig | None = None) -> None:
+        super().__init__(config or PickEitherConfig())
+
+    def scene(self, seed: int) -> PickEitherScene:
+        """The initial condition of episode ``seed`` (deterministic)."""
+        c = self.config
+        rng = np.random.default_rng([int(seed), 7032])
+        for _ in range(1000):  # accepts >= 1 draw in 4 (PickEitherConfig): never runs out in practice
+            xy = rng.uniform([c.cube_x[0], c.cube_y[0]], [c.cube_x[1], c.cube_y[1]], size=(2, 2))
+            if np.linalg.norm(xy[0] - xy[1]) >= c.min_separation:
+                break
         else:
-            self._above_since = None
-        return self.success
+            raise RuntimeError(f"seed {seed}: no two cube places {c.min_separation} m apart in 1000 draws")
+        yaw = rng.uniform(*c.cube_yaw, size=2)
+        red, green = ((float(x), float(y), float(a)) for (x, y), a in zip(xy, yaw))
+        return PickEitherScene(int(seed), red, green)
+
+    def reset(self, cell: Cell, seed: int) -> PickEitherScene:
+        """Arm home, gripper open, both cubes placed from ``seed``; success tracking restarted."""
+        s = self.scene(seed)
+        cell.reset(cube_xy=s.red[:2], cube_yaw=s.red[2], green_cube=s.green)
+        self._restart()
+        return s
 
 
-TASKS = {"lift": LiftTask}
+TASKS = {"lift": LiftTask, "pick_either": PickEitherTask}
+CONFIGS = {"lift": LiftConfig, "pick_either": PickEitherConfig}
 
 
-def make_task(name: str, **config) -> LiftTask:
+def make_task(name: str, **config) -> LiftTask | PickEitherTask:
+    """The task ``name`` (a key of :data:`TASKS`), with its config's defaults overridden by
+    ``config``."""
     if name not in TASKS:
         raise ValueError(f"unknown cell task {name!r}; known: {sorted(TASKS)}")
-    return TASKS[name](LiftConfig(**config) if config else None)
+    return TASKS[name](CONFIGS[name](**config) if config else None)

@@ -16,8 +16,8 @@ The command topics carry the expert's command (one point, time_from_start = 0.1 
 stamp 0). Log times are ``EPOCH + episode * 1000 s + t``. ``OUT/episodes.json`` lists each
 bag's scene, side and metrics. No ROS install is needed (``rosbags`` writes the bags).
 
-With ``--cell ROBOT --task lift`` the demos come from a MuJoCo cell instead (a scripted Lift
-expert, the arm's preset topics, arm + gripper, two cameras, /clock): see
+With ``--cell ROBOT --task lift|pick_either`` the demos come from a MuJoCo cell instead (a
+scripted expert that lifts a cube, the arm's preset topics, arm + gripper, two cameras, /clock): see
 :mod:`streaming_flow_ros.cells.record`.
 """
 
@@ -44,6 +44,9 @@ IMAGE = "/camera/image_raw"
 TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"
 ACTION = "/policy/action"
 EPOCH_NS = 1_700_000_000 * 10**9
+# The MuJoCo cells' task names (cells/tasks.py TASKS, spelled out here so that configuring this
+# command does not load mujoco; a test keeps the two equal).
+CELL_TASKS = ("lift", "pick_either")
 
 
 def write_bag(rec: Recording, path: str | Path, *, storage: str = "mcap", start_ns: int = EPOCH_NS,
@@ -125,7 +128,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     cells = parser.add_argument_group("MuJoCo cells (needs mujoco and robosuite's model files)")
     cells.add_argument("--cell", choices=("panda", "ur5e", "gen3", "xarm7"), default=None,
                        help="record on this MuJoCo cell instead of the planar arm")
-    cells.add_argument("--task", choices=("lift",), default=None, help="the cell's task (default lift)")
+    cells.add_argument("--task", choices=CELL_TASKS, default=None,
+                       help="the cell's task (default lift; pick_either: two cubes, the expert lifts one at random)")
     cells.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"),
                        help="cell camera images, px (default 96 96)")
 
