@@ -109,28 +109,17 @@ class ChunkPlan:
     stamp: float
 
 
-class _ChunkRuntime:
-    """Queue-and-interpolate execution of a sampled chunk. Subclasses implement ``_sample``."""
+class ChunkRuntime:
+    """Queue-and-interpolate execution of a sampled chunk. Subclasses implement ``_sample``; a
+    runtime over another source of chunks (baselines/lerobot_policy.py) overrides ``_bind_model``
+    and ``prepare`` instead, and keeps the execution (start, step, skip_elapsed)."""
 
     default_sampler: ChunkSampler
     samplers: tuple[ChunkSampler, ...]
 
     def __init__(self, model, ckpt, config: RuntimeConfig | None = None) -> None:
         self.config = config or RuntimeConfig()
-        sampler = getattr(self.config, "sampler", None) or self.default_sampler
-        if sampler not in self.samplers:
-            raise ValueError(f"{ckpt.kind} checkpoints sample with {'|'.join(self.samplers)}, not {sampler!r}")
-        self.sampler: ChunkSampler = sampler
-        self.inference_steps = int(getattr(self.config, "inference_steps", None) or DEFAULT_STEPS[sampler])
-        self.model = model.eval()
-        self.spec = ckpt.spec
-        self.state_norm = ckpt.state_norm
-        self._encode = CachedObsEncoder(model.encoder, self.state_norm)
-        self.action_norm = ckpt.action_norm
-        mc = model.config
-        self.obs_horizon = mc.obs_horizon
-        self.pred_horizon = mc.pred_horizon
-        self.action_horizon = mc.action_horizon
+        self._bind_model(model, ckpt)
         self.dt = self.spec.data_rate_hz / (self.config.control_rate_hz * self.pred_horizon)
         self.t_end = min(self.action_horizon / self.pred_horizon, self.config.max_flow_time)
         self._same_names = self.spec.state_names == self.spec.action_names
@@ -146,6 +135,25 @@ class _ChunkRuntime:
         self._t = 0.0
         self._last: np.ndarray | None = None
         self.skipped = 0  # waypoints skipped by the last start() (skip_elapsed)
+
+    def _bind_model(self, model, ckpt) -> None:
+        """The model-specific part of construction: the sampler, the model, its normalisers and
+        encoder; sets ``spec``, ``obs_horizon``, ``pred_horizon`` and ``action_horizon``, which
+        the execution needs."""
+        sampler = getattr(self.config, "sampler", None) or self.default_sampler
+        if sampler not in self.samplers:
+            raise ValueError(f"{ckpt.kind} checkpoints sample with {'|'.join(self.samplers)}, not {sampler!r}")
+        self.sampler: ChunkSampler = sampler
+        self.inference_steps = int(getattr(self.config, "inference_steps", None) or DEFAULT_STEPS[sampler])
+        self.model = model.eval()
+        self.spec = ckpt.spec
+        self.state_norm = ckpt.state_norm
+        self._encode = CachedObsEncoder(model.encoder, self.state_norm)
+        self.action_norm = ckpt.action_norm
+        mc = model.config
+        self.obs_horizon = mc.obs_horizon
+        self.pred_horizon = mc.pred_horizon
+        self.action_horizon = mc.action_horizon
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -254,7 +262,7 @@ class _ChunkRuntime:
         return a.copy()
 
 
-class DPRuntime(_ChunkRuntime):
+class DPRuntime(ChunkRuntime):
     """Diffusion Policy: DDIM (default, 10 steps) or DDPM (100 steps) over the whole chunk."""
 
     default_sampler = "ddim"
@@ -270,7 +278,7 @@ class DPRuntime(_ChunkRuntime):
         return self.model.sample(cond, self.scheduler, generator)
 
 
-class FMChunkRuntime(_ChunkRuntime):
+class FMChunkRuntime(ChunkRuntime):
     """Flow matching over the chunk: ``inference_steps`` Euler steps (default 10) from noise.
 
     With ``config.sampler`` "rtc" | "ensemble" | "async" the constructor returns that real-time
