@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval cell": ("streaming_flow_ros.apps.eval_cell", "manipulation episodes on a MuJoCo arm cell through the node"),
     "dataset build": ("streaming_flow_ros.data.build", "rosbag2 recordings (or a LeRobot v3.0 dataset) -> training dataset"),
     "dataset export-lerobot": ("streaming_flow_ros.data.lerobot_export", "training dataset -> LeRobotDataset v3.0"),
+    "lerobot bind": ("streaming_flow_ros.baselines.lerobot_binding", "a LeRobot ACT/Diffusion pretrained_model -> a node checkpoint (binding JSON)"),
     "dataset record-sim": ("streaming_flow_ros.sim.record", "record expert demos on the sim as bags"),
     "bench step": ("streaming_flow_ros.bench.step", "per-step latency of the runtime"),
     "bench node": ("streaming_flow_ros.ros.bench.node", "the real node's tick timing and latency"),

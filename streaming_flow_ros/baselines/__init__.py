@@ -10,5 +10,9 @@ checkpoint with k = 0; no code here).
                  LeRobot async aggregation (ChunkRuntimeConfig.sampler rtc | ensemble | async)
     rtc.py       Real-Time Chunking's soft mask and guided Euler sampling
     registry.py  policy_type names -> (checkpoint kind, sampler); kinds live in ../kinds.py
+    lerobot_binding.py  a LeRobot ACT/Diffusion pretrained_model + joint names, fps, units: a
+                 JSON binding file the node loads as its checkpoint (`sfp lerobot bind`)
+    lerobot_policy.py   that policy behind the protocol, through the executors above (imports
+                 LeRobot; only where it imports)
     train.py     dataset -> checkpoint (the generic trainer), untrained checkpoints
 """

@@ -254,6 +254,14 @@ class StreamingFlowPolicy:
 
 def load_policy(path: str | Path, config: RuntimeConfig | None = None):
     """Load a checkpoint into the runtime policy of its kind. Raises ValueError on bad files."""
+    from ..baselines import lerobot_binding  # local: plain JSON checks (LeRobot only for a binding)
+
+    if lerobot_binding.is_binding_file(path):  # a LeRobot ACT / Diffusion policy (baselines/lerobot_policy.py)
+        from ..baselines.lerobot_policy import load_lerobot_policy
+
+        return load_lerobot_policy(path, config)
+    if lerobot_binding.is_lerobot_pretrained(path):
+        raise ValueError(lerobot_binding.binding_hint(path))
     config = config or RuntimeConfig()
     # Process-wide: the runtime's encoder and steps should not fight the control loop for cores.
     torch.set_num_threads(int(config.threads))

@@ -206,7 +206,7 @@ class PolicyNode(LifecycleNode):
         cfg = self._cfg = self.params
         path = cfg.checkpoint or str(DEFAULT_CHECKPOINT)
         try:
-            if not Path(path).is_file():
+            if not Path(path).exists():  # a directory: the loader says what it is (a LeRobot policy)
                 raise ValueError(f"checkpoint {path!r} does not exist")
             policy = self._loader(path, cfg.runtime_config())
             spec = policy.spec
