@@ -1,6 +1,7 @@
-"""Observation encoders: a small GroupNorm CNN with spatial-softmax keypoints per camera
-(Diffusion Policy's recipe, written here because torchvision is not available), and the
-observation encoder that stacks state and image features over the observation horizon.
+"""Observation encoders: per camera a convolutional trunk -- a small GroupNorm CNN ("small") or
+Diffusion Policy's ResNet-18 with GroupNorm ("resnet18", nets/resnet.py) -- with spatial-softmax
+keypoints (DP's recipe, written here because torchvision is not available), and the observation
+encoder that stacks state and image features over the observation horizon.
 
 Shapes: state_n (B, T_o, D_s) normalised; images name -> (B, T_o, Hh, Ww, C) uint8.
 Output: cond (B, T_o * (D_s + n_cams * F)).
@@ -13,6 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..spec import CameraSpec, IOSpec
+from .resnet import ResNet18Trunk
+
+IMAGE_ENCODERS = ("small", "resnet18")
 
 
 class SpatialSoftmax(nn.Module):
@@ -38,7 +42,8 @@ class ImageEncoder(nn.Module):
     """uint8 image (N, Hh, Ww, C) -> features (N, F).
 
     Random crop (``crop_frac`` of each side) in training, centre crop in eval, so the network
-    sees the same field size either way.
+    sees the same field size either way. ``trunk``: "small" (``channels``, stride 2 but the
+    last) or "resnet18" (``channels`` unused).
     """
 
     def __init__(
@@ -48,23 +53,30 @@ class ImageEncoder(nn.Module):
         num_keypoints: int = 32,
         out_dim: int = 64,
         crop_frac: float = 0.9,
+        trunk: str = "small",
     ) -> None:
         super().__init__()
         if not (0.5 <= crop_frac <= 1.0):
             raise ValueError(f"crop_frac must be in [0.5, 1], got {crop_frac}")
+        if trunk not in IMAGE_ENCODERS:
+            raise ValueError(f"image encoder must be one of {IMAGE_ENCODERS}, got {trunk!r}")
         self.camera = camera
         self.crop_h = max(8, int(round(camera.height * crop_frac)))
         self.crop_w = max(8, int(round(camera.width * crop_frac)))
-        layers: list[nn.Module] = []
-        c_in = camera.channels
-        for i, c in enumerate(channels):
-            layers += [
-                nn.Conv2d(c_in, c, 3, stride=2 if i < len(channels) - 1 else 1, padding=1),
-                nn.GroupNorm(min(8, c), c),
-                nn.SiLU(),
-            ]
-            c_in = c
-        self.conv = nn.Sequential(*layers)
+        if trunk == "resnet18":
+            self.conv: nn.Module = ResNet18Trunk(camera.channels)
+            c_in = self.conv.out_channels
+        else:
+            layers: list[nn.Module] = []
+            c_in = camera.channels
+            for i, c in enumerate(channels):
+                layers += [
+                    nn.Conv2d(c_in, c, 3, stride=2 if i < len(channels) - 1 else 1, padding=1),
+                    nn.GroupNorm(min(8, c), c),
+                    nn.SiLU(),
+                ]
+                c_in = c
+            self.conv = nn.Sequential(*layers)
         self.keypoints = SpatialSoftmax(c_in, num_keypoints)
         self.out = nn.Linear(2 * num_keypoints, out_dim)
         self.out_dim = out_dim
@@ -96,13 +108,14 @@ class ObsEncoder(nn.Module):
         num_keypoints: int = 32,
         image_feat_dim: int = 64,
         crop_frac: float = 0.9,
+        image_encoder: str = "small",
     ) -> None:
         super().__init__()
         self.spec = spec
         self.obs_horizon = obs_horizon
         self.cams = nn.ModuleDict(
             {
-                c.name: ImageEncoder(c, image_channels, num_keypoints, image_feat_dim, crop_frac)
+                c.name: ImageEncoder(c, image_channels, num_keypoints, image_feat_dim, crop_frac, image_encoder)
                 for c in spec.cameras
             }
         )

@@ -16,8 +16,13 @@ from torch import nn
 from ..flow.losses import draw_targets, flow_matching_loss
 from ..flow.paths import LatentPath, StabilizingPath
 from ..spec import IOSpec
-from .encoders import ObsEncoder
+from .encoders import IMAGE_ENCODERS, ObsEncoder
 from .velocity import VelocityNet
+
+# Velocity-net size presets (``model: {size: ...}`` in a config, expanded into hidden/depth):
+# named by their residual blocks' parameters (depth x 2 hidden^2: what one pass multiplies),
+# from the CPU default's scale to Diffusion Policy's (~64 M, docs/METHOD.md "Networks").
+VELOCITY_SIZES: dict[str, tuple[int, int]] = {"1m": (256, 8), "4m": (512, 8), "16m": (1024, 8), "64m": (2048, 8)}
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,10 @@ class ModelConfig:
         The window is encoded once and its features serve every draw, so a pixel model gets
         flow_samples x the velocity supervision for little more than one encoder pass (a chunk
         model's loss already covers H actions per window; one SFP draw covers one).
+    image_encoder: the per-camera trunk, "small" (``image_channels``) or "resnet18" (Diffusion
+        Policy's ResNet-18 with GroupNorm; the paper's image encoder).
+    hidden / depth: the velocity net's width and residual blocks; ``from_dict`` also accepts
+        ``size`` (a VELOCITY_SIZES preset, "1m" .. "64m") in their place.
     """
 
     kind: Literal["sfp"] = "sfp"
@@ -51,6 +60,7 @@ class ModelConfig:
     image_feat_dim: int = 64
     crop_frac: float = 0.9
     flow_samples: int = 1
+    image_encoder: Literal["small", "resnet18"] = "small"
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -70,6 +80,8 @@ class ModelConfig:
         if isinstance(self.flow_samples, bool) or not isinstance(self.flow_samples, int) or not (
                 1 <= self.flow_samples <= 256):
             raise ValueError(f"flow_samples must be an integer in 1..256, got {self.flow_samples!r}")
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
         self.flow_path()  # validates the path parameters
 
     def flow_path(self) -> StabilizingPath | LatentPath:
@@ -95,10 +107,12 @@ class ModelConfig:
         if not isinstance(d, dict):
             raise ValueError(f"model config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        unknown = set(d) - known - {"size"}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
+        if "size" in d:
+            d.update(_size_preset(d.pop("size"), d))
         if not isinstance(d.get("input_cond", True), bool):
             raise ValueError(f"input_cond must be true or false, got {d['input_cond']!r}")
         if "image_channels" in d:
@@ -107,6 +121,18 @@ class ModelConfig:
             return cls(**d)
         except TypeError as e:
             raise ValueError(f"malformed model config: {e}") from e
+
+
+def _size_preset(size: Any, given: dict[str, Any]) -> dict[str, int]:
+    """hidden/depth of the VELOCITY_SIZES preset ``size``; ValueError if unknown or if ``given``
+    sets hidden/depth to something else."""
+    if size not in VELOCITY_SIZES:
+        raise ValueError(f"size must be one of {sorted(VELOCITY_SIZES)}, got {size!r}")
+    hidden, depth = VELOCITY_SIZES[size]
+    for name, value in (("hidden", hidden), ("depth", depth)):
+        if name in given and given[name] != value:
+            raise ValueError(f"size {size!r} means {name} {value}, but {name} {given[name]!r} is also given")
+    return {"hidden": hidden, "depth": depth}
 
 
 class SFPModel(nn.Module):
@@ -124,6 +150,7 @@ class SFPModel(nn.Module):
             config.num_keypoints,
             config.image_feat_dim,
             config.crop_frac,
+            config.image_encoder,
         )
         self.x_dim = spec.action_dim * self.path.state_dim_factor
         self.velocity = VelocityNet(
