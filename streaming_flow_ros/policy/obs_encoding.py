@@ -20,8 +20,10 @@ from .protocol import Observation
 
 
 class CachedObsEncoder:
-    def __init__(self, encoder: ObsEncoder, state_norm: MinMaxNormalizer, max_frames_per_camera: int = 8) -> None:
+    def __init__(self, encoder: ObsEncoder, state_norm: MinMaxNormalizer, max_frames_per_camera: int = 8,
+                 device: torch.device | str = "cpu") -> None:
         self.encoder = encoder
+        self.device = torch.device(device)  # where ``encoder`` lives: inputs go there
         self.state_norm = state_norm
         self.max_frames = max(2, int(max_frames_per_camera))
         self._cache: dict[str, OrderedDict[int, torch.Tensor]] = {n: OrderedDict() for n in encoder.cams}
@@ -32,7 +34,8 @@ class CachedObsEncoder:
     @torch.inference_mode()
     def __call__(self, obs: Observation) -> torch.Tensor:
         """Checked observation (see streaming.check_observation) -> cond (1, cond_dim)."""
-        state_n = torch.as_tensor(self.state_norm.normalize(np.asarray(obs.state, np.float64)), dtype=torch.float32)
+        state_n = torch.as_tensor(self.state_norm.normalize(np.asarray(obs.state, np.float64)), dtype=torch.float32,
+                                  device=self.device)
         feats = {name: self._features(name, obs.images[name])[None] for name in self.encoder.cams}
         return self.encoder.combine(state_n[None], feats)
 
@@ -43,7 +46,7 @@ class CachedObsEncoder:
             cache = self._cache[name]
             missing = [i for i, k in enumerate(keys) if k not in cache]
         if missing:
-            batch = torch.from_numpy(np.ascontiguousarray(frames[missing]))
+            batch = torch.from_numpy(np.ascontiguousarray(frames[missing])).to(self.device)
             new = self.encoder.frame_features(name, batch)  # (len(missing), F)
         with self._lock:
             for j, i in enumerate(missing):

@@ -75,7 +75,7 @@ class RuntimeConfig:
         mode-choosing kick from rest, then deterministic re-anchors that keep the mode) or
         "every" (every re-anchor; jittery at high re-anchor rates).
     seed: seed of the runtime's random generator (latent z0, start noise).
-    threads: torch intra-op threads for the runtime (1 keeps tick jitter low).
+    threads: torch intra-op and BLAS threads for the runtime (1 keeps tick jitter low; process-wide).
     backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".
     torchscript: with backend="torch", trace the velocity net with TorchScript.
     skip_elapsed: latency compensation when ``start`` gets ``now`` (the caller's clock, the
@@ -86,6 +86,21 @@ class RuntimeConfig:
         skips the waypoints whose time has passed and interpolates from the anchor to the next
         one (Diffusion Policy's real-robot latency handling). Both keep at least
         action_horizon data periods of the plan.
+    integration: where the flow is integrated (policy/integration.py). "tick": one flow step per
+        control tick, on the control thread (every tick pays one velocity pass). "worker": flow
+        steps of ``ticks_per_step`` ticks each, integrated ahead on a worker thread, and every
+        tick streams the point of that trajectory at its own time (linear interpolation between
+        the integrated waypoints; re-anchoring takes effect 2 x ticks_per_step ticks after
+        start()). "auto": measures one step at load and keeps "tick" while it takes at most
+        half a tick, else "worker" with ticks_per_step from the measured time.
+    ticks_per_step: with integration "worker", control ticks per flow step (0: chosen from the
+        measured step time); must be 0 otherwise.
+    integrate_on: with worker integration, "thread" (real time: the node) or "caller" (the
+        waypoints are computed inside step() when a tick needs them: evaluations on a simulated
+        clock get the commands the thread gives when it keeps up, deterministically).
+    device: "cpu" or "cuda" (SFP checkpoints): where the encoder and the velocity net run. On
+        cuda the per-tick pass runs in torch on the GPU whatever ``backend`` says (numpy is
+        CPU-only); load_policy raises ValueError when CUDA is not available.
     """
 
     control_rate_hz: float = 100.0
@@ -100,6 +115,10 @@ class RuntimeConfig:
     backend: Literal["numpy", "torch"] = "numpy"
     torchscript: bool = False
     skip_elapsed: bool = True
+    integration: Literal["tick", "worker", "auto"] = "tick"
+    ticks_per_step: int = 0
+    integrate_on: Literal["thread", "caller"] = "thread"
+    device: Literal["cpu", "cuda"] = "cpu"
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.control_rate_hz) and 0.1 <= self.control_rate_hz <= 5000.0):
@@ -120,6 +139,17 @@ class RuntimeConfig:
             raise ValueError(f"backend must be numpy|torch, got {self.backend!r}")
         if not (1 <= int(self.threads) <= 64):
             raise ValueError(f"threads must be in [1, 64], got {self.threads}")
+        if self.integration not in ("tick", "worker", "auto"):
+            raise ValueError(f"integration must be tick|worker|auto, got {self.integration!r}")
+        if not (0 <= int(self.ticks_per_step) <= 1000):
+            raise ValueError(f"ticks_per_step must be in [0, 1000], got {self.ticks_per_step}")
+        if self.ticks_per_step and self.integration != "worker":
+            raise ValueError(f"ticks_per_step {self.ticks_per_step} needs integration: worker "
+                             f"(got {self.integration!r}; 0 chooses it from the measured step time)")
+        if self.integrate_on not in ("thread", "caller"):
+            raise ValueError(f"integrate_on must be thread|caller, got {self.integrate_on!r}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu|cuda, got {self.device!r}")
 
 
 def resolve_anchor(config: RuntimeConfig, last: np.ndarray | None, measured: np.ndarray | None,

@@ -25,7 +25,7 @@ import torch
 from ..checkpoint import Checkpoint, build_model, read_checkpoint
 from ..flow.stepper import step as flow_step
 from ..nets.model import SFPModel
-from .fast_velocity import NumpyVelocity
+from .fast_velocity import NumpyVelocity, limit_blas_threads
 from .obs_encoding import CachedObsEncoder
 from .protocol import Observation, RuntimeConfig, StepResult, resolve_anchor
 
@@ -35,10 +35,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SFPPlan:
     """Cached per-observation conditioning: the FiLM contribution (1, depth * 2 * hidden) as a
-    torch tensor and as a float32 vector for the numpy backend."""
+    torch tensor (on the policy's device) and as a float32 vector for the numpy backend (None on
+    a GPU)."""
 
     cache: torch.Tensor
-    cache_np: np.ndarray
+    cache_np: np.ndarray | None
     stamp: float
 
 
@@ -63,7 +64,8 @@ class StreamingFlowPolicy:
 
     def __init__(self, model: SFPModel, ckpt: Checkpoint, config: RuntimeConfig | None = None) -> None:
         self.config = config or RuntimeConfig()
-        self.model = model.eval()
+        self.device = torch.device(check_device(self.config.device))
+        self.model = model.eval().to(self.device)
         self.spec = ckpt.spec
         self.state_norm = ckpt.state_norm
         self.action_norm = ckpt.action_norm
@@ -79,9 +81,9 @@ class StreamingFlowPolicy:
         self._lo = np.asarray(self.spec.action_lower, np.float64) if self.spec.action_lower else None
         self._hi = np.asarray(self.spec.action_upper, np.float64) if self.spec.action_upper else None
         self._gen = torch.Generator().manual_seed(int(self.config.seed))
-        self._encode = CachedObsEncoder(model.encoder, self.state_norm)
-        self._t_buf = torch.zeros(1)
-        if self.config.backend == "numpy":
+        self._encode = CachedObsEncoder(model.encoder, self.state_norm, device=self.device)
+        self._t_buf = torch.zeros(1, device=self.device)
+        if self.config.backend == "numpy" and self.device.type == "cpu":  # on a GPU: torch
             self._np_vel = NumpyVelocity(model.velocity)
             self._field = self._field_numpy
         else:
@@ -127,7 +129,8 @@ class StreamingFlowPolicy:
             cache = self.model.velocity.precompute(cond)
         if not torch.isfinite(cache).all():
             raise ValueError("observation encoding produced non-finite features")
-        return SFPPlan(cache=cache, cache_np=NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim), stamp=float(obs.stamp))
+        cache_np = NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim) if self.device.type == "cpu" else None
+        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp))
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
@@ -232,7 +235,7 @@ class StreamingFlowPolicy:
     def _field_torch(self, x: np.ndarray, t: float) -> np.ndarray:
         self._t_buf.fill_(t)
         with torch.inference_mode():
-            return self._vel(torch.from_numpy(x)[None], self._t_buf, self._plan.cache)[0].numpy()
+            return self._vel(torch.from_numpy(x)[None].to(self.device), self._t_buf, self._plan.cache)[0].cpu().numpy()
 
     def _checked(self, a: np.ndarray, what: str, dim: int | None = None) -> np.ndarray:
         dim = self._D if dim is None else dim
@@ -245,15 +248,28 @@ class StreamingFlowPolicy:
 
     def _traced_velocity(self):
         vel = self.model.velocity
-        cache = torch.zeros(1, vel.cache_dim)
-        example = (torch.zeros(1, vel.x_dim), torch.zeros(1), cache)
+        cache = torch.zeros(1, vel.cache_dim, device=self.device)
+        example = (torch.zeros(1, vel.x_dim, device=self.device), torch.zeros(1, device=self.device), cache)
         with torch.inference_mode():
             traced = torch.jit.trace_module(vel, {"forward_cached": example}, check_trace=False)
         return traced.forward_cached
 
 
+def check_device(device: str) -> str:
+    """``device`` ("cpu" | "cuda") if torch can run there; ValueError naming it otherwise."""
+    if device == "cpu":
+        return device
+    if device != "cuda":
+        raise ValueError(f"device must be cpu|cuda, got {device!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA device "
+                         f"(built with CUDA {torch.version.cuda}); set device: cpu")
+    return device
+
+
 def load_policy(path: str | Path, config: RuntimeConfig | None = None):
-    """Load a checkpoint into the runtime policy of its kind. Raises ValueError on bad files."""
+    """Load a checkpoint into the runtime policy of its kind, integrated as ``config.integration``
+    says (policy/integration.py). Raises ValueError on bad files or an unavailable device."""
     from ..baselines import lerobot_binding  # local: plain JSON checks (LeRobot only for a binding)
 
     if lerobot_binding.is_binding_file(path):  # a LeRobot ACT / Diffusion policy (baselines/lerobot_policy.py)
@@ -265,8 +281,14 @@ def load_policy(path: str | Path, config: RuntimeConfig | None = None):
     config = config or RuntimeConfig()
     # Process-wide: the runtime's encoder and steps should not fight the control loop for cores.
     torch.set_num_threads(int(config.threads))
+    limit_blas_threads(int(config.threads))
+    check_device(config.device)
     ckpt = read_checkpoint(path)
+    if config.device != "cpu" and ckpt.kind != "sfp":
+        raise ValueError(f"{path}: device {config.device!r} runs SFP checkpoints; a {ckpt.kind} checkpoint runs on cpu")
     model = build_model(ckpt)
     from ..kinds import model_kinds  # local: the registry imports this module
+    from .integration import with_integration
 
-    return model_kinds()[ckpt.kind].runtime(model, ckpt, config)
+    runtime = model_kinds()[ckpt.kind].runtime
+    return with_integration(lambda cfg: runtime(model, ckpt, cfg), config)

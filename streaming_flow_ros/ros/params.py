@@ -71,6 +71,9 @@ class NodeParams:
     threads: int = 1
     torchscript: bool = False
     skip_elapsed: bool = True
+    integration: Literal["tick", "worker", "auto"] = "auto"
+    ticks_per_step: int = 0
+    device: Literal["cpu", "cuda"] = "cpu"
     diagnostics_period: float = 1.0
     log_period: float = 10.0
 
