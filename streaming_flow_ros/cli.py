@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench reaction": ("streaming_flow_ros.bench.reaction", "reaction to a displaced block, per method and delay"),
     "bench defaults": ("streaming_flow_ros.bench.defaults", "the measurements behind reanchor / skip_elapsed defaults"),
     "bench latency": ("streaming_flow_ros.bench.latency", "SFP vs chunk baselines, side by side"),
+    "bench scale": ("streaming_flow_ros.bench.scale", "network size (1 M -> paper size) against the 100 Hz control rate"),
     "bench sim": ("streaming_flow_ros.bench.sim_quality", "simulator task quality (T4) through the node: SFP vs baselines"),
     "bench pusht": ("streaming_flow_ros.bench.pusht.cli", "Push-T task quality (state or pixels): collect / train / eval / run / summarize"),
     "bench plot": ("streaming_flow_ros.bench.plots", "the PNG figures of docs/BENCHMARKS.md from the benchmark JSON"),
