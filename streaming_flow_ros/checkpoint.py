@@ -156,6 +156,30 @@ def build_model(ckpt: Checkpoint) -> nn.Module:
     return model
 
 
+def half_precision_copy(src: str | Path, dst: str | Path) -> Path:
+    """Write ``src`` to ``dst`` with its float32 weights stored as float16 (about half the
+    size, for shipping; the metadata is unchanged). Loading casts them back to the model's
+    float32, so a half copy runs exactly like a float32 checkpoint whose weights were rounded
+    to float16. Raises ValueError when a weight exceeds float16's range (|w| > 65504)."""
+    from safetensors.torch import save_file
+
+    ckpt = read_checkpoint(src)
+    build_model(ckpt)  # the source must be valid
+    tensors = {}
+    for k, v in ckpt.tensors.items():
+        if v.dtype == torch.float32:
+            if v.abs().max() > torch.finfo(torch.float16).max:
+                raise ValueError(f"{src}: weight {k!r} exceeds float16's range")
+            v = v.to(torch.float16)
+        tensors[k] = v.contiguous()
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(ckpt.metadata())})
+    os.replace(tmp, dst)
+    return dst
+
+
 def load_model(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     ckpt = read_checkpoint(path)
     return build_model(ckpt), ckpt

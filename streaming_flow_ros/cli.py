@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("streaming_flow_ros.train.cli", "train a policy from a dataset"),
     "train-baseline": ("streaming_flow_ros.baselines.train", "train a chunk baseline (DP, FM-chunk)"),
     "info": ("streaming_flow_ros.policy.info", "print a checkpoint's metadata"),
+    "compact": ("streaming_flow_ros.policy.compact", "store a checkpoint's weights as float16 (half the size)"),
     "node": ("streaming_flow_ros.ros.node", "run the policy node (accepts --ros-args)"),
     "sim": ("streaming_flow_ros.ros.sim_cli", "run the simulated arm and camera nodes"),
     "play": ("streaming_flow_ros.ros.play", "play a rosbag2 into live topics"),

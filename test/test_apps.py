@@ -48,7 +48,7 @@ def test_closed_loop_episode_streams_through_the_node(ros_domain):
 
 def test_sfp_demo_and_eval_commands(tmp_path, ros_domain, capfd):  # capfd: rclpy needs a real stderr fd
     out = tmp_path / "demo"
-    assert sfp_main(["demo", "--episodes", "1", "--out", str(out)]) == 0
+    assert sfp_main(["demo", "--robot", "sim", "--episodes", "1", "--out", str(out)]) == 0
     text = capfd.readouterr().out
     assert "summary" in text and "ticks" in text
     assert (out / "demo.png").read_bytes()[:4] == b"\x89PNG"

@@ -182,3 +182,21 @@ def test_shipped_default_policy_loads_as_written():
         ref = vel.forward_cached(x, torch.tensor([0.25]), cache)[0].numpy()
     got = NumpyVelocity(vel)(x[0].numpy(), 0.25, NumpyVelocity.cache_from_torch(cache, vel.film_dim))
     assert np.allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_half_precision_copy_is_half_the_size_and_loads_as_float32(ckpt, tmp_path, capsys):
+    """`sfp compact`: float16 storage, float32 model, outputs within float16 rounding."""
+    out = tmp_path / "half.safetensors"
+    assert sfp_main(["compact", str(ckpt), str(out)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert out.stat().st_size < 0.6 * ckpt.stat().st_size
+    assert all(v.dtype == torch.float16 for v in read_checkpoint(out).tensors.values() if v.is_floating_point())
+    model, c = load_model(ckpt)
+    half, ch = load_model(out)
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    assert ch.metadata() == {**c.metadata()}
+    x, t = torch.randn(3, 3), torch.rand(3)
+    cond = torch.randn(3, model.encoder.cond_dim)
+    with torch.no_grad():
+        a, b = model.velocity(x, t, cond), half.velocity(x, t, cond)
+    assert not torch.equal(a, b) and torch.allclose(a, b, atol=1e-2, rtol=1e-2)

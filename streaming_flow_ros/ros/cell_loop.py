@@ -8,7 +8,7 @@ use_sim_time:=true`` would: the preset's parameters with its stock gripper, the 
 remaps (``presets.launch_plan``). The cell owns time; the node ticks on ``/clock``, so a cell
 slower than real time (rendering) slows the whole world down consistently.
 
-Per episode: disable the node (it holds), reset the task (arm home, gripper open, cube placed
+Per episode: disable the node (it holds; the hold is let through first), reset the task (arm home, gripper open, cube placed
 from the episode's seed), let ``settle_s`` of simulated time pass (fresh joint states and
 frames of the new scene), enable (the node anchors at the measured state), run until the task
 succeeds or its time limit. Measured by the simulator: success, time to success, table contact
@@ -38,6 +38,7 @@ from .runner import make_executor, run_node_in_thread, spin
 
 # Seeds of evaluation scenes: disjoint from `sfp dataset record-sim` (seed 0 upwards).
 EVAL_SEED = 100_000
+HOLD_DELIVERY_S = 0.2  # simulated s between disabling the node and resetting the scene
 
 
 @dataclass
@@ -50,6 +51,7 @@ class CellEpisode:
     duration: float  # s of simulated time
     max_cube_height: float  # m above the table
     jerk_rms: float  # rad/s^3, measured arm joints
+    outcome: dict[str, Any] = field(default_factory=dict)  # the task's (e.g. {"object": "green"})
     frames: list[np.ndarray] = field(default_factory=list, repr=False)  # scene snapshots (demo)
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,6 +182,9 @@ class CellLoop:
         """One episode (seed ``seed + index``); ``on_progress(sim t, cube height m)`` about 10
         times a second of wall time."""
         self._set_enabled(False)
+        # Disabling sends one hold of the last command (arm and gripper) over DDS: let it land
+        # before the reset, or it drives the freshly reset arm back to where the last episode ended.
+        self._wait_sim(HOLD_DELIVERY_S, 60.0, "the disable hold to arrive")
         with self.cell.lock:
             scene = self.task_obj.reset(self.cell, self.seed + index)
             self.recorder.stop()
@@ -212,7 +217,8 @@ class CellLoop:
             collision=bool(m.table_contact),
             time_to_success=None if success_time is None else round(success_time - self.settle_s, 3),
             duration=round(self.cell.time - t0, 3), max_cube_height=round(float(self.task_obj.max_height), 4),
-            jerk_rms=self.recorder.jerk_rms(self.cell_node.period), frames=frames)
+            jerk_rms=self.recorder.jerk_rms(self.cell_node.period), outcome=dict(self.task_obj.outcome()),
+            frames=frames)
 
     def node_summary(self) -> dict[str, float]:
         """The node's own telemetry (ticks, period error, step, observation-to-command), in
@@ -221,12 +227,19 @@ class CellLoop:
 
 
 def summarize(results: list[CellEpisode], node: dict[str, float]) -> dict[str, Any]:
+    """The headline numbers; ``modes`` counts successful episodes per object lifted (the
+    multimodal task's split)."""
     n = len(results)
     ok = [r.time_to_success for r in results if r.success]
     expected = node.get("ticks_expected") or 0
+    modes: dict[str, int] = {}
+    for r in results:
+        if r.success and r.outcome.get("object"):
+            modes[r.outcome["object"]] = modes.get(r.outcome["object"], 0) + 1
     return {
         "episodes": n,
         "success_rate": sum(r.success for r in results) / n,
+        "modes": modes,
         "collision_rate": sum(r.collision for r in results) / n,
         "ticks_ratio": min(1.0, node["ticks"] / expected) if expected else float("nan"),
         "time_to_success_mean_s": float(np.mean(ok)) if ok else None,
