@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   -- creates .venv, installs pinned deps, runs the policy node on the simulated arm
+#   make demo   -- creates .venv, installs pinned deps, streams the shipped Lift policy through the
+#                  policy node to a simulated Franka (MuJoCo, ros2_control topics) that picks up a cube
 #   make test   -- creates .venv, installs pinned deps, runs the test suite
 #   make test-py310 -- Python 3.10 (ROS 2 Humble's): creates .venv-py310 without torch or rclpy,
 #                      imports every module that needs neither and runs the tests that need neither
@@ -31,7 +32,7 @@ JAZZY_TESTS ?= test/test_node.py test/test_reliability_merge.py test/test_bag_re
 # both and load (or fail to find) the wrong libraries. Start the lane without them.
 JAZZY_ENV  := env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE -u LD_LIBRARY_PATH
 
-.PHONY: venv demo test test-py310 test-jazzy lint toy eval default-policy clean
+.PHONY: venv demo test test-py310 test-jazzy lint toy eval default-policy cell-policy eval-cell clean
 
 venv: $(STAMP)
 
@@ -103,6 +104,29 @@ default-policy: $(STAMP)
 	    --config config/train/sim.yaml --no-resume --no-progress
 	mkdir -p streaming_flow_ros/assets
 	cp $(DEFAULT_RUN)/train/policy.safetensors streaming_flow_ros/assets/default_policy.safetensors
+
+# Regenerates streaming_flow_ros/assets/<robot>_lift.safetensors (ROBOT=panda|ur5e) the way a user
+# would from their own arm: 100 scripted-expert demos recorded as rosbag2 through the cell's
+# topics -> sfp dataset build -> sfp train (config/train/cell_lift.yaml) -> sfp compact
+# (float16 weights, 2.7 MB). ~7 min recording and ~30 min training on 2 idle CPU cores.
+ROBOT ?= panda
+CELL_RUN := runs/cells/$(ROBOT)_lift
+CELL_TOPICS_panda := --joint-topic /franka/joint_states --action-topic /fr3_arm_controller/joint_trajectory \
+	--action-topic /gripper_controller/commands=fr3_finger_joint1
+CELL_TOPICS_ur5e := --joint-topic /joint_states --action-topic /scaled_joint_trajectory_controller/joint_trajectory \
+	--action-topic /gripper_controller/commands=robotiq_85_left_knuckle_joint
+cell-policy: $(STAMP)
+	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task lift --episodes 100 --out $(CELL_RUN)/bags --compress
+	$(VENV)/bin/sfp dataset build $(CELL_RUN)/bags/episode_* --out $(CELL_RUN)/dataset --overwrite \
+	    $(CELL_TOPICS_$(ROBOT)) --camera-topic scene=/camera/image_raw --camera-topic wrist=/wrist_camera/image_raw \
+	    --rate 10 --action-source command
+	$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp --config config/train/cell_lift.yaml \
+	    --no-resume --no-progress
+	$(VENV)/bin/sfp compact $(CELL_RUN)/sfp/policy.safetensors streaming_flow_ros/assets/$(ROBOT)_lift.safetensors
+
+# Lift success of the shipped policy through the node (ROBOT=panda|ur5e).
+eval-cell: $(STAMP)
+	$(VENV)/bin/sfp eval cell --robot $(ROBOT) --task lift --episodes 20 --json runs/cells/eval_$(ROBOT)_lift.json
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff==0.17.6
