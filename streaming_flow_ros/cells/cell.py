@@ -236,7 +236,13 @@ class Cell:
         with self.lock:
             s = width / g.max_width
             self.data.ctrl[self._grip_act] = self._grip_closed + s * (self._grip_open - self._grip_closed)
+            self._grip_target = width
         return width
+
+    def gripper_target(self) -> float:
+        """The commanded finger opening, m (the last :meth:`command_gripper`, clamped)."""
+        with self.lock:
+            return self._grip_target
 
     # -- physics -----------------------------------------------------------------------------
     def step(self, duration: float) -> int:

@@ -51,6 +51,8 @@ class CellEpisode:
     duration: float  # s of simulated time
     max_cube_height: float  # m above the table
     jerk_rms: float  # rad/s^3, measured arm joints
+    gripper_between: float  # share of ticks with the gripper command between 10 and 90 % of its travel
+    gripper_switches: int  # open <-> closed switches of the gripper command
     outcome: dict[str, Any] = field(default_factory=dict)  # the task's (e.g. {"object": "green"})
     frames: list[np.ndarray] = field(default_factory=list, repr=False)  # scene snapshots (demo)
 
@@ -67,12 +69,13 @@ class _Recorder:
         self.task = task
         self.lock = threading.Lock()
         self.q: list[np.ndarray] = []
+        self.grip: list[float] = []
         self.success_time: float | None = None
         self.armed = False
 
     def start(self) -> None:
         with self.lock:
-            self.q, self.success_time, self.armed = [], None, True
+            self.q, self.grip, self.success_time, self.armed = [], [], None, True
 
     def stop(self) -> None:
         with self.lock:
@@ -84,8 +87,20 @@ class _Recorder:
                 return
             self.task.update(cell)
             self.q.append(cell.joint_state()[1])
+            self.grip.append(cell.gripper_target() / cell.robot.gripper.max_width)  # 0 closed .. 1 open
             if self.task.success and self.success_time is None:
                 self.success_time = cell.metrics().time
+
+    def gripper_stats(self) -> tuple[float, int]:
+        """(share of ticks whose gripper command lies strictly between 10 % and 90 % of its
+        travel, number of open <-> closed switches): how discrete the streamed gripper is."""
+        with self.lock:
+            g = np.asarray(self.grip)
+        if g.size == 0:
+            return 0.0, 0
+        between = float(np.mean((g > 0.1) & (g < 0.9)))
+        side = g[(g <= 0.1) | (g >= 0.9)] >= 0.9
+        return between, int(np.count_nonzero(np.diff(side.astype(int))))
 
     def jerk_rms(self, dt: float) -> float:
         with self.lock:
@@ -212,12 +227,14 @@ class CellLoop:
             frames.append(self.cell.render("scene", size=(320, 240))[1])
         m = self.cell.metrics()
         success_time = self.recorder.success_time
+        between, switches = self.recorder.gripper_stats()
         return CellEpisode(
             episode=index, seed=int(scene.seed), success=success_time is not None,
             collision=bool(m.table_contact),
             time_to_success=None if success_time is None else round(success_time - self.settle_s, 3),
             duration=round(self.cell.time - t0, 3), max_cube_height=round(float(self.task_obj.max_height), 4),
-            jerk_rms=self.recorder.jerk_rms(self.cell_node.period), outcome=dict(self.task_obj.outcome()),
+            jerk_rms=self.recorder.jerk_rms(self.cell_node.period), gripper_between=round(between, 4),
+            gripper_switches=switches, outcome=dict(self.task_obj.outcome()),
             frames=frames)
 
     def node_summary(self) -> dict[str, float]:
@@ -244,6 +261,8 @@ def summarize(results: list[CellEpisode], node: dict[str, float]) -> dict[str, A
         "ticks_ratio": min(1.0, node["ticks"] / expected) if expected else float("nan"),
         "time_to_success_mean_s": float(np.mean(ok)) if ok else None,
         "jerk_rms": float(np.mean([r.jerk_rms for r in results])),
+        "gripper_between": float(np.mean([r.gripper_between for r in results])),
+        "gripper_switches_mean": float(np.mean([r.gripper_switches for r in results])),
         "obs_to_cmd_p50_ms": node.get("obs_to_cmd_p50_ms"),
         "obs_to_cmd_p99_ms": node.get("obs_to_cmd_p99_ms"),
         "node": node,
