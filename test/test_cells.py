@@ -270,3 +270,19 @@ def test_policy_node_streams_arm_and_gripper_to_the_cell(tmp_path):
     assert all(len(m.data) == 1 for m in grip)
     assert np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 0.04
     assert s["node"]["ticks"] > 50 and s["node"]["input_errors"] == 0
+
+
+@pytest.mark.parametrize("robot", ["gen3", "xarm7"])
+def test_every_arm_cell_matches_its_preset(robot):
+    """Kinova Gen3 and xArm7 (the tests above run on panda and ur5e): the preset's joint names,
+    limits within the model's range, and its gripper block naming the cell's gripper joint."""
+    c = Cell(robot, image_size=IMAGE_SIZE)
+    try:
+        preset = load_preset(c.robot.preset, gripper=True)
+        assert tuple(preset["controller_joints"]) == c.joint_names
+        assert preset["gripper_joints"] == [c.robot.gripper.joint]
+        assert _limit_mismatches(c) == set()
+        ends = sorted((c.robot.gripper.joint_from_width(0.0), c.robot.gripper.joint_from_width(c.robot.gripper.max_width)))
+        assert (preset["position_lower"][-1], preset["position_upper"][-1]) == pytest.approx(ends, abs=1e-6)
+    finally:
+        c.close()
