@@ -311,6 +311,50 @@ def _line(r: dict[str, Any]) -> str:
             f"max gap {r['max_gap_ms']:7.1f} ms  steal {100 * r['cpu_steal']:4.1f} %")
 
 
+LABELS = {  # short row labels for the docs table
+    "default": "as installed (`default`)",
+    "default_reliable": "as installed, subscriber RELIABLE depth 5",
+    "udp": "`FASTDDS_BUILTIN_TRANSPORTS=UDPv4` (default 208 KB socket buffers)",
+    "shm": "`FASTDDS_BUILTIN_TRANSPORTS=SHM` (512 KB segment)",
+    "large_data": "`FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`",
+    "large_data_reliable": "`LARGE_DATA`, subscriber RELIABLE depth 5",
+    "default_sockets": "`FASTDDS_BUILTIN_TRANSPORTS=DEFAULT?sockets_size=4MB`",
+    "udp_sockets": "`FASTDDS_BUILTIN_TRANSPORTS=UDPv4?sockets_size=4MB`",
+    SHIPPED: "**profile, both processes**",
+    "profile_pub_only": "profile in the publisher only",
+    "profile_sub_only": "profile in the subscriber only",
+    "profile_depth5": "profile, subscriber BEST_EFFORT depth 5",
+    "profile_reliable": "profile, subscriber RELIABLE depth 5",
+    "profile_be_pub": "profile, publisher BEST_EFFORT depth 1 too",
+}
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Markdown: one row per set-up, one column per size; a cell is delivered frames/s, with the
+    latency p50 / p99 in ms where frames flowed (at least one per second)."""
+    st, m = doc["settings"], doc["machine"]
+    sizes = list(st["sizes"])
+    cells: dict[str, dict[str, str]] = {}
+    for r in doc["results"]:
+        lat = r.get("latency_ms") or {}
+        text = "error" if "error" in r else f"{r['delivered_fps']:.1f}"
+        if "error" not in r and r["delivered_fps"] >= 1.0 and lat.get("n"):
+            text += f" ({lat['p50']:.1f} / {lat['p99']:.1f})"
+        cells.setdefault(r["setup"], {})[r["size"]] = text
+    out = [(f"rgb8 at {st['rate_hz']:g} Hz, {st['seconds']:g} s per run, Fast DDS {doc['fastdds'].get('libfastdds', '?')}, "
+            f"profile `{Path(st['profile']).name}`; frames/s (latency p50 / p99, ms). CPU steal {m['cpu_steal']:.1%}, "
+            f"load average {m['load_avg_start'][0]:g} -> {m['load_avg_end'][0]:g}, "
+            f"net.core.rmem_max {m.get('rmem_max')}."), "",
+           "| set-up | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    for name, by_size in cells.items():
+        out.append(f"| {LABELS.get(name, name)} | " + " | ".join(by_size.get(z, "-") for z in sizes) + " |")
+    gaps = [r["max_gap_ms"] for r in doc["results"] if r["setup"] == SHIPPED and "max_gap_ms" in r
+            and r["delivered_fps"] >= 0.9 * st["rate_hz"]]
+    if gaps:
+        out += ["", f"Longest gap between two delivered frames with `{SHIPPED}`: {min(gaps):.0f}-{max(gaps):.0f} ms."]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m streaming_flow_ros.bench.camera_transport",
                                  description=__doc__.split("\n\n")[0])

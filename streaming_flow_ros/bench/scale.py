@@ -223,7 +223,7 @@ def render(doc: dict[str, Any]) -> str:
             "one step per tick |")
     title = (f"{doc['device']} ({doc['machine'].get('cpu', '?')}, {doc['machine'].get('cpu_count', '?')} cores), "
              f"control {RATE:g} Hz, {doc['seconds_per_run']:g} s per real-time run; times in ms")
-    out = [title, "", head, "|" + "---|" * 9]
+    out = [title, "", head, "|" + "---|" * (head.count("|") - 1)]
     for r in doc["rows"]:
         t, a = r["tick"], r["auto"]
         out.append(

@@ -180,3 +180,28 @@ def summary_table(doc: dict) -> str:
                                  *(f"delay {k}" for k in STRESS_DELAYS if k > 0), "mean", "mean per seed",
                                  "seeds"], lrows))
     return "\n\n".join(out)
+
+
+def render(doc: dict) -> str:
+    """Markdown of a summarize JSON: one row per cell (method and evaluation condition; delays in
+    data periods of 0.1 s), score and strict success as mean ± std over the training seeds (one
+    seed: its value), then the score lost against delay 0 where every stress delay was measured."""
+    def mean_std(c: dict, key: str, fmt: str) -> str:
+        return f"{c[key + '_mean']:{fmt}}" + (f" ± {c[key + '_std']:{fmt}}" if len(c["seeds"]) > 1 else "")
+
+    out = ["| cell | training seeds | episodes | score (per seed) | strict success |", "|---|---|---|---|---|"]
+    for c in doc["cells"]:
+        seeds = " / ".join("?" if r["seed"] is None else str(r["seed"]) for r in c["seeds"])
+        score = mean_std(c, "score", ".3f")
+        if len(c["seeds"]) > 1:
+            score += " (" + " / ".join(f"{r['score']:.3f}" for r in c["seeds"]) + ")"
+        out.append(f"| {c['label']} | {seeds} | {c['episodes']} | {score} | {mean_std(c, 'success', '.2f')} |")
+    if doc.get("delay_loss"):
+        ks = [k for k in STRESS_DELAYS if k > 0]
+        out += ["", "| score lost vs delay 0, mean ± std over seeds | " + " | ".join(f"delay {k}" for k in ks)
+                + " | mean | mean per seed |", "|---|" + "---|" * (len(ks) + 2)]
+        for name, lost in doc["delay_loss"].items():
+            out.append(f"| {name} | " + " | ".join(f"{lost[str(k)][0]:.3f} ± {lost[str(k)][1]:.3f}" for k in ks)
+                       + f" | {lost['mean'][0]:.3f} ± {lost['mean'][1]:.3f} | "
+                       + ", ".join(f"{v:.3f}" for v in lost["per_seed"]) + " |")
+    return "\n".join(out)
