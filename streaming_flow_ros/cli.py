@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench sim": ("streaming_flow_ros.bench.sim_quality", "simulator task quality (T4) through the node: SFP vs baselines"),
     "bench pusht": ("streaming_flow_ros.bench.pusht.cli", "Push-T task quality (state or pixels): collect / train / eval / run / summarize"),
     "bench plot": ("streaming_flow_ros.bench.plots", "the PNG figures of docs/BENCHMARKS.md from the benchmark JSON"),
+    "bench docs": ("streaming_flow_ros.bench.docs", "regenerate the generated sections of docs/*.md (and figures) from docs/results"),
     "bench compare": ("streaming_flow_ros.bench.compare", "what changed between two runs of a benchmark (JSON A vs B)"),
     "soak": ("streaming_flow_ros.ros.bench.soak", "long run of the node on the simulator"),
 }

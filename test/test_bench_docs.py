@@ -1,6 +1,12 @@
-"""Generated doc tables: `--render` of the defaults / contention JSON and section replacement."""
+"""Generated doc tables: each bench's `render`, section replacement, and `sfp bench docs --check` on the
+committed docs and docs/results."""
 
 from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +65,56 @@ def test_cells_table_groups_seeds_and_reports_modes():
         "params": {"gripper_mode": "binary", "reanchor": "observation"}}
     with pytest.raises(ValueError, match="ROBOT:TASK:METHOD"):
         parse_run("panda:lift=x")
+
+
+# ---- `sfp bench docs`: the committed docs are what docs/results renders -------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _docs_args(docs: Path, results: Path, check: bool) -> argparse.Namespace:
+    from streaming_flow_ros.bench import docs as bench_docs
+
+    p = argparse.ArgumentParser()
+    bench_docs.configure(p)
+    return p.parse_args(["--docs", str(docs), "--results", str(results), *(["--check"] if check else [])])
+
+
+def test_committed_docs_match_their_results(capsys):
+    """BENCHMARKS.md and RELIABILITY.md hold exactly what docs/results/*.json render: if this
+    fails, run `sfp bench docs` (or restore the JSON the doc was generated from)."""
+    from streaming_flow_ros.bench import docs as bench_docs
+
+    rc = bench_docs.run(_docs_args(ROOT / "docs", ROOT / "docs" / "results", check=True))
+    assert rc == 0, capsys.readouterr().out
+
+
+def test_docs_check_finds_drift_and_regeneration_fixes_it(tmp_path):
+    from streaming_flow_ros.bench import docs as bench_docs
+
+    docs, results = tmp_path / "docs", tmp_path / "results"
+    docs.mkdir()
+    results.mkdir()
+    for name in {s.doc for s in bench_docs.SECTIONS}:
+        (docs / name).write_text((ROOT / "docs" / name).read_text())
+    shutil.copy(ROOT / "docs" / "results" / "contention.json", results / "contention.json")
+    doc = json.loads((results / "contention.json").read_text())
+    doc["variants"][0]["ticks_ratio"] = 0.5
+    (results / "contention.json").write_text(json.dumps(doc))
+    assert bench_docs.run(_docs_args(docs, results, check=True)) == 1
+    assert bench_docs.run(_docs_args(docs, results, check=False)) == 0
+    assert bench_docs.run(_docs_args(docs, results, check=True)) == 0
+    reliability, bench = (docs / "RELIABILITY.md").read_text(), (docs / "BENCHMARKS.md").read_text()
+    assert "| idle | 0.500 |" in reliability
+    # every section whose JSON is absent keeps its markers and says how to measure it
+    assert "<!-- cells:begin -->\nNot yet measured: no docs/results/cells.json." in bench
+    assert "<!-- cameras_4k:begin -->\nNot yet measured" in reliability
+
+
+def test_docs_refuse_a_document_without_its_markers(tmp_path):
+    from streaming_flow_ros.bench import docs as bench_docs
+
+    (tmp_path / "BENCHMARKS.md").write_text("# no markers\n")
+    (tmp_path / "RELIABILITY.md").write_text((ROOT / "docs" / "RELIABILITY.md").read_text())
+    with pytest.raises(ValueError, match="no <!-- scale:begin -->"):
+        bench_docs.run(_docs_args(tmp_path, ROOT / "docs" / "results", check=True))

@@ -143,15 +143,20 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt
     return "\n".join(lines)
 
 
+def replace_in_text(doc: str, name: str, text: str, where: str = "the document") -> str:
+    """``doc`` with what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced
+    by ``text``; ValueError naming ``where`` when the markers are missing."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(doc):
+        raise ValueError(f"{where} has no {begin} ... {end} section")
+    return pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc)
+
+
 def replace_section(path: Path, name: str, text: str) -> None:
     """Replace what lies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in the
     markdown file ``path`` with ``text`` (generated tables: one command regenerates them)."""
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    doc = path.read_text()
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
-    if not pattern.search(doc):
-        raise ValueError(f"{path} has no {begin} ... {end} section")
-    path.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc))
+    path.write_text(replace_in_text(path.read_text(), name, text, str(path)))
 
 
 def print_rendered(json_path: str | Path, render: Callable[[dict], str], section: str,

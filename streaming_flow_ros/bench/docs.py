@@ -1,0 +1,152 @@
+"""`sfp bench docs`: every generated section of docs/BENCHMARKS.md and docs/RELIABILITY.md, and
+the figures in docs/img, from the results of record in docs/results/*.json.
+
+    sfp bench docs              # rewrite the generated sections from docs/results
+    sfp bench docs --check      # exit 1 when a document differs from what its JSON renders
+    sfp bench docs --figures    # also redraw the figures (PNG bytes depend on the matplotlib version)
+
+A generated section lies between ``<!-- name:begin -->`` and ``<!-- name:end -->``; each is drawn
+by its benchmark's own ``render(doc)`` from one or more JSON files (``SECTIONS``). A section whose
+JSON is not in the results directory reads "Not yet measured" with the command that measures it.
+To publish a new measurement, write the benchmark's ``--json`` into docs/results/ (keep each file
+small: no per-episode arrays) and run this command. ``--check`` covers the markdown only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..ros.bench import contention
+from . import camera_transport, cells, defaults, reaction, scale
+from .common import replace_in_text
+from .pusht import summarize
+
+
+@dataclass(frozen=True)
+class Section:
+    """One generated section: ``doc``'s ``<!-- name:begin/end -->`` drawn from ``files``."""
+
+    doc: str  # markdown file name, in the docs directory
+    name: str
+    files: tuple[str, ...]  # JSON file names in the results directory, rendered in this order
+    render: Callable[[dict[str, Any]], str]
+    measure: str  # the command that writes the (first) JSON, for the "not yet measured" note
+
+
+@dataclass(frozen=True)
+class Figure:
+    file: str  # JSON file name in the results directory
+    png: str  # file name in docs/img
+    draw: Callable[[dict[str, Any], Path], None]
+
+
+BENCH, RELIABILITY = "BENCHMARKS.md", "RELIABILITY.md"
+SECTIONS: tuple[Section, ...] = (
+    Section(BENCH, "scale", ("scale.json",), scale.render,
+            "sfp bench scale --node --json docs/results/scale.json"),
+    Section(BENCH, "defaults", ("defaults.json",), defaults.render,
+            "sfp bench defaults --pusht-checkpoint CKPT --json docs/results/defaults.json"),
+    Section(BENCH, "executors", ("executors.json",), summarize.render,
+            "sfp bench pusht summarize EVAL.json... --json docs/results/executors.json"),
+    Section(BENCH, "reaction", ("reaction.json",), reaction.render,
+            "sfp bench reaction --checkpoint sfp=CKPT --checkpoint fm_chunk=CKPT --json docs/results/reaction.json"),
+    Section(BENCH, "cells", ("cells.json",), cells.render,
+            "sfp bench cells --run ROBOT:TASK:METHOD=CKPT ... --json docs/results/cells.json"),
+    Section(RELIABILITY, "cameras", ("camera_transport.json",), camera_transport.render,
+            "python -m streaming_flow_ros.bench.camera_transport --json docs/results/camera_transport.json"),
+    Section(RELIABILITY, "cameras_4k", ("camera_transport_4k.json", "camera_transport_4k_shm128.json"),
+            camera_transport.render,
+            "python -m streaming_flow_ros.bench.camera_transport --sizes 3840x2160 "
+            "--json docs/results/camera_transport_4k.json"),
+    Section(RELIABILITY, "contention", ("contention.json",), contention.render,
+            "sfp bench contention --json docs/results/contention.json"),
+)
+FIGURES: tuple[Figure, ...] = (
+    Figure("reaction.json", "reaction.png", reaction.plot),
+)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable JSON file ({e})") from e
+
+
+def render_section(section: Section, results: Path) -> str:
+    """The markdown between the section's markers: the render of each JSON present, or a
+    "Not yet measured" line when none is."""
+    present = [results / f for f in section.files if (results / f).is_file()]
+    if not present:
+        return f"Not yet measured: no docs/results/{section.files[0]}. Measure with `{section.measure}`."
+    parts = []
+    for path in present:
+        try:
+            parts.append(section.render(_load(path)))
+        except (KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"{path}: cannot render the {section.name!r} section ({type(e).__name__}: {e}); "
+                             "is it the JSON of the right benchmark?") from e
+    return "\n\n".join(p.rstrip("\n") for p in parts)
+
+
+def regenerate(docs: Path, results: Path) -> dict[Path, tuple[str, str]]:
+    """{markdown path: (current text, regenerated text)} for every document with a section."""
+    out: dict[Path, tuple[str, str]] = {}
+    for section in SECTIONS:
+        path = docs / section.doc
+        if path not in out:
+            text = path.read_text()
+            out[path] = (text, text)
+        before, after = out[path]
+        out[path] = (before, replace_in_text(after, section.name, render_section(section, results), str(path)))
+    return out
+
+
+def draw_figures(results: Path, img: Path) -> list[Path]:
+    """Redraw every figure whose JSON is in ``results``; returns the PNG paths written."""
+    img.mkdir(parents=True, exist_ok=True)
+    made = []
+    for fig in FIGURES:
+        src = results / fig.file
+        if src.is_file():
+            fig.draw(_load(src), img / fig.png)
+            made.append(img / fig.png)
+    return made
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=Path("docs/results"), help="the results JSON directory")
+    p.add_argument("--docs", type=Path, default=Path("docs"), help="the directory of BENCHMARKS.md and RELIABILITY.md")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when a document differs from what the JSON renders")
+    p.add_argument("--figures", action="store_true", help="also redraw the figures in DOCS/img")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.results.is_dir():
+        raise ValueError(f"--results {args.results} is not a directory")
+    stale = []
+    for path, (before, after) in regenerate(args.docs, args.results).items():
+        if before == after:
+            print(f"{path}: up to date")
+        elif args.check:
+            stale.append(path)
+            diff = difflib.unified_diff(before.splitlines(), after.splitlines(), f"{path} (committed)",
+                                        f"{path} (rendered from {args.results})", lineterm="", n=1)
+            print("\n".join(list(diff)[:60]))
+        else:
+            path.write_text(after)
+            print(f"{path}: regenerated")
+    if args.figures and not args.check:
+        for png in draw_figures(args.results, args.docs / "img"):
+            print(f"{png}: drawn")
+    if stale:
+        print(f"{len(stale)} document(s) differ from their JSON: run `sfp bench docs`")
+        return 1
+    return 0
