@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streaming_flow_ros.ros.ticker import TickThread
+from streaming_flow_ros.ros.ticker import ControlClock, TickThread
 
 PERIOD = 0.01
 
@@ -112,3 +112,34 @@ def test_priority_is_applied_or_refused_with_a_reason():
 def test_rejects_a_bad_period():
     with pytest.raises(ValueError):
         TickThread(0.0, lambda: None)
+
+
+class FakeTimer:
+    def __init__(self, period, tick):
+        self.period, self.tick, self.canceled = period, tick, False
+
+    def cancel(self):
+        self.canceled = True
+
+    def is_canceled(self):
+        return self.canceled
+
+
+def test_control_clock_timer_source_runs_until_cancel_then_destroys():
+    made, destroyed = [], []
+    clock = ControlClock("timer", PERIOD, lambda: None, 0, lambda p, f: made.append(FakeTimer(p, f)) or made[-1],
+                         destroyed.append)
+    assert made[0].period == PERIOD and clock.running and not clock.priority_error
+    clock.cancel()  # a timer callback already queued now does nothing
+    assert not clock.running and made[0].canceled and not destroyed
+    clock.destroy()
+    assert destroyed == made
+
+
+def test_control_clock_thread_source_ticks_and_stops():
+    ticks = threading.Event()
+    clock = ControlClock("thread", PERIOD, ticks.set, 0, lambda p, f: pytest.fail("no timer"), lambda t: None)
+    assert clock.running and ticks.wait(2.0)
+    clock.cancel()  # joins the thread
+    assert not clock.running
+    clock.destroy()

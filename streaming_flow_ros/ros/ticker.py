@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 MAX_SLEEP = 0.05  # s: the stop flag is checked at least this often
 
@@ -95,3 +96,44 @@ class TickThread:
                 # whatever escapes is recorded, and the clock keeps running.
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
+
+
+class ControlClock:
+    """The policy node's control clock while it is active: a TickThread (``source`` "thread") or
+    an rclpy timer (``source`` "timer": follows /clock), made with the node's ``create_timer`` /
+    ``destroy_timer`` (no rclpy import here).
+
+    ``running`` turns False at ``cancel()``: a timer callback already queued then does nothing.
+    Stop in two steps: ``cancel()`` (waits for a running thread tick), then, under the caller's
+    tick lock, ``destroy()``.
+    """
+
+    def __init__(self, source: str, period: float, tick: Callable[[], None], priority: int,
+                 create_timer: Callable[[float, Callable[[], None]], Any],
+                 destroy_timer: Callable[[Any], None]) -> None:
+        self._thread: TickThread | None = None
+        self._timer = None
+        self._destroy_timer = destroy_timer
+        self.priority_error = ""
+        if source == "thread":
+            self._thread = TickThread(period, tick, priority)
+            self._thread.start()
+            self.priority_error = self._thread.priority_error
+        else:
+            self._timer = create_timer(period, tick)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None or (self._timer is not None and not self._timer.is_canceled())
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
+
+    def destroy(self) -> None:
+        if self._timer is not None:
+            self._destroy_timer(self._timer)
+            self._timer = None
