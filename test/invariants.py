@@ -114,7 +114,7 @@ def live_node(ckpt, params=None, peer_kw=None, loader=None, **checker_kw) -> Ite
         try:
             runner = run_node_in_thread(ctx, {"checkpoint": ckpt, **BASE, **(params or {})}, loader=loader)
             live = Live(ctx, peer, runner)
-            checker_kw.setdefault("max_obs_age", live.node.params_in_effect.max_obs_age)  # None: no stale rule
+            checker_kw.setdefault("max_obs_age", live.node.params_in_effect.loop.max_obs_age)  # None: no stale rule
             checker_kw.setdefault("image_topics", ["image_raw"])
             with checking(ctx, live.node, **checker_kw) as inv:
                 live.inv = inv

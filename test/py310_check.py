@@ -38,7 +38,7 @@ TESTS = [
 ]
 # Single tests in those files that need torch or rclpy after all.
 DESELECT = [
-    "test/test_params.py::test_defaults_valid_and_round_trip",  # runtime_config() imports the torch runtime
+    "test/test_params.py::test_defaults_valid_and_round_trip",  # a sampler builds the torch runtime config
     "test/test_security_scan.py::test_bag_message_types_cannot_import_arbitrary_modules",  # imports ros.play
 ]
 

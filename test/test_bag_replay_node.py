@@ -58,7 +58,7 @@ def test_bag_played_into_the_live_node_tracks_the_recording():
                 player.resume()
                 assert player.wait(30.0), "playback did not finish"
                 time.sleep(0.2)
-                summary = node.telemetry.summary(node.now_s(), node.params.control_rate_hz)
+                summary = node.telemetry.summary(node.now_s(), node.params.loop.control_rate_hz)
             finally:
                 stop.set()
                 th.join(2.0)

@@ -85,7 +85,7 @@ def test_launch_plan_for_every_preset(robot):
     for f in plan.parameter_files:
         merged.update(yaml.safe_load(f.read_text())["/**"]["ros__parameters"])
     params = NodeParams.from_mapping({**merged, **plan.overrides}, strict=False)  # use_sim_time: rclpy's
-    assert params.controller_joints and params.enabled is False
+    assert params.output.controller_joints and params.enabled is False
     custom = launch_plan(robot, {"image_raw_topic": "/wrist/image_raw", "enabled": "true",
                                  "checkpoint": "/p.safetensors", "command_mode": "forward"})
     assert dict(custom.remappings)["image_raw"] == "/wrist/image_raw"
@@ -110,7 +110,7 @@ def test_launch_plan_with_the_presets_gripper(robot):
     params = NodeParams.from_mapping({**merged, **plan.overrides}, strict=False)
     block = yaml.safe_load(plan.parameter_files[1].read_text())["policy_gripper"]["ros__parameters"]
     (joint,) = block["gripper_joints"]
-    assert params.gripper_joints == (joint,)
+    assert params.output.gripper_joints == (joint,)
     assert params.per_joint("position_lower")[joint] == block["position_lower"][0]
     assert params.per_joint("position_upper")[joint] == block["position_upper"][0]
     assert params.per_joint("max_velocity")[joint] == block["max_velocity"][0]

@@ -310,7 +310,7 @@ def test_parameters_validated_at_start_and_on_set(ckpt):
             r = node.set_parameters([Parameter("max_obs_age", value=-1.0)])[0]
             assert not r.successful and "max_obs_age" in r.reason
             assert node.set_parameters([Parameter("max_obs_age", value=0.2)])[0].successful
-            assert node.params.max_obs_age == 0.2
+            assert node.params.loop.max_obs_age == 0.2
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             r = node.set_parameters([Parameter("controller_joints", value=["j1", "x", "j3"])])[0]
             assert not r.successful and "do not match" in r.reason  # checked against the checkpoint
@@ -388,8 +388,8 @@ def test_presets_load_into_node_params(preset):
     rclpy.init(args=args, context=ctx, domain_id=0)
     try:
         node = PolicyNode(context=ctx)
-        assert len(node.params.controller_joints) >= 3
-        assert len(node.params.position_lower) == len(node.params.controller_joints)
+        assert len(node.params.output.controller_joints) >= 3
+        assert len(node.params.limits.position_lower) == len(node.params.output.controller_joints)
         assert node.params.enabled is False
         node.destroy_node()
     finally:

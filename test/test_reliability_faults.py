@@ -392,13 +392,13 @@ def test_unexpected_exception_in_an_input_callback(ckpt, monkeypatch):
     with live_node(ckpt) as lv:
         node, tel = lv.node, lv.node.telemetry
         e0 = tel.input_errors
-        real_joints = node._joints.update  # the joint-state merger the callback calls
+        real_joints = node.inputs.joints.update  # the joint-state merger the callback calls
         monkeypatch.setattr(cv, "image_to_model", flaky(real_image, MemoryError))
-        monkeypatch.setattr(node._joints, "update", flaky(real_joints, RuntimeError))
+        monkeypatch.setattr(node.inputs.joints, "update", flaky(real_joints, RuntimeError))
         n0, t0 = tel.ticks, node.now_s()
         time.sleep(1.0)
         monkeypatch.setattr(cv, "image_to_model", real_image)
-        monkeypatch.setattr(node._joints, "update", real_joints)
+        monkeypatch.setattr(node.inputs.joints, "update", real_joints)
         assert lv.runner._thread.is_alive(), "the executor thread died"
         assert tel.ticks - n0 > 0.5 * RATE * (node.now_s() - t0), "ticks stopped"
         assert tel.input_errors - e0 > 10 and tel.tick_errors == 0

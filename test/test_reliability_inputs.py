@@ -201,9 +201,9 @@ def test_image_callback_never_raises(cfg_node, msg, offset):
     node = cfg_node
     msg.header.stamp = stamp_at(node, offset)
     errors, frames = node.telemetry.input_errors, node.telemetry.image_msgs
-    node._on_image(node._spec.cameras[0], msg)  # must not raise
+    node.inputs.on_image(node.policy.spec.cameras[0], msg)  # must not raise
     try:
-        cv.image_to_model(msg, node._spec.cameras[0])
+        cv.image_to_model(msg, node.policy.spec.cameras[0])
         convertible = True
     except ValueError:
         convertible = False
@@ -219,15 +219,15 @@ def test_joint_callback_never_raises_and_measured_is_sane(cfg_node, msg, offset)
     tally("joint_states")
     node = cfg_node
     msg.header.stamp = stamp_at(node, offset)
-    before = None if node._measured is None else node._measured.copy()
+    before = None if node.inputs.measured is None else node.inputs.measured.copy()
     errors = node.telemetry.input_errors
-    node._on_joints(msg)  # must not raise
+    node.inputs.on_joints(msg)  # must not raise
     future = offset is not None and offset > 0.5  # max_obs_age: the most a stamp may lead
     if not valid_joint_msg(msg, partial=True) or future:
         assert node.telemetry.input_errors == errors + 1
-        assert (before is None and node._measured is None) or np.array_equal(before, node._measured)
-    if node._measured is not None:
-        assert node._measured.shape == (3,) and np.isfinite(node._measured).all()
+        assert (before is None and node.inputs.measured is None) or np.array_equal(before, node.inputs.measured)
+    if node.inputs.measured is not None:
+        assert node.inputs.measured.shape == (3,) and np.isfinite(node.inputs.measured).all()
 
 
 def test_out_of_order_joint_state_is_history_not_measured(ckpt):
@@ -241,9 +241,9 @@ def test_out_of_order_joint_state_is_history_not_measured(ckpt):
             for dt, v in [(-0.02, 0.1), (0.0, 0.2), (-0.01, 0.9)]:  # the last arrives late
                 tally("joint_states")
                 s = now + dt
-                node._on_joints(JointState(name=list(JOINTS), position=[v] * 3,
+                node.inputs.on_joints(JointState(name=list(JOINTS), position=[v] * 3,
                                            header=JointState().header.__class__(stamp=Time(sec=int(s), nanosec=int((s % 1) * 1e9)))))
-            np.testing.assert_array_equal(node._measured, [0.2] * 3)
+            np.testing.assert_array_equal(node.inputs.measured, [0.2] * 3)
         finally:
             node.destroy_node()
 
@@ -298,7 +298,7 @@ def test_future_stamp_cannot_blind_the_watchdog(ckpt):
         t0 = time.monotonic()
         assert wait_until(lambda: "stale" in lv.node.status_reason, 3.0), lv.node.status_reason
         assert time.monotonic() - t0 < 1.5
-        assert "ahead of the node clock" in lv.node._input_reasons.get("joints", "") or lv.node.telemetry.input_errors
+        assert "ahead of the node clock" in lv.node.inputs.reasons.get("joints", "") or lv.node.telemetry.input_errors
         lv.peer.feeding.set()
         assert wait_until(lambda: lv.node.status_reason == "", 3.0)
     assert_clean(lv.inv, min_controller=10)
@@ -404,7 +404,7 @@ def test_parameters_rejected_live_with_reasons(ckpt):
             res = fut.result().results[0]
             assert not res.successful, (name, value)
             assert name in res.reason or "must" in res.reason or "joints" in res.reason, (name, value, res.reason)
-        assert node.params.control_rate_hz == 100.0 and node.lifecycle_state == "active"
+        assert node.params.loop.control_rate_hz == 100.0 and node.lifecycle_state == "active"
         n0 = node.telemetry.ticks
         time.sleep(0.3)
         assert node.telemetry.ticks > n0 + 10

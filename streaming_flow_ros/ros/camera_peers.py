@@ -29,7 +29,7 @@ def _qos(kind: str, depth: int):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     if kind == "sensor":
-        from .node import SENSOR_QOS
+        from .inputs import SENSOR_QOS
 
         return SENSOR_QOS
     rel = ReliabilityPolicy.RELIABLE if kind == "reliable" else ReliabilityPolicy.BEST_EFFORT

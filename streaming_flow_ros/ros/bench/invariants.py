@@ -2,7 +2,7 @@
 (over DDS, like any controller) and flags every message that breaks the command contract.
 Used by the reliability tests (test/invariants.py) and by `sfp soak`.
 
-The contract checked (ros/node.py's module docstring, docs/ROS.md "Command output contract"),
+The contract checked (ros/outputs.py's and ros/node.py's docstrings, docs/ROS.md "Command output contract"),
 per stream — ``action`` (``<node>/action``, JointTrajectoryPoint, every tick, dry run too) and
 ``controller`` (``joint_trajectory`` JointTrajectory or ``commands`` Float64MultiArray):
 
@@ -106,11 +106,11 @@ class Contract:
 
     @classmethod
     def from_params(cls, params: NodeParams, spec: IOSpec) -> Contract:
-        lim = resolve_limits(params, spec)
+        lim, out = resolve_limits(params, spec), params.output
         return cls(tuple(spec.action_names), controller_joints(params, spec), lim.lower, lim.upper,
-                   lim.max_step, lookahead_time(params.lookahead_ticks, params.control_rate_hz),
-                   params.command_mode, params.on_stale, tuple(params.gripper_joints),
-                   params.gripper_mode == "binary")
+                   lim.max_step, lookahead_time(out.lookahead_ticks, params.loop.control_rate_hz),
+                   out.command_mode, params.loop.on_stale, tuple(out.gripper_joints),
+                   out.gripper_mode == "binary")
 
     @classmethod
     def from_node(cls, node: Any) -> Contract:
