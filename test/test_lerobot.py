@@ -293,3 +293,74 @@ def test_path_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     (root / VIDEO).unlink()
     with pytest.raises(ValueError, match="video file missing"):
         read_lerobot(root)
+
+
+def test_a_policy_trained_on_a_lerobot_dataset_streams_in_the_node(tmp_path: Path) -> None:
+    """LeRobot's own dataset -> sfp dataset build -> sfp train -> the policy node over DDS: fed the
+    fixture's joint states (its names) and frames (scene and wrist cameras), the node streams
+    ~/action with the fixture's joint names, finite."""
+    pytest.importorskip("rclpy")
+    import threading
+    import time
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from ros_harness import ros_context
+    from sensor_msgs.msg import Image, JointState
+    from trajectory_msgs.msg import JointTrajectoryPoint
+
+    from streaming_flow_ros.data.image_codec import encode_rgb8
+    from streaming_flow_ros.ros.runner import run_node_in_thread
+
+    out, run = tmp_path / "ds", tmp_path / "run"
+    assert cli.main(["dataset", "build", str(FIXTURE), "--out", str(out), "--image-size", "32x32"]) == 0
+    assert cli.main(["train", "--dataset", str(out), "--out", str(run), "--config",
+                     str(_train_config(tmp_path / "c.yaml"))]) == 0
+    spec, eps = load_dataset(out)
+    ep = eps[0]
+    actions: list = []
+    with ros_context() as ctx:
+        feeder = rclpy.create_node("lerobot_feeder", context=ctx)
+        js_pub = feeder.create_publisher(JointState, "joint_states", 10)
+        cams = {c.name: feeder.create_publisher(Image, f"{c.name}/image_raw", 10) for c in spec.cameras}
+        feeder.create_subscription(JointTrajectoryPoint, "/policy_node/action", actions.append, 50)
+        stop = threading.Event()
+
+        def feed() -> None:
+            k = 0
+            while not stop.is_set():
+                i = (k // 5) % len(ep.state)  # joint states at 50 Hz, a new frame every 5th (10 Hz)
+                stamp = feeder.get_clock().now().to_msg()
+                js = JointState(name=list(spec.state_names), position=ep.state[i].astype(float).tolist())
+                js.header.stamp = stamp
+                js_pub.publish(js)
+                if k % 5 == 0:
+                    for name, pub in cams.items():
+                        img = Image(**encode_rgb8(ep.images[name][i]))
+                        img.header.stamp = stamp
+                        pub.publish(img)
+                k += 1
+                time.sleep(0.02)
+
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(feeder)
+        threads = [threading.Thread(target=feed, daemon=True),
+                   threading.Thread(target=lambda: [ex.spin_once(timeout_sec=0.05) for _ in iter(stop.is_set, True)],
+                                    daemon=True)]
+        for t in threads:
+            t.start()
+        runner = run_node_in_thread(ctx, {"checkpoint": str(run / "policy.safetensors"), "reanchor": "observation"})
+        try:
+            end = time.monotonic() + 30.0
+            while len(actions) < 20 and time.monotonic() < end:
+                time.sleep(0.05)
+        finally:
+            runner.stop()
+            stop.set()
+            for t in threads:
+                t.join(2.0)
+            ex.shutdown()
+            feeder.destroy_node()
+    assert len(actions) >= 20, "the node did not stream"
+    pos = np.array([list(a.positions) for a in actions])
+    assert pos.shape[1] == len(JOINTS) and np.isfinite(pos).all()
