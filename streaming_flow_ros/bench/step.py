@@ -25,6 +25,7 @@ from ..nets.model import ModelConfig
 from ..policy.protocol import Observation, RuntimeConfig
 from ..policy.streaming import load_policy
 from ..spec import CameraSpec, IOSpec
+from .common import percentiles_ms
 
 JOINTS = tuple(f"joint{i}" for i in range(1, 8))  # a 7-DoF arm
 
@@ -36,9 +37,10 @@ def _specs() -> dict[str, IOSpec]:
     }
 
 
-def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
-    a = np.asarray(samples_s) * 1e3
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+def step_ms(samples_s: list[float]) -> dict[str, float]:
+    """{"p50_ms", "p99_ms", "max_ms"} of samples in seconds (bench.common.percentiles_ms)."""
+    d = percentiles_ms(samples_s)
+    return {"p50_ms": d["p50"], "p99_ms": d["p99"], "max_ms": d["max"]}
 
 
 def bench_model(spec: IOSpec, ticks: int, torchscript: bool, integrator: str = "euler") -> dict:
@@ -69,8 +71,8 @@ def bench_model(spec: IOSpec, ticks: int, torchscript: bool, integrator: str = "
             step_s.append(time.perf_counter() - t0)
             assert not r.hold
     return {
-        **percentiles_ms(step_s),
-        "prepare": percentiles_ms(prep_s),
+        **step_ms(step_s),
+        "prepare": step_ms(prep_s),
         "params": sum(p.numel() for p in policy.model.parameters()),
         "ticks": len(step_s),
     }
