@@ -223,6 +223,18 @@ def test_reenable_after_the_arm_was_moved_anchors_at_the_arm():
     np.testing.assert_allclose(out.command, far)
 
 
+def test_reenable_after_a_pause_anchors_at_the_arm_even_when_it_is_near_the_last_command():
+    """The controller had agree_s to reach the disable hold: an arm elsewhere after that was
+    moved (a reset, by hand), so the loop starts where it is, even within agree_s of travel
+    (continuing would keep, e.g., a gripper closed that now stands open)."""
+    loop, _, slot = make()
+    run(loop, slot, 50, 0.0, target=[0.5, 0.5], every=10)
+    loop.tick(0.5, inputs(enabled=False))
+    near = loop.last_sent - AGREE_S * 0.4 * 0.5  # half the agree travel away (0.4 rad/s)
+    out = loop.tick(0.5 + AGREE_S + 0.02, inputs(measured=near, enabled=True))
+    np.testing.assert_allclose(out.command, near)
+
+
 def test_walk_in_from_outside_the_limits_and_refusal_further_out():
     loop, _, slot = make()
     out = loop.tick(0.0, inputs(measured=(1.2, 0.0)))  # 0.2 rad out, margin 0.5 rad (1 s at 0.5)

@@ -12,9 +12,10 @@ Per tick, in order::
                        on  -> re-anchor (below), no jump for the controller
     not anchored?      needs a fresh measured state within the limits (or at most
                        ``walk_in_s`` of travel at max speed outside them: the safety filter walks
-                       it in); anchors policy + safety filter there (or, right after an enable, at
-                       the last command the controller got, if the arm is within ``agree_s`` of
-                       travel of it: the first command then obeys the step limit)
+                       it in); anchors policy + safety filter there (or, right after an enable
+                       at most ``agree_s`` after the last command the controller got, at that
+                       command if the arm is within ``agree_s`` of travel of it: the first
+                       command then obeys the step limit)
     stale inputs?      drop the plan, hold the last command (``on_stale``: hold | silent)
     plan due?          every ``period`` ticks (reanchor: observation 1, ticks N, horizon H data
                        periods): take the newest plan; older than ``max_obs_age`` -> dropped;
@@ -25,8 +26,8 @@ Times are seconds on the caller's clock (the node clock; sim time in evaluations
 robot units (rad); the tick period is ``1 / control_rate_hz``.
 
 Guarantees (tests/test_control.py): every command is finite; consecutive commands differ by at
-most the step limit, also across disable/enable while the arm lags up to ``agree_s`` behind;
-every command lies within the position limits or, after anchoring outside them, moves toward
+most the step limit, also across a quick disable/enable (within ``agree_s``) while the arm lags
+up to ``agree_s`` behind; every command lies within the position limits or, after anchoring outside them, moves toward
 them by at most one step per tick and never further out; no command goes to the controller
 while disabled except the one hold at disable.
 """
@@ -216,6 +217,7 @@ class ControlLoop:
         self.enabled: bool | None = None  # None: the first tick takes inputs.enabled as is
         self.reason = "waiting for a joint state"
         self.last_sent: np.ndarray | None = None  # the last command the controller got
+        self._last_sent_at = self._now = -np.inf  # s: when it went out; the last tick's time
         self._since_start = self.period  # the first plan is due at once
         self._travel = limits.max_step * config.control_rate_hz  # rad/s per joint
 
@@ -225,6 +227,7 @@ class ControlLoop:
         call raises (the caller holds with :meth:`fail_safe`)."""
         notices: list[tuple[str, str]] = []
         hold_to_ctrl = None
+        self._now = now
         if self.enabled is None:
             self.enabled = inp.enabled
         elif inp.enabled != self.enabled:
@@ -234,7 +237,7 @@ class ControlLoop:
             elif self.anchored:
                 hold_to_ctrl = self._send(self.safety.last)
         if not self.anchored:
-            why = self._anchor(inp, notices)
+            why = self._anchor(now, inp, notices)
             if why:
                 return TickOutput(controller_hold=hold_to_ctrl, hold=why, stale=True, notices=tuple(notices))
         if inp.stale_reason is not None:
@@ -304,8 +307,12 @@ class ControlLoop:
                 f"{lim.upper[bad].tolist()}] (move the robot inside or fix position_lower/upper)")
 
     # ---- internals --------------------------------------------------------------------------
-    def _anchor(self, inp: TickInputs, notices: list[tuple[str, str]]) -> str:
-        """Anchor at a fresh measured state; returns why not ("" when anchored)."""
+    def _anchor(self, now: float, inp: TickInputs, notices: list[tuple[str, str]]) -> str:
+        """Anchor at a fresh measured state; returns why not ("" when anchored). The last command
+        is continued instead only for a quick disable/enable (at most ``agree_s`` since it went
+        out) with the arm still on its way there; after a longer pause the controller has had
+        time to reach it, so an arm elsewhere was moved (by hand, another controller, a reset)
+        and the loop starts where it is (gripper included)."""
         if inp.measured is None or inp.joints_age is None or abs(inp.joints_age) > self.config.max_obs_age:
             self.reason = inp.stale_reason or "no fresh joint state to anchor at"
             return self.reason
@@ -316,7 +323,8 @@ class ControlLoop:
             self.stale, self.reason = True, outside
             return outside
         at = inp.measured
-        if self.last_sent is not None and (np.abs(inp.measured - self.last_sent) <= self._travel * self.config.agree_s).all():
+        quick = self.last_sent is not None and now - self._last_sent_at <= self.config.agree_s + 1e-9
+        if quick and (np.abs(inp.measured - self.last_sent) <= self._travel * self.config.agree_s).all():
             at = self.last_sent  # the arm is on its way there: continue from it, no jump
         self._reset_policy(at)
         self.safety.reset(at)
@@ -332,10 +340,10 @@ class ControlLoop:
     def _to_controller(self, command: np.ndarray | None) -> bool:
         if command is None or not self.enabled:
             return False
-        self.last_sent = command.copy()
+        self.last_sent, self._last_sent_at = command.copy(), self._now
         return True
 
     def _send(self, command: np.ndarray | None) -> np.ndarray | None:
         if command is not None:
-            self.last_sent = command.copy()
+            self.last_sent, self._last_sent_at = command.copy(), self._now
         return command
