@@ -61,6 +61,24 @@ def test_sfp_demo_and_eval_commands(tmp_path, ros_domain, capfd):  # capfd: rclp
     assert e["episodes"] == 1 and 0.0 < e["ticks_ratio"] <= 1.0
 
 
+def test_sfp_demo_streams_the_shipped_lift_policy_to_the_panda_cell(tmp_path, capfd):
+    """`make demo`: the shipped Lift policy through the node on the MuJoCo Panda cell (one
+    episode); the picture and the JSON are written. Success is reported, not asserted (it is a
+    learned policy on a shared CPU; BENCHMARKS.md has the measured rate)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mujoco") is None or importlib.util.find_spec("robosuite") is None:
+        pytest.skip("mujoco / robosuite's model files are not installed")  # not imported here: cells/ picks the GL
+    out = tmp_path / "demo"
+    assert sfp_main(["demo", "--episodes", "1", "--out", str(out)]) == 0
+    text = capfd.readouterr().out
+    assert "MuJoCo panda cell" in text and "summary: lifted" in text
+    assert (out / "demo.png").read_bytes()[:4] == b"\x89PNG"
+    d = json.loads((out / "demo.json").read_text())
+    assert d["episodes"] == 1 and d["robot"] == "panda" and 0.5 < d["ticks_ratio"] <= 1.0
+    assert d["per_episode"][0]["duration"] > 1.0 and d["node"]["input_errors"] == 0
+
+
 def test_offline_closed_loop_evaluator_runs_the_default_policy():
     from streaming_flow_ros.apps.offline_eval import main as offline_main
 
