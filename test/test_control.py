@@ -302,11 +302,11 @@ EVENTS = st.lists(st.tuples(
 @given(EVENTS, st.sampled_from(["observation", "ticks", "horizon"]))
 def test_property_safety_contract_on_every_controller_command(events, mode):
     """Whatever arrives: every command is finite; the controller's stream never moves a joint
-    more than one step per tick (disable/enable included, with the arm up to 0.1 s behind),
-    and stays within the limits once inside them."""
+    more than one step per tick (a quick disable/enable included, with the arm up to 0.1 s
+    behind), and stays within the limits once inside them."""
     loop, policy, slot = make(reanchor=mode, reanchor_ticks=5)
     measured, enabled, stale, now = np.zeros(2), True, None, 0.0
-    prev = None  # the previous command that reached the controller
+    prev, prev_at = None, None  # the previous command that reached the controller, and when
     first_after_enable = False
     for kind, x, y in events:
         if kind == "plan":
@@ -329,8 +329,10 @@ def test_property_safety_contract_on_every_controller_command(events, mode):
         for c in sent:
             assert np.isfinite(c).all()
             moved = prev is not None and np.abs(measured - prev).max() > AGREE_S * 0.5
-            if first_after_enable and moved and out.controller_hold is None:
-                # the documented exception: enabled where the arm is, far from the last command
+            paused = prev_at is not None and now - prev_at > AGREE_S + 1e-9  # the loop's tolerance
+            if first_after_enable and (moved or paused) and out.controller_hold is None:
+                # the documented exceptions: enabled where the arm is, far from the last command
+                # or after a pause longer than agree_s (the controller had time to get there)
                 assert np.abs(c - measured).max() <= STEP + 1e-9, (kind, measured, c)
             elif prev is not None:
                 assert np.abs(c - prev).max() <= STEP + 1e-9, (kind, prev, c)
@@ -338,7 +340,7 @@ def test_property_safety_contract_on_every_controller_command(events, mode):
                     assert (np.abs(c) <= 1.0 + 1e-12).all()
                 else:
                     assert (np.maximum(np.abs(c) - 1.0, 0) <= np.maximum(np.abs(prev) - 1.0, 0) + 1e-12).all()
-            prev = c
+            prev, prev_at = c, now
             first_after_enable = False
         if out.command is not None:
             assert np.isfinite(out.command).all()
