@@ -27,14 +27,13 @@ from typing import Any
 import numpy as np
 import rclpy
 from domain_coordinator import domain_id as private_domain
-from rclpy.parameter import Parameter
 
 from ..cells.cell import Cell
 from ..cells.robots import robot_spec
 from ..cells.tasks import make_task
 from ..presets import launch_plan, load_preset
 from .cell_nodes import create_cell_node
-from .runner import make_executor, run_node_in_thread, spin
+from .runner import make_executor, run_node_in_thread, set_enabled, spin
 
 # Seeds of evaluation scenes: disjoint from `sfp dataset record-sim` (seed 0 upwards).
 EVAL_SEED = 100_000
@@ -189,9 +188,7 @@ class CellLoop:
             time.sleep(0.005)
 
     def _set_enabled(self, on: bool) -> None:
-        res = self.node.set_parameters([Parameter("enabled", value=on)])
-        if not res[0].successful:
-            raise RuntimeError(f"could not set enabled={on}: {res[0].reason}")
+        set_enabled(self.node, on)
 
     def run_episode(self, index: int, on_progress: Callable[[float, float], None] | None = None) -> CellEpisode:
         """One episode (seed ``seed + index``); ``on_progress(sim t, cube height m)`` about 10

@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 import rclpy
 from domain_coordinator import domain_id as private_domain
-from rclpy.parameter import Parameter
 
 from ..presets import load_preset
 from ..sim.arm import forward_kinematics
-from .runner import make_executor, run_node_in_thread, spin
+from .runner import make_executor, run_node_in_thread, set_enabled, spin
 from .sim_nodes import SimWorld, create_sim_nodes
 
 log = logging.getLogger(__name__)
@@ -140,9 +139,7 @@ class ClosedLoop:
             time.sleep(0.01)
 
     def _set_enabled(self, on: bool) -> None:
-        res = self.node.set_parameters([Parameter("enabled", value=on)])
-        if not res[0].successful:
-            raise RuntimeError(f"could not set enabled={on}: {res[0].reason}")
+        set_enabled(self.node, on)
 
     def run_episode(self, index: int, on_progress: Callable[[float, float], None] | None = None) -> EpisodeResult:
         """One episode; ``on_progress(t, distance_to_target)`` is called ~10 times a second."""

@@ -80,6 +80,13 @@ def autostart(node: PolicyNode) -> bool:
     return node.trigger_configure() == ok and node.trigger_activate() == ok
 
 
+def set_enabled(node: PolicyNode, on: bool) -> None:
+    """Set the node's ``enabled`` parameter (as ``~/enable`` would); RuntimeError if refused."""
+    res = node.set_parameters([Parameter("enabled", value=on)])
+    if not res[0].successful:
+        raise RuntimeError(f"could not set enabled={on}: {res[0].reason}")
+
+
 class NodeRunner:
     """A PolicyNode spinning on its own executor in a daemon thread. ``stop()`` deactivates
     (holding the last command), destroys the node and joins the thread; also a context manager."""
