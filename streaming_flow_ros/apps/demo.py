@@ -26,6 +26,8 @@ CELL_ROBOTS = ("panda", "ur5e")
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", choices=(*CELL_ROBOTS, "sim"), default="panda",
                    help="a MuJoCo arm cell picking up a cube, or the 3-joint planar sim")
+    p.add_argument("--task", choices=("lift", "pick_either"), default="lift",
+                   help="cells: lift the cube, or lift either of two cubes (needs --checkpoint)")
     p.add_argument("--episodes", type=int, default=None, help="default: 3 (cells), 6 (sim)")
     p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped default policy)")
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
@@ -80,12 +82,12 @@ def run_cell(args: argparse.Namespace, out: Path) -> int:
     from ..ros.cell_loop import summarize as summarize_cell
     from .eval_cell import shipped_checkpoint
 
-    checkpoint = args.checkpoint or shipped_checkpoint(args.robot, "lift")
+    checkpoint = args.checkpoint or shipped_checkpoint(args.robot, args.task)
     tty = sys.stdout.isatty()
     print(f"streaming_flow_ros demo: MuJoCo {args.robot} cell (scene + wrist camera, gripper) + policy node at "
-          f"{args.rate:g} Hz under /clock, Lift ({checkpoint}), {args.episodes} episodes")
+          f"{args.rate:g} Hz under /clock, {args.task} ({checkpoint}), {args.episodes} episodes")
     results = []
-    with CellLoop(args.robot, "lift", checkpoint, args.rate, seed=args.seed, domain_id=args.domain_id,
+    with CellLoop(args.robot, args.task, checkpoint, args.rate, seed=args.seed, domain_id=args.domain_id,
                   snapshot_every_s=1.0) as loop:
         print(f"  DDS domain {loop.domain_id} (watch: ROS_DOMAIN_ID={loop.domain_id} ros2 topic echo "
               f"/policy_node/action)")
@@ -97,17 +99,18 @@ def run_cell(args: argparse.Namespace, out: Path) -> int:
 
             r = loop.run_episode(i, progress)
             results.append(r)
-            what = f"lifted the cube in {r.time_to_success:.1f} s" if r.success else \
+            cube = f"the {r.outcome['object']} cube" if r.outcome.get("object") else "the cube"
+            what = f"lifted {cube} in {r.time_to_success:.1f} s" if r.success else \
                 f"did not lift it (peak {r.max_cube_height * 100:.1f} cm)"
             print(("\r" if tty else "") + f"  episode {i + 1}/{args.episodes}: {what}"
                   f"{', touched the table' if r.collision else ''} (seed {r.seed})" + " " * 10, flush=True)
         node = loop.node_summary()
     s = summarize_cell(results, node)
-    s.update(robot=args.robot, task="lift", checkpoint=checkpoint, control_rate_hz=args.rate)
+    s.update(robot=args.robot, task=args.task, checkpoint=checkpoint, control_rate_hz=args.rate)
     print(f"\nsummary: lifted {sum(r.success for r in results)}/{len(results)}, table contact "
           f"{s['collision_rate']:.2f}, ticks {s['ticks_ratio']:.3f} of expected, observation->command p50 "
           f"{s['obs_to_cmd_p50_ms']:.0f} ms (simulated)")
-    contact_sheet(results, out / "demo.png", f"{args.robot}: Lift through the policy node")
+    contact_sheet(results, out / "demo.png", f"{args.robot}: {args.task} through the policy node")
     (out / "demo.json").write_text(json.dumps(s, indent=2, default=float))
     print(f"\npicture: {out / 'demo.png'}\nnumbers: {out / 'demo.json'}")
     return 0
