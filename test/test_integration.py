@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streaming_flow_ros.policy.control import ControlLoop, LoopConfig, TickInputs
-from streaming_flow_ros.policy.integration import WorkerIntegration, choose_stride, with_integration
+from streaming_flow_ros.policy.integration import (
+    WorkerIntegration,
+    choose_stride,
+    integration_values,
+    integration_warning,
+    with_integration,
+)
 from streaming_flow_ros.policy.protocol import RuntimeConfig, StepResult
 from streaming_flow_ros.policy.safety import SafetyLimits
 from streaming_flow_ros.spec import IOSpec
@@ -172,6 +178,10 @@ def test_a_tick_never_waits_for_a_stuck_network_and_resumes_without_a_jump():
     ticker.join(10.0)
     assert not ticker.is_alive(), "a tick waited for the network"
     assert policy.stats.stalls > 0
+    values = integration_values(policy)  # what the node's /diagnostics carries
+    assert values["integration_stalls"] == policy.stats.stalls and values["integration_stride"] == 2
+    assert "integration worker behind" in integration_warning(values, 0)
+    assert integration_warning(values, policy.stats.stalls) == ""  # no new stall since the last report
     stalled = np.array([r.action for r in held])
     assert np.abs(np.diff(np.vstack([first, stalled]), axis=0)).max() < 0.05
     assert np.array_equal(stalled[-1], stalled[-2])  # holding

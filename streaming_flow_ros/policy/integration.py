@@ -189,6 +189,30 @@ class IntegrationStats:
     step_samples: deque = field(default_factory=lambda: deque(maxlen=4096))
 
 
+def integration_values(policy: object) -> dict[str, float | int]:
+    """The worker integration's counters (policy/integration.py) when the node runs one: ticks
+    per flow step, ticks from a plan's start to its hand-over, stalls (ticks that repeated the
+    last command because the worker was behind) and the mean flow-step time; {} otherwise."""
+    stats = getattr(policy, "stats", None)
+    if stats is None or not hasattr(stats, "stalls"):
+        return {}
+    mean_ms = stats.step_s / stats.steps * 1e3 if stats.steps else float("nan")
+    return {"integration_stride": stats.stride, "integration_handover_ticks": stats.delay_ticks,
+            "integration_stalls": stats.stalls, "integration_step_mean_ms": mean_ms,
+            "integration_errors": stats.errors}
+
+
+def integration_warning(values: dict[str, float | int], stalls_before: int) -> str:
+    """A diagnostics message when the worker integration stalled since the last report (its
+    counter had ``stalls_before``), or ""."""
+    stalls = values.get("integration_stalls", 0) - stalls_before
+    if stalls <= 0:
+        return ""
+    return (f"integration worker behind: {stalls} ticks repeated the last command (flow step "
+            f"{values['integration_step_mean_ms']:.1f} ms, {values['integration_stride']} ticks per step): "
+            f"raise ticks_per_step or use a smaller net")
+
+
 class WorkerIntegration:
     """A RuntimePolicy streaming ``inner`` (a runtime built at control_rate / ``stride``) at the
     control rate, integrating it on a worker (module docstring). ``config``: the deployment

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+from ..policy.integration import integration_values, integration_warning
 from .telemetry import diagnostic_status, one_line
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Diagnostics:
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         node.create_timer(node.params.diagnostics_period, self.publish)
         self._last_log = time.monotonic()
+        self._stalls = 0
 
     def publish(self) -> None:
         node = self._node
@@ -51,13 +53,16 @@ class Diagnostics:
         ages = {k: v * 1e3 for k, v in inputs.buffer.ages(now).items()} if inputs is not None else {}
         fps = tel.frame_rates(time.monotonic())
         slow = slow_cameras(fps, node.policy.spec.data_rate_hz) if state == "active" and node.policy else ""
-        reason = "; ".join(r for r in (node.status_reason, slow) if r)
+        integ = integration_values(node.policy) if node.policy is not None else {}
+        behind = integration_warning(integ, self._stalls)
+        self._stalls = integ.get("integration_stalls", 0)
+        reason = "; ".join(r for r in (node.status_reason, slow, behind) if r)
         level = OK if state == "active" and not reason else WARN
         if tel.tick_errors or tel.prepare_errors or reason.startswith("configure failed"):
             level = ERROR
         values = {"state": state, "enabled": cfg.enabled, "command_mode": cfg.output.command_mode,
                   **s, **{f"obs_age_{k}_ms": v for k, v in ages.items()},
-                  **{f"camera_{k}_fps": v for k, v in fps.items()}, "last_error": tel.last_error}
+                  **{f"camera_{k}_fps": v for k, v in fps.items()}, **integ, "last_error": tel.last_error}
         arr = DiagnosticArray()
         arr.header.stamp = node.get_clock().now().to_msg()
         message = reason or f"{state}, enabled={cfg.enabled}"
