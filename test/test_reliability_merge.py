@@ -1,4 +1,5 @@
-"""Live node over DDS: split joint states stream; hostile joint states never delay ~/enable."""
+"""Live node over DDS: split joint states stream; hostile joint states never delay ~/enable; the
+worker integration reports its hand-over and counters."""
 
 from __future__ import annotations
 
@@ -87,3 +88,22 @@ def test_diagnostics_say_when_camera_frames_are_lost(ckpt):
         assert wait_until(said, 6.0), lv.peer.take(lv.peer.diagnostics)[-1].status[0].message
         values = {kv.key: kv.value for kv in lv.peer.take(lv.peer.diagnostics)[-1].status[0].values}
         assert 2.0 <= float(values["camera_cam_fps"]) <= 6.0, values
+
+
+def test_worker_integration_reports_its_handover_and_counters(ckpt):
+    """With ``integration: worker`` a started plan takes over 2 strides of ticks later: the node's
+    observation-to-command latency counts that hand-over, and /diagnostics carries the worker's
+    counters (stride, hand-over, stalls)."""
+    with live_node(ckpt, params={"integration": "worker", "ticks_per_step": 2}) as lv:
+        handover = lv.node.policy.handover_s
+        assert handover == pytest.approx(4 / lv.node.params_in_effect.loop.control_rate_hz)
+
+        def reported():
+            msgs = lv.peer.take(lv.peer.diagnostics)
+            return msgs and any(kv.key == "integration_stride" for kv in msgs[-1].status[0].values)
+        assert wait_until(reported, 6.0)
+        values = {kv.key: kv.value for kv in lv.peer.take(lv.peer.diagnostics)[-1].status[0].values}
+        assert values["integration_stride"] == "2" and values["integration_handover_ticks"] == "4", values
+        assert wait_until(lambda: len(lv.node.telemetry.snapshot("obs_to_cmd")) >= 3, 6.0)
+        assert min(lv.node.telemetry.snapshot("obs_to_cmd")) >= handover - 1e-9
+    assert_clean(lv.inv)

@@ -229,6 +229,8 @@ class WorkerIntegration:
         self.stride = int(stride)
         self.delay_ticks = 2 * self.stride
         self.lookahead = self.delay_ticks + self.stride
+        # a started plan's first command goes out this much later than the tick that started it
+        self.handover_s = self.delay_ticks / config.control_rate_hz
         self.stats = IntegrationStats(self.stride, self.delay_ticks, measured_step_s)
         self._D = inner.spec.action_dim
         self._cv = threading.Condition()

@@ -297,8 +297,8 @@ class PolicyNode(LifecycleNode):
                 self._emit(out)
             tel.ticks += 1
             tel.add("step", time.perf_counter() - t0)
-            if out.started is not None:
-                tel.add("obs_to_cmd", self.now_s() - out.started)
+            if out.started is not None:  # + a worker integration's hand-over: when the plan takes effect
+                tel.add("obs_to_cmd", self.now_s() - out.started + getattr(self.policy, "handover_s", 0.0))
 
     def _emit(self, out: TickOutput) -> None:
         """Publish a tick's decision and count it."""
