@@ -12,6 +12,7 @@ import pytest
 
 from streaming_flow_ros.bench.common import replace_section
 from streaming_flow_ros.bench.defaults import render as render_defaults
+from streaming_flow_ros.bench.step import render as render_step
 from streaming_flow_ros.ros.bench.contention import render as render_contention
 
 
@@ -36,6 +37,19 @@ def test_defaults_table_has_every_cell():
     assert "| horizon | true | 1.000 (0.50) | 1.200 (0.50) |" in text
     assert "| observation | false | 0.000 (0.50) | 0.200 (0.50) |" in text
     assert text.count("| horizon |") == 4 and "CPU steal during the run: 1.0%" in text
+
+
+def test_step_table():
+    row = {"p50_ms": 0.0812, "p99_ms": 0.156, "max_ms": 5.15, "prepare": {"p50_ms": 0.296, "p99_ms": 0.523},
+           "params": 714503, "ticks": 20000}
+    doc = {"state": row, "image": {**row, "params": 1072295}, "image_midpoint": {**row, "ticks": 10000},
+           "cpu_steal": 0.012, "torchscript": False,
+           "machine": {"torch_threads": 1, "cpu_count": 2, "load_avg_1_5_15": [5.3, 4.0, 2.8], "nice": 15}}
+    text = render_step(doc)
+    assert "| state (7 joints) | 0.71 | 0.081 / 0.156 / 5.2 | 0.30 / 0.52 | 20,000 |" in text
+    assert "| image (7 joints, one 96x96 camera) | 1.07 |" in text and "| 10,000 |" in text
+    assert "CPU steal during the run 1.2 %, load average at the start [5.3, 4.0, 2.8], niceness 15" in text
+    assert "Command: `sfp bench step --ticks 20000`." in text
 
 
 def test_contention_table():
@@ -116,5 +130,5 @@ def test_docs_refuse_a_document_without_its_markers(tmp_path):
 
     (tmp_path / "BENCHMARKS.md").write_text("# no markers\n")
     (tmp_path / "RELIABILITY.md").write_text((ROOT / "docs" / "RELIABILITY.md").read_text())
-    with pytest.raises(ValueError, match="no <!-- scale:begin -->"):
+    with pytest.raises(ValueError, match="no <!-- step:begin -->"):
         bench_docs.run(_docs_args(tmp_path, ROOT / "docs" / "results", check=True))

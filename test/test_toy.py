@@ -8,6 +8,7 @@ import json
 import pytest
 
 from streaming_flow_ros.cli import main as sfp_main
+from streaming_flow_ros.toy.report import render
 from streaming_flow_ros.toy.run import run_toys
 
 
@@ -53,3 +54,21 @@ def test_sfp_toy_cli_writes_json_and_png(tmp_path, capsys):
     assert set(d["crossing"]) >= {"marginal_distance", "splice_rate"}
     assert "success_rate" in d["obstacle"]
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert render(d).count("| bifurcation |") == 2  # the docs table reads what the CLI writes
+
+
+def test_docs_table_of_a_toy_json():
+    """`sfp bench docs` draws the T1 table from this shape: one row per variant, each task's own
+    metrics in its columns, the command from the settings."""
+    variant = {"sigma0": 0.05, "k": 2.5, "sigma1": 0.05}
+    doc = {"bifurcation_latent": {"marginal_distance": 0.25, "mode_balance_error": 0.4, "averaged_fraction": 0.0},
+           "crossing": {"marginal_distance": 0.0671, "splice_rate": 0.784},
+           "total_seconds": 66.4,
+           "settings": {"steps": 2500, "samples": 1000, "seed": 3, "variants": [
+               {**variant, "task": "bifurcation", "path": "latent", "sigma0": 0.02, "sigma1": 0.2},
+               {**variant, "task": "crossing", "path": "stabilizing"}]}}
+    text = render(doc)
+    assert "| bifurcation | latent from a0 exactly (σ0 0.02, k 2.5, σ1 0.2) | 0.250 | 0.400 | 0.0% |  |" in text
+    assert "| crossing | stabilising from N(a0, σ0²) (σ0 0.05, k 2.5) | 0.067 |  |  | 78.4% |  |  |  |" in text
+    assert "Training seed 3, 2,500 training steps and 1,000 sampled trajectories per toy in 66.4 s" in text
+    assert "`sfp toy --steps 2500 --samples 1000 --seed 3`" in text

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..ros.bench import contention
-from . import camera_transport, cells, defaults, reaction, scale
+from ..toy import report as toy_report
+from . import camera_transport, cells, defaults, reaction, scale, step
 from .common import replace_in_text
 from .pusht import summarize
 
@@ -48,8 +49,11 @@ class Figure:
 
 BENCH, RELIABILITY = "BENCHMARKS.md", "RELIABILITY.md"
 SECTIONS: tuple[Section, ...] = (
+    Section(BENCH, "step", ("step.json",), step.render,
+            "sfp bench step --ticks 20000 --json docs/results/step.json"),
     Section(BENCH, "scale", ("scale.json",), scale.render,
             "sfp bench scale --node --json docs/results/scale.json"),
+    Section(BENCH, "toy", ("toy.json",), toy_report.render, "sfp toy --json docs/results/toy.json"),
     Section(BENCH, "defaults", ("defaults.json",), defaults.render,
             "sfp bench defaults --pusht-checkpoint CKPT --json docs/results/defaults.json"),
     Section(BENCH, "executors", ("executors.json",), summarize.render,

@@ -4,6 +4,7 @@ Measures ``policy.step()`` (one Euler step = one velocity-net pass, features cac
 state-only and an image (one 96x96 camera) model, plus ``prepare()`` (the encoder, i.e. the
 time to first action after a new observation), with torch on 1 thread, batch 1. The models are
 real but untrained: weights do not change the cost. Optionally also times toy training.
+``render`` draws the table of docs/BENCHMARKS.md from the JSON (`sfp bench docs`).
 
     sfp bench step [--ticks 5000] [--json PATH] [--torchscript] [--toy]
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from ..nets.model import ModelConfig
 from ..policy.protocol import Observation, RuntimeConfig
 from ..policy.streaming import load_policy
 from ..spec import CameraSpec, IOSpec
-from .common import percentiles_ms
+from .common import CpuSteal, machine_info, percentiles_ms, versions
 
 JOINTS = tuple(f"joint{i}" for i in range(1, 8))  # a 7-DoF arm
 
@@ -79,7 +80,12 @@ def bench_model(spec: IOSpec, ticks: int, torchscript: bool, integrator: str = "
 
 
 def run_bench(ticks: int = 5000, torchscript: bool = False, toy: bool = False) -> dict:
+    """The whole benchmark as its JSON document; ``cpu_steal`` is the hypervisor's share over the
+    run, ``machine`` the load average at the start and this process's niceness (on a shared VM they
+    say how far the times can be trusted)."""
     torch.set_num_threads(1)
+    machine = {**machine_info(), "nice": os.nice(0)}
+    steal = CpuSteal()
     out: dict = {name: bench_model(spec, ticks, torchscript) for name, spec in _specs().items()}
     out["image_midpoint"] = bench_model(_specs()["image"], ticks // 2, torchscript, "midpoint")
     if toy:
@@ -89,10 +95,33 @@ def run_bench(ticks: int = 5000, torchscript: bool = False, toy: bool = False) -
         res, _ = run_toys(steps=2000, n=200)
         out["toy_train_seconds"] = {k: v.get("train_seconds") for k, v in res.items() if isinstance(v, dict) and "train_seconds" in v}
         out["toy_total_seconds"] = round(time.perf_counter() - t0, 1)
-    out["machine"] = {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
-                      "cpu": platform.processor() or platform.machine()}
+    out["cpu_steal"] = steal.share()
+    out["machine"] = machine
+    out["versions"] = versions(("torch", "numpy"))
     out["torchscript"] = torchscript
     return out
+
+
+# JSON key -> the row's label in the docs table, in table order
+ROWS = {"state": "state (7 joints)", "image": "image (7 joints, one 96x96 camera)",
+        "image_midpoint": "image, midpoint integrator"}
+
+
+def render(doc: dict) -> str:
+    """Markdown for docs/BENCHMARKS.md: one row per model, then the run's CPU steal, load average
+    and command (on a shared VM they say how far the times can be trusted)."""
+    head = "| model | parameters (M) | step p50 / p99 / max | encode (prepare) p50 / p99 | timed steps |"
+    out = [head, "|---|---|---|---|---|"]
+    for key, label in ROWS.items():
+        m = doc[key]
+        out.append(f"| {label} | {m['params'] / 1e6:.2f} | {m['p50_ms']:.3f} / {m['p99_ms']:.3f} / {m['max_ms']:.1f} | "
+                   f"{m['prepare']['p50_ms']:.2f} / {m['prepare']['p99_ms']:.2f} | {m['ticks']:,} |")
+    machine = doc["machine"]
+    command = f"sfp bench step --ticks {doc['state']['ticks']}" + (" --torchscript" if doc["torchscript"] else "")
+    out += ["", (f"Times in ms; torch {machine['torch_threads']} thread, batch 1, {machine['cpu_count']} cores; "
+                 f"CPU steal during the run {100 * doc['cpu_steal']:.1f} %, load average at the start "
+                 f"{machine.get('load_avg_1_5_15', '?')}, niceness {machine.get('nice', '?')}. Command: `{command}`.")]
+    return "\n".join(out)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -109,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         m = out[name]
         print(f"{name:16s} {m['params']:9d} {m['p50_ms']:8.3f}ms {m['p99_ms']:8.3f}ms {m['max_ms']:8.2f}ms "
               f"{m['prepare']['p50_ms']:9.3f}ms {m['prepare']['p99_ms']:9.3f}ms")
+    print(f"CPU steal {100 * out['cpu_steal']:.1f} %; load average at the start {out['machine'].get('load_avg_1_5_15')}")
     if "toy_train_seconds" in out:
         print(f"toy training seconds: {out['toy_train_seconds']} (total {out['toy_total_seconds']} s)")
     if args.json:
