@@ -43,6 +43,9 @@ class GripperSpec:
     joint_damping: float = 0.0
     # m, grip site above the centre of a 4 cm cube at a top grasp (scripted expert, cells/expert.py)
     grasp_offset: float = 0.0
+    # m, the wrist camera's position in the arm's hand frame (None: robosuite's eye_in_hand,
+    # 5 cm off the flange axis at the flange). A long gripper needs it nearer the fingertips.
+    wrist_camera_pos: tuple[float, float, float] | None = None
 
     def joint_from_width(self, width: float) -> float:
         return self.joint_offset + self.joint_scale * width
@@ -89,6 +92,11 @@ ROBOTIQ_85 = GripperSpec(
     # robosuite's kp 20 stalls the linkage half open (0.045 m); kp 60 alone goes unstable at
     # 2 ms steps: with a little armature and damping it closes to ~0.024 m and stays stable.
     kp=60.0, kv=1.0, joint_armature=0.005, joint_damping=0.05,
+    # At the flange (robosuite's eye_in_hand) the 2F-85's knuckles fill the lower third of the
+    # view and the cube stays a few pixels wide until the last centimetres (the UR5e Lift policy
+    # learned from it ignored where the cube was). 4 cm down the tool and 8 cm off its axis, as a
+    # camera on a wrist mount sits, the fingertips frame the cube (the Franka Hand is 5 cm shorter).
+    wrist_camera_pos=(0.08, 0.0, 0.04),
     # The pads sit 1.8 cm above the grip site and rise as the linkage closes: at the site's
     # height they slide over a 4 cm cube's top; 1.2 cm lower they close on its sides.
     grasp_offset=-0.012,

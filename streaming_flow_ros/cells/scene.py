@@ -108,6 +108,8 @@ def build_spec(robot: RobotSpec, max_image_size: tuple[int, int] = (640, 480)) -
     wb.add_camera(name="scene", pos=[0.5, 0, 1.35], quat=[0.653, 0.271, 0.271, 0.653], fovy=45)
 
     arm = _load(root / "robots" / robot.robot_dir / "robot.xml")
+    if robot.gripper.wrist_camera_pos is not None:
+        arm.camera("eye_in_hand").pos = list(robot.gripper.wrist_camera_pos)
     for act in list(arm.actuators):  # robosuite's torque motors: become position servos below
         arm.delete(act)
     for name in robot.model_joints:
