@@ -275,3 +275,29 @@ def test_start_with_explicit_anchor_continues_from_it(ckpt):
     assert np.allclose(p.step().action, q.step().action)
     with pytest.raises(ValueError, match="anchor"):
         p.start(plan, anchor=np.array([np.inf, 0, 0]))
+
+
+def test_latent_z0_is_kept_across_reanchors_with_start_noise_first(tmp_path):
+    """The latent variant's z0 chooses the mode: with start_noise "first" one z0 serves every
+    plan until reset() (re-anchors keep the mode), with "every" each plan draws its own."""
+    from streaming_flow_ros.nets.model import ModelConfig
+
+    cfg = ModelConfig(path="latent", sigma0=0.01, sigma1=0.1, hidden=32, depth=2, image_channels=(8,), num_keypoints=4, image_feat_dim=8)
+    c = make_untrained_checkpoint(tmp_path / "l.safetensors", tiny_spec(), config=cfg)
+
+    def z0s(start_noise: str) -> list[np.ndarray]:
+        """The first step of three plans started at the same anchor and observation (the step
+        depends on z0 alone); a reset before the third."""
+        p = load_policy(c, RuntimeConfig(seed=3, start_noise=start_noise))
+        p.reset(np.zeros(3))
+        out = []
+        for i in range(3):
+            if i == 2:
+                p.reset(np.zeros(3))  # a new episode: a new draw
+            p.start(p.prepare(obs()), anchor=np.zeros(3))
+            out.append(p.step().action)
+        return out
+
+    first, every = z0s("first"), z0s("every")
+    assert np.array_equal(first[0], first[1]) and not np.array_equal(first[1], first[2])
+    assert not np.array_equal(every[0], every[1]) and not np.array_equal(every[1], every[2])

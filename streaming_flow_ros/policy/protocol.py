@@ -73,7 +73,9 @@ class RuntimeConfig:
         demonstrations are multimodal.
     start_noise: when start_sigma applies: "first" (only the first start after reset(): one
         mode-choosing kick from rest, then deterministic re-anchors that keep the mode) or
-        "every" (every re-anchor; jittery at high re-anchor rates).
+        "every" (every re-anchor; jittery at high re-anchor rates). For a latent-path checkpoint
+        the same choice applies to its z0: "first" draws one z0 per reset and keeps it across
+        re-anchors (one mode per episode), "every" draws a new one per plan.
     seed: seed of the runtime's random generator (latent z0, start noise).
     threads: torch intra-op and BLAS threads for the runtime (1 keeps tick jitter low; process-wide).
     backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".

@@ -97,6 +97,7 @@ class StreamingFlowPolicy:
         self._plan: SFPPlan | None = None
         self._last: np.ndarray | None = None
         self._fresh = True  # the next start() is the first since reset(): start noise applies
+        self._z0: np.ndarray | None = None  # latent variant: the z0 in use (start_noise "first": per enable)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -162,8 +163,10 @@ class StreamingFlowPolicy:
         a_n = self.action_norm.normalize(a0)
         if self.config.start_sigma > 0 and (self.config.start_noise == "every" or self._fresh):
             a_n = a_n + self.config.start_sigma * torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
-        if self._latent:
-            a_n = np.concatenate([a_n, torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()])
+        if self._latent:  # z0 picks the mode: one per enable ("first": kept across re-anchors) or per plan
+            if self._z0 is None or self._fresh or self.config.start_noise == "every":
+                self._z0 = torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
+            a_n = np.concatenate([a_n, self._z0])
         lag = self.elapsed_ticks(float(now) - plan.stamp) if now is not None and self.config.skip_elapsed else 0
         self._x, self._k, self._lag, self._plan, self._fresh = a_n.astype(np.float32), 0, lag, plan, False
         if self._last is None:
