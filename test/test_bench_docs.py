@@ -125,10 +125,21 @@ def test_docs_check_finds_drift_and_regeneration_fixes_it(tmp_path):
     assert "<!-- cameras_4k:begin -->\nNot yet measured" in reliability
 
 
+def test_figures_are_drawn_from_the_results_present(tmp_path):
+    """--figures draws latency.png from docs/results/latency.json (and nothing whose JSON is absent)."""
+    from streaming_flow_ros.bench import docs as bench_docs
+
+    results = tmp_path / "results"
+    results.mkdir()
+    shutil.copy(ROOT / "docs" / "results" / "latency.json", results / "latency.json")
+    assert bench_docs.draw_figures(results, tmp_path / "img") == [tmp_path / "img" / "latency.png"]
+    assert (tmp_path / "img" / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_docs_refuse_a_document_without_its_markers(tmp_path):
     from streaming_flow_ros.bench import docs as bench_docs
 
     (tmp_path / "BENCHMARKS.md").write_text("# no markers\n")
     (tmp_path / "RELIABILITY.md").write_text((ROOT / "docs" / "RELIABILITY.md").read_text())
-    with pytest.raises(ValueError, match="no <!-- step:begin -->"):
+    with pytest.raises(ValueError, match="no <!-- latency:begin -->"):
         bench_docs.run(_docs_args(tmp_path, ROOT / "docs" / "results", check=True))

@@ -8,7 +8,7 @@ import pytest
 from _core_helpers import tiny_spec
 
 from streaming_flow_ros.bench.common import format_table, percentiles_ms
-from streaming_flow_ros.bench.latency import METHODS
+from streaming_flow_ros.bench.latency import METHODS, render
 from streaming_flow_ros.cli import main as sfp_main
 
 KEYS = ("ttfa_ms_p50", "ttfa_ms_p99", "step_ms_p99", "ms_per_action")
@@ -40,6 +40,8 @@ def test_quick_bench_writes_the_documented_json(tmp_path, capsys):
     assert doc["machine"]["cpu_count"] >= 1 and doc["settings"]["torch_threads"] == 1
     text = capsys.readouterr().out
     assert "dp_ddpm" in text and "TTFA xSFP" in text
+    assert doc["command"] == "sfp bench latency --quick --rounds 2" and 0 <= doc["cpu_steal"] < 1
+    assert "| dp_ddpm |" in render(doc) and "Spec state (6 joints, no camera" in render(doc)
     # the documentation figure is drawn from this JSON; a missing input only skips its figure
     none = tmp_path / "none.json"
     assert sfp_main(["bench", "plot", "--latency", str(out), "--sim", str(none), "--pusht", str(none), "--pusht-pixels", str(none),
@@ -73,6 +75,34 @@ def test_bench_with_a_given_checkpoint(tmp_path):
     assert doc["primary_spec"] == "checkpoint" and doc["specs"]["checkpoint"]["given"] == ["fm_chunk"]
     _check_methods(doc["methods"])
     assert doc["methods"]["fm_chunk"]["params"]["net"] < doc["methods"]["dp_ddim"]["params"]["net"]
+
+
+def test_docs_table_with_the_node_column():
+    """`sfp bench docs` draws the latency section from this shape: the primary spec's rows with
+    their node run, the other spec's TTFA ratios, the run's steal, load, niceness and command."""
+    def row(ttfa, x):
+        return {"params": {"total": 1_072_295}, "ttfa_ms_p50": ttfa, "ttfa_ms_p99": 2 * ttfa, "step_ms_p99": 0.41,
+                "ms_per_action": ttfa / 8, "x_sfp": {"ttfa_ms_p50": x}}
+
+    node = {"ticks_ratio": 0.9999, "period_err_p99_ms": 1.25, "obs_to_cmd_p50_ms": 8.4, "obs_to_cmd_p99_ms": 12.4,
+            "cpu_steal": 0.001}
+    spec = {"joints": 6, "cameras": ["camera 96x96x3"], "data_rate_hz": 10.0}
+    doc = {"primary_spec": "image", "methods": {"sfp": row(0.92, 1.0), "dp_ddpm": row(346.0, 374.2)},
+           "specs": {"image": {"spec": spec, "given": []},
+                     "state": {"spec": {**spec, "cameras": []}, "given": [],
+                               "methods": {"sfp": row(0.5, 1.0), "dp_ddim": row(19.0, 38.0)}}},
+           "node": {"rate_hz": 100.0, "seconds": 10.0, "methods": {"sfp": node},
+                    "camera": {"width": 320, "height": 240, "rate_hz": 30.0}, "joint_rate_hz": 100.0},
+           "cpu_steal": 0.002, "command": "sfp bench latency --node --node-seconds 10",
+           "machine": {"cpu_count": 2, "load_avg_at_start": [1.5, 1.2, 1.0], "load_avg_1_5_15": [1.6, 1.3, 1.0], "nice": 0},
+           "settings": {"torch_threads": 1, "batch": 1, "rounds": 30, "round_budget_s": 0.1, "seconds": 61.2}}
+    text = render(doc)
+    assert "| sfp | 1.07 | 0.92 | 1.84 | 0.41 | 0.12 | 1.00 | 99.99 %, 1.25, 8.40 / 12.4, 0.1 % |" in text
+    assert "| dp_ddpm | 1.07 | 346 | 692 | 0.41 | 43.2 | 374 |\n" in text + "\n"  # no node run: no node cell
+    assert "Spec state (6 joints, no camera, data 10 Hz, untrained weights): TTFA ÷ SFP dp_ddim 38." in text
+    assert "a 320x240 camera at 30 Hz and joint states at 100 Hz" in text
+    assert "CPU steal over the rounds 0.2 %" in text and "niceness 0" in text
+    assert text.endswith("Command: `sfp bench latency --node --node-seconds 10`.")
 
 
 def test_common_helpers():

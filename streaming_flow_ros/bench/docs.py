@@ -24,7 +24,7 @@ from typing import Any
 
 from ..ros.bench import contention
 from ..toy import report as toy_report
-from . import camera_transport, cells, defaults, reaction, scale, step
+from . import camera_transport, cells, defaults, latency, plots, reaction, scale, step
 from .common import replace_in_text
 from .pusht import summarize
 
@@ -49,6 +49,8 @@ class Figure:
 
 BENCH, RELIABILITY = "BENCHMARKS.md", "RELIABILITY.md"
 SECTIONS: tuple[Section, ...] = (
+    Section(BENCH, "latency", ("latency.json",), latency.render,
+            "sfp bench latency --node --node-seconds 10 --json docs/results/latency.json"),
     Section(BENCH, "step", ("step.json",), step.render,
             "sfp bench step --ticks 20000 --json docs/results/step.json"),
     Section(BENCH, "scale", ("scale.json",), scale.render,
@@ -71,8 +73,16 @@ SECTIONS: tuple[Section, ...] = (
     Section(RELIABILITY, "contention", ("contention.json",), contention.render,
             "sfp bench contention --json docs/results/contention.json"),
 )
+
+
+def _latency_figure(doc: dict[str, Any], png: Path) -> None:
+    """``plots.plot_latency`` names its file itself (latency.png): draw it in ``png``'s directory."""
+    plots.plot_latency(doc, png.parent)
+
+
 FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
+    Figure("latency.json", "latency.png", _latency_figure),
 )
 
 

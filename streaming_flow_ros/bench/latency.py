@@ -23,7 +23,9 @@ Per method (one chunk = prepare, start, then action_horizon = 8 ticks):
   (100 Hz / data rate) x median step: the compute a 100 Hz controller spends per data period
   (SFP then takes 10 flow steps per data period; a chunk policy 10 interpolations).
 Methods are interleaved round by round (rotating order) so background load on a noisy machine
-hits them alike; the load average is recorded under "machine". Report ratios, not lone times.
+hits them alike; the load average and niceness are recorded under "machine", the CPU steal of
+the rounds under "cpu_steal". Report ratios, not lone times. ``render`` draws the table of
+docs/BENCHMARKS.md from the JSON (`sfp bench docs`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import format_table, machine_info, percentiles_ms, torch_threads, versions
+from .common import CpuSteal, format_table, machine_info, percentiles_ms, torch_threads, versions
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +281,7 @@ def run_latency(settings: BenchSettings | None = None, checkpoints: dict[str, Pa
     checkpoints = {k: Path(v) for k, v in (checkpoints or {}).items() if v is not None}
     t0 = time.perf_counter()
     load_at_start = machine_info().get("load_avg_1_5_15")
+    steal = CpuSteal()
     with torch_threads(1), tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         specs_out: dict[str, Any] = {}
         if checkpoints:
@@ -297,11 +301,12 @@ def run_latency(settings: BenchSettings | None = None, checkpoints: dict[str, Pa
                 specs_out[name] = bench_spec(ckpts, settings)
                 specs_out[name]["given"] = []
             primary = PRIMARY_SPEC
-        machine = {**machine_info(), "load_avg_at_start": load_at_start}
+        machine = {**machine_info(), "load_avg_at_start": load_at_start, "nice": os.nice(0)}
     return {
         "methods": specs_out[primary]["methods"],
         "primary_spec": primary,
         "specs": specs_out,
+        "cpu_steal": steal.share(),
         "machine": machine,
         "versions": versions(),
         "settings": {**settings.__dict__, "torch_threads": 1, "batch": 1, "control_rate": "data rate",
@@ -343,6 +348,14 @@ def format_report(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces a measurement (the options that shape it; not --json)."""
+    opts = [("--quick", args.quick), ("--rounds", args.rounds), ("--seed", args.seed or None),
+            ("--sfp", args.sfp), ("--sfp-k0", args.sfp_k0), ("--dp", args.dp), ("--fm-chunk", args.fm_chunk),
+            ("--node", args.node), ("--node-seconds", f"{args.node_seconds:g}" if args.node else None)]
+    return " ".join(["sfp bench latency"] + [k if v is True else f"{k} {v}" for k, v in opts if v not in (None, False)])
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="few rounds (CI; < 60 s)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
@@ -367,6 +380,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(**{**settings.__dict__, **overrides})
     ckpts = {"sfp": args.sfp, "sfp_k0": args.sfp_k0, "dp": args.dp, "fm_chunk": args.fm_chunk}
     doc = run_latency(settings, ckpts)
+    doc["command"] = command_line(args)
     print(format_report(doc))
     if args.node:
         doc["node"] = run_node_comparison(3.0 if args.quick else args.node_seconds, settings.seed)
@@ -389,6 +403,10 @@ NODE_PARAMS: dict[str, dict] = {
 }
 
 
+NODE_IMAGE_SIZE = (320, 240)  # the live camera's frames, published at 30 Hz (ros/bench/node.py's feeder)
+NODE_JOINT_RATE_HZ = 100.0
+
+
 def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0,
                         methods: list[str] | None = None) -> dict[str, Any]:
     """Each method's (untrained, default-size, one 96x96 camera) checkpoint in the real node at
@@ -400,11 +418,14 @@ def run_node_comparison(seconds: float, seed: int = 0, rate: float = 100.0,
         ckpts = make_untrained_checkpoints(spec, Path(tmp), list(SLOT_KINDS), seed)
         slot = {"sfp": "sfp", "sfp_k0": "sfp_k0", "dp_ddpm": "dp", "dp_ddim": "dp", "fm_chunk": "fm_chunk"}
         chosen = {m: (str(ckpts[slot[m]]), NODE_PARAMS[m]) for m in (methods or NODE_PARAMS)}
-        res = compare_methods(chosen, rate=rate, seconds=seconds)
+        res = compare_methods(chosen, rate=rate, seconds=seconds, joint_rate=NODE_JOINT_RATE_HZ,
+                              image_size=NODE_IMAGE_SIZE)
     base = res["sfp"]["obs_to_cmd_p50_ms"]
     for r in res.values():
         r["obs_to_cmd_p50_x_sfp"] = r["obs_to_cmd_p50_ms"] / base if base > 0 else float("nan")
-    return {"rate_hz": rate, "seconds": seconds, "methods": res, "params": NODE_PARAMS}
+    return {"rate_hz": rate, "seconds": seconds, "methods": res, "params": NODE_PARAMS,
+            "camera": {"width": NODE_IMAGE_SIZE[0], "height": NODE_IMAGE_SIZE[1], "rate_hz": 30.0},
+            "joint_rate_hz": NODE_JOINT_RATE_HZ}
 
 
 def format_node_report(node: dict[str, Any]) -> str:
@@ -414,3 +435,60 @@ def format_node_report(node: dict[str, Any]) -> str:
         lines.append(f"{m:10s} {100 * r['ticks_ratio']:7.2f}% {r['period_err_p99_ms']:9.2f}ms "
                      f"{r['obs_to_cmd_p50_ms']:11.1f}ms {r['obs_to_cmd_p99_ms']:6.1f}ms {r['obs_to_cmd_p50_x_sfp']:6.1f}")
     return "\n".join(lines)
+
+
+def _ms(x: float) -> str:
+    """A time in ms with three significant digits or so (0.92, 31.5, 346)."""
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.0f}"
+
+
+def _node_cell(r: dict[str, Any]) -> str:
+    return (f"{100 * r['ticks_ratio']:.2f} %, {r['period_err_p99_ms']:.2f}, {_ms(r['obs_to_cmd_p50_ms'])} / "
+            f"{_ms(r['obs_to_cmd_p99_ms'])}, {100 * r['cpu_steal']:.1f} % |")
+
+
+def _rows(doc: dict[str, Any]) -> list[str]:
+    """The header and one row per method of the primary spec, with its node run when measured."""
+    node = doc.get("node", {}).get("methods", {})
+    head = ("| method | params (M) | TTFA p50 | TTFA p99 | step p99 | ms / action | TTFA ÷ SFP |"
+            + (" node: ticks, period err p99, obs → cmd p50 / p99, CPU steal |" if node else ""))
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for m, r in doc["methods"].items():
+        out.append(f"| {m} | {r['params']['total'] / 1e6:.2f} | {_ms(r['ttfa_ms_p50'])} | {_ms(r['ttfa_ms_p99'])} | "
+                   f"{r['step_ms_p99']:.2f} | {_ms(r['ms_per_action'])} | {_ratio(r['x_sfp']['ttfa_ms_p50'])} |"
+                   + (f" {_node_cell(node[m])}" if m in node else ""))
+    return out
+
+
+def _spec_line(res: dict[str, Any]) -> str:
+    s = res["spec"]
+    return (f"{s['joints']} joints, {', '.join(s['cameras']) or 'no camera'}, data {s['data_rate_hz']:g} Hz, "
+            + (f"checkpoints given: {', '.join(res['given'])}, others untrained" if res["given"] else "untrained weights"))
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Markdown for docs/BENCHMARKS.md: the primary spec's table (with the node column when
+    measured), the TTFA ratios of the other specs, then the run's load, steal and command."""
+    primary = doc["primary_spec"]
+    out = [f"Spec {primary}: {_spec_line(doc['specs'][primary])}; times in ms.", "", *_rows(doc)]
+    for name, res in doc["specs"].items():
+        if name != primary:
+            ratios = ", ".join(f"{m} {_ratio(r['x_sfp']['ttfa_ms_p50'])}" for m, r in res["methods"].items() if m != "sfp")
+            out += ["", f"Spec {name} ({_spec_line(res)}): TTFA ÷ SFP {ratios}."]
+    if "node" in doc:
+        n = doc["node"]
+        cam = n["camera"]
+        out += ["", (f"Node: each method in the real node at {n['rate_hz']:g} Hz for {n['seconds']:g} s, a "
+                     f"{cam['width']}x{cam['height']} camera at {cam['rate_hz']:g} Hz and joint states at "
+                     f"{n['joint_rate_hz']:g} Hz from another process over DDS; period error and obs → cmd in ms.")]
+    m, st = doc["machine"], doc["settings"]
+    out += ["", (f"Torch {st['torch_threads']} thread, batch {st['batch']}; {st['rounds']} interleaved rounds per "
+                 f"spec (each method at least {st['round_budget_s']:g} s a round), {st['seconds']:g} s, on "
+                 f"{m['cpu_count']} cores; CPU steal over the rounds {100 * doc['cpu_steal']:.1f} %, load average at the start "
+                 f"{m.get('load_avg_at_start', '?')} and the end {m.get('load_avg_1_5_15', '?')}, niceness "
+                 f"{m.get('nice', '?')}. Command: `{doc['command']}`.")]
+    return "\n".join(out)
