@@ -62,6 +62,9 @@ SECTIONS: tuple[Section, ...] = (
             "sfp bench pusht summarize EVAL.json... --json docs/results/executors.json"),
     Section(BENCH, "reaction", ("reaction.json",), reaction.render,
             "sfp bench reaction --checkpoint sfp=CKPT --checkpoint fm_chunk=CKPT --json docs/results/reaction.json"),
+    Section(BENCH, "reaction_cell", ("reaction_cell.json",), reaction.render,
+            "sfp bench reaction --cell panda --checkpoint sfp=CKPT --checkpoint fm_chunk=CKPT "
+            "--json docs/results/reaction_cell.json"),
     Section(BENCH, "cells", ("cells.json",), cells.render,
             "sfp bench cells --run ROBOT:TASK:METHOD=CKPT ... --json docs/results/cells.json"),
     Section(RELIABILITY, "cameras", ("camera_transport.json",), camera_transport.render,
@@ -83,6 +86,7 @@ def _latency_figure(doc: dict[str, Any], png: Path) -> None:
 FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
     Figure("latency.json", "latency.png", _latency_figure),
+    Figure("reaction_cell.json", "reaction_cell.png", reaction.plot),
 )
 
 

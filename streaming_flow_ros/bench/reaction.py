@@ -18,10 +18,14 @@ Protocol, per episode (seed e) and method:
 - **jerk RMS** of the commanded PD target (third difference / dt^3, px/s^3) over the
   perturbed rollout, and **seam jerk RMS**: the same at the ticks where a new plan started.
 
-Every method runs the same episodes, side by side, in one process.
+Every method runs the same episodes, side by side, in one process. ``--cell panda`` runs the
+same protocol on the MuJoCo arm cell (Panda Lift, the cube moved during the approach:
+bench/reaction_cell.py); the JSON then names its task, robot and units.
 
     sfp bench reaction --checkpoint sfp=runs/pusht/sfp/policy.safetensors \\
         --checkpoint fm_chunk=runs/pusht/fm/policy.safetensors --json runs/bench/reaction.json
+    sfp bench reaction --cell panda --checkpoint sfp=runs/cells/panda_lift/sfp/policy.safetensors \\
+        --checkpoint fm_chunk=runs/cells/panda_lift/fm/policy.safetensors --json runs/bench/reaction_cell.json
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,9 @@ CONTROL_MULT = 5  # 50 Hz control on 10 Hz data
 NO_REACTION_S = 3.0
 AFTER_S = 20.0
 DELAYS = (0, 1, 2, 4)  # data periods
+# What the JSON says about the protocol (render's caption; bench/reaction_cell.py about() for the cell)
+PUSHT = {"task": "pusht", "robot": None, "control_hz": 50.0, "eps_px": EPS_PX, "units": "px/s^3",
+         "protocol": "Push-T state, block displaced at 3-6 s"}
 # method label -> (policy type for the runtime, reanchor every N observations)
 VARIANTS = {"sfp": ("sfp", 1), "sfp_horizon": ("sfp", 8), "fm_chunk": ("fm_chunk", 8), "fm_rtc": ("fm_rtc", 8),
             "fm_async": ("fm_async", 8), "dp_ddim": ("dp_ddim", 8)}
@@ -141,8 +149,12 @@ def summarize(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def render(doc: dict[str, Any]) -> str:
-    out = [(f"Push-T state, block displaced at 3-6 s, {doc['episodes']} episodes per cell, control 50 Hz; "
-            "reaction p50 / p90 (ms), success after the perturbation, jerk RMS overall / at plan seams (px/s^3)"), "",
+    """The markdown table of a results JSON, captioned with its task's protocol and units (a
+    Push-T JSON written before they were recorded reads as Push-T)."""
+    about = {**PUSHT, **doc}
+    out = [(f"{about['protocol']}, {doc['episodes']} episodes per cell, control {about['control_hz']:.0f} Hz; "
+            f"reaction p50 / p90 (ms), success after the perturbation, jerk RMS overall / at plan seams "
+            f"({about['units']})"), "",
            "| method | delay, s | reaction p50 | reaction p90 | success after | jerk RMS | seam jerk RMS |",
            "|---|---|---|---|---|---|---|"]
     for method, per in doc["methods"].items():
@@ -168,6 +180,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     axes[1].set(xlabel="added observation delay, s", ylabel="success after perturbation", ylim=(0, 1.05),
                 title="recovery")
     axes[0].legend(fontsize=8)
+    fig.suptitle({**PUSHT, **doc}["protocol"].split(",")[0], fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -179,6 +192,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--delays", default=",".join(map(str, DELAYS)), help="data periods (0.1 s)")
     p.add_argument("--quick", action="store_true", help="2 episodes, delays 0 and 2")
+    p.add_argument("--cell", choices=("panda",), help="the MuJoCo arm cell (Lift) instead of Push-T")
     p.add_argument("--json", type=Path, help="write results here")
     p.add_argument("--plot", type=Path, help="write the figure here")
     p.add_argument("--render", type=Path, help="print the table of this JSON instead of measuring")
@@ -197,19 +211,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"give at least one --checkpoint METHOD=PATH (METHOD in {sorted(set(feeds.values()))})")
     episodes = 2 if args.quick else args.episodes
     delays = [0, 2] if args.quick else [int(d) for d in args.delays.split(",")]
+    if args.cell:
+        from . import reaction_cell  # MuJoCo: only for the cell
+
+        play, about = partial(reaction_cell.episode, robot=args.cell), reaction_cell.about(args.cell)
+    else:
+        play, about = episode, PUSHT
     steal, t0 = CpuSteal(), time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     for label, (path, method, every) in methods.items():
         results[label] = {}
         for delay in delays:
-            rows = [episode(path, method, every, seed, delay) for seed in range(episodes)]
+            rows = [play(path, method, every, seed, delay) for seed in range(episodes)]
             s = results[label][f"{delay / 10:.1f}"] = summarize(rows)
             print(f"{label:12s} delay {delay / 10:.1f} s: reaction p50 {s['reaction_ms_p50']:.0f} ms "
                   f"p90 {s['reaction_ms_p90']:.0f} ms, success {s['success_after_perturbation']:.2f}, "
                   f"jerk {s['jerk_rms']:.3g}, seam jerk {s['seam_jerk_rms']:.3g}", flush=True)
-    doc = {"machine": machine_info(), "episodes": episodes, "eps_px": EPS_PX, "control_hz": 50.0,
+    doc = {"machine": machine_info(), "episodes": episodes, **about,
            "methods": results, "cpu_steal": steal.share(), "seconds": time.perf_counter() - t0,
-           "command": "sfp bench reaction " + " ".join(f"--checkpoint {c}" for c in args.checkpoint)
+           "command": "sfp bench reaction " + (f"--cell {args.cell} " if args.cell else "")
+           + " ".join(f"--checkpoint {c}" for c in args.checkpoint)
            + (" --quick" if args.quick else f" --episodes {episodes} --delays {args.delays}")}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
