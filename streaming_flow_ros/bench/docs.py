@@ -67,6 +67,9 @@ SECTIONS: tuple[Section, ...] = (
             "--json docs/results/reaction_cell.json"),
     Section(BENCH, "cells", ("cells.json",), cells.render,
             "sfp bench cells --run ROBOT:TASK:METHOD=CKPT ... --json docs/results/cells.json"),
+    Section(BENCH, "cells_methods", ("cells_methods.json",), cells.render,
+            "sfp bench cells --run panda:lift:METHOD=CKPT (3 seeds each) --episodes 10 "
+            "--json docs/results/cells_methods.json"),
     Section(RELIABILITY, "cameras", ("camera_transport.json",), camera_transport.render,
             "python -m streaming_flow_ros.bench.camera_transport --json docs/results/camera_transport.json"),
     Section(RELIABILITY, "cameras_4k", ("camera_transport_4k.json", "camera_transport_4k_shm128.json"),
