@@ -123,6 +123,19 @@ def jerk(commands: np.ndarray, rate: float) -> np.ndarray:
     return np.linalg.norm(np.diff(commands, n=3, axis=0), axis=1) * rate**3
 
 
+def compare(diff: np.ndarray, eps: float, commands: np.ndarray, starts: list[int], rate: float) -> dict[str, float]:
+    """The row of one episode but its success: ``diff`` (T,) how far the perturbed rollout's
+    command is from the base one's at each tick after the perturbation, the first tick beyond
+    ``eps`` the reaction (capped at NO_REACTION_S); jerk RMS of the perturbed ``commands`` (T, D)
+    overall and at its plan starts ``starts`` (seams)."""
+    hit = np.flatnonzero(diff > eps)
+    reaction_s = NO_REACTION_S if hit.size == 0 else min(NO_REACTION_S, (hit[0] + 1) / rate)
+    j = jerk(commands, rate)
+    seams = [s - 2 for s in starts if 2 <= s - 2 < len(j)]  # the third difference centred on the seam
+    return {"reaction_s": reaction_s, "jerk_rms": float(np.sqrt(np.mean(j**2))),
+            "seam_jerk_rms": float(np.sqrt(np.mean(j[seams] ** 2))) if seams else float("nan")}
+
+
 def episode(checkpoint: str, method: str, every: int, seed: int, delay: int) -> dict[str, float]:
     base = rollout(checkpoint, method, every, seed, delay, perturb=False)
     pert = rollout(checkpoint, method, every, seed, delay, perturb=True)
@@ -130,13 +143,8 @@ def episode(checkpoint: str, method: str, every: int, seed: int, delay: int) -> 
     n = min(len(base["commands"]), len(pert["commands"]))
     assert np.allclose(base["commands"][:k], pert["commands"][:k]), "the rollouts differ before the perturbation"
     diff = np.linalg.norm(pert["commands"][k:n] - base["commands"][k:n], axis=1)
-    hit = np.flatnonzero(diff > EPS_PX)
-    reaction = NO_REACTION_S if hit.size == 0 else min(NO_REACTION_S, (hit[0] + 1) / rate)
     after = pert["coverage"][k:]
-    j = jerk(pert["commands"], rate)
-    seams = [s - 2 for s in pert["starts"] if 2 <= s - 2 < len(j)]  # the third difference centred on the seam
-    return {"reaction_s": reaction, "success": bool((after > 0.95).any()), "jerk_rms": float(np.sqrt(np.mean(j**2))),
-            "seam_jerk_rms": float(np.sqrt(np.mean(j[seams] ** 2))) if seams else float("nan")}
+    return {**compare(diff, EPS_PX, pert["commands"], pert["starts"], rate), "success": bool((after > 0.95).any())}
 
 
 def summarize(rows: list[dict[str, float]]) -> dict[str, float]:

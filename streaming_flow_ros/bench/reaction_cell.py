@@ -38,6 +38,7 @@ from ..cells.tasks import make_task
 from ..data.image_codec import to_model_image
 from ..policy.control import ControlLoop, LatestObservation, LoopConfig, TickInputs
 from ..policy.protocol import Observation, RuntimePolicy
+from ..policy.safety import binary_gripper
 from ..policy.streaming import load_policy
 from ..presets import load_preset
 from ..ros.params import NodeParams, controller_joints, resolve_limits  # plain dataclasses, no rclpy
@@ -145,8 +146,7 @@ class CellIO:
             raise RuntimeError(f"the cell rejected the arm command: {r.reason}")
         g = command[self._grip_idx]
         if out.gripper_mode == "binary":
-            lo, hi = self.limits.lower[self._grip_idx], self.limits.upper[self._grip_idx]
-            g = hi if g >= 0.5 * (lo + hi) else lo
+            g = binary_gripper(g, self.limits.lower[self._grip_idx], self.limits.upper[self._grip_idx])
         self.cell.command_gripper(self.cell.robot.gripper.width_from_joint(float(g)))
 
 
@@ -238,9 +238,5 @@ def episode(checkpoint: str, method: str, every: int, index: int, delay: int, ro
                            "(something is not deterministic)")
     n = min(len(base["commands"]), len(pert["commands"]))
     diff = np.abs(pert["commands"][k:n, arm] - base["commands"][k:n, arm]).max(axis=1, initial=0.0)
-    hit = np.flatnonzero(diff > EPS_RAD)
-    reaction_s = reaction.NO_REACTION_S if hit.size == 0 else min(reaction.NO_REACTION_S, (hit[0] + 1) / rate)
-    j = reaction.jerk(pert["commands"][:, arm], rate)
-    seams = [s - 2 for s in pert["starts"] if 2 <= s - 2 < len(j)]  # the third difference centred on the seam
-    return {"reaction_s": reaction_s, "success": pert["success"], "jerk_rms": float(np.sqrt(np.mean(j**2))),
-            "seam_jerk_rms": float(np.sqrt(np.mean(j[seams] ** 2))) if seams else float("nan")}
+    return {**reaction.compare(diff, EPS_RAD, pert["commands"][:, arm], pert["starts"], rate),
+            "success": pert["success"]}

@@ -193,9 +193,9 @@ def integration_values(policy: object) -> dict[str, float | int]:
     """The worker integration's counters (policy/integration.py) when the node runs one: ticks
     per flow step, ticks from a plan's start to its hand-over, stalls (ticks that repeated the
     last command because the worker was behind) and the mean flow-step time; {} otherwise."""
-    stats = getattr(policy, "stats", None)
-    if stats is None or not hasattr(stats, "stalls"):
+    if not isinstance(policy, WorkerIntegration):
         return {}
+    stats = policy.stats
     mean_ms = stats.step_s / stats.steps * 1e3 if stats.steps else float("nan")
     return {"integration_stride": stats.stride, "integration_handover_ticks": stats.delay_ticks,
             "integration_stalls": stats.stalls, "integration_step_mean_ms": mean_ms,

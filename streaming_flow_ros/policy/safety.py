@@ -89,6 +89,12 @@ class SafetyResult:
     rejected: bool
 
 
+def binary_gripper(value, lower, upper):
+    """``gripper_mode: binary``: the gripper command snapped to its lower or upper limit,
+    whichever side of the midpoint it is (arrays element-wise)."""
+    return np.where(value >= 0.5 * (lower + upper), upper, lower)
+
+
 def filter_action(action: np.ndarray, previous: np.ndarray, limits: SafetyLimits) -> SafetyResult:
     """Apply ``limits`` to a proposed ``action`` given the ``previous`` safe command.
 

@@ -164,7 +164,7 @@ class StreamingFlowPolicy:
         if self.config.start_sigma > 0 and (self.config.start_noise == "every" or self._fresh):
             a_n = a_n + self.config.start_sigma * torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
         if self._latent:  # z0 picks the mode: one per enable ("first": kept across re-anchors) or per plan
-            if self._z0 is None or self._fresh or self.config.start_noise == "every":
+            if self._fresh or self.config.start_noise == "every":  # _fresh: the first start after reset
                 self._z0 = torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
             a_n = np.concatenate([a_n, self._z0])
         lag = self.elapsed_ticks(float(now) - plan.stamp) if now is not None and self.config.skip_elapsed else 0

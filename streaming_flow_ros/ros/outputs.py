@@ -25,7 +25,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ..policy.control import TickOutput
-from ..policy.safety import SafetyLimits
+from ..policy.safety import SafetyLimits, binary_gripper
 from ..spec import IOSpec
 from . import conversions as cv
 from .params import OutputParams
@@ -88,8 +88,7 @@ class Outputs:
         if self._grip is not None:
             grip = action[self._grip_index]
             if self._binary:  # open/close at the midpoint of its limits
-                lo, hi = self._grip_lower, self._grip_upper
-                grip = np.where(grip >= 0.5 * (lo + hi), hi, lo)
+                grip = binary_gripper(grip, self._grip_lower, self._grip_upper)
             self._grip.publish(cv.make_forward_command(grip))
 
     def destroy(self, node: Any) -> None:
