@@ -131,14 +131,17 @@ def live_node(ckpt, params=None, peer_kw=None, loader=None, **checker_kw) -> Ite
 _TALLY: dict[str, int] = {}
 
 
-def tally(category: str, n: int = 1) -> None:
-    """Count ``n`` bad inputs tried in ``category``. With SFP_BAD_INPUT_LOG=path set, the totals
-    of this pytest process are appended to that file (one JSON line) at exit."""
+def tally(category: str, n: int = 1, live: bool = False) -> None:
+    """Count ``n`` bad inputs tried in ``category`` (``live``: sent over DDS to a running node,
+    also counted in ``<category>_live``). With SFP_BAD_INPUT_LOG=path set, the totals of this
+    pytest process are appended to that file (one JSON line) at exit; `python -m
+    streaming_flow_ros.bench.reliability` sums them into docs/results/reliability.json."""
     if not _TALLY:
         import atexit
 
         atexit.register(_write_tally)
-    _TALLY[category] = _TALLY.get(category, 0) + n
+    for key in (category, f"{category}_live") if live else (category,):
+        _TALLY[key] = _TALLY.get(key, 0) + n
 
 
 def _write_tally() -> None:

@@ -259,7 +259,7 @@ def live(ckpt):
 @settings(PROPS, max_examples=60)
 @given(msg=image_msgs(), offset=STAMP_OFFSETS)
 def test_live_bad_images(live, msg, offset):
-    tally("images")
+    tally("images", live=True)
     msg.header.stamp = stamp_at(live.node, offset)
     live.img_pub.publish(msg)
     time.sleep(0.005)
@@ -268,7 +268,7 @@ def test_live_bad_images(live, msg, offset):
 @settings(PROPS, max_examples=100)
 @given(data=st.data(), offset=STAMP_OFFSETS)
 def test_live_bad_joint_states(live, data, offset):
-    tally("joint_states")
+    tally("joint_states", live=True)
     msg = data.draw(joint_msgs(values=live.peer.positions.copy()))
     msg.header.stamp = stamp_at(live.node, offset)
     live.js_pub.publish(msg)
@@ -290,7 +290,7 @@ def test_future_stamp_cannot_blind_the_watchdog(ckpt):
     """A joint state stamped 30 s ahead, then the joints stop: the node must hold within about
     max_obs_age (before the fix the newest stamp stayed 'fresh' for 30 s)."""
     with live_node(ckpt, {"max_obs_age": 0.3}) as lv:
-        tally("joint_states")
+        tally("joint_states", live=True)
         future = stamp_at(lv.node, 30.0)
         lv.peer.feeding.clear()  # joints and camera stop ...
         lv.js_pub.publish(JointState(name=list(JOINTS), position=lv.peer.positions.tolist(),
@@ -310,7 +310,7 @@ def test_anchor_refused_far_outside_limits_walks_in_near(ckpt):
     with live_node(ckpt, {"enabled": False}) as lv:
         lv.peer.follow = False
         for bad in ([5.0, 0.0, 0.0], [0.0, -3.0, 0.0]):
-            tally("joint_states")
+            tally("joint_states", live=True)
             lv.peer.positions = np.array(bad)
             time.sleep(0.1)
             n = len(lv.peer.take(lv.peer.trajectories))
@@ -397,7 +397,7 @@ def test_parameters_rejected_live_with_reasons(ckpt):
                 ("controller_joints", ["j1", "j2", "x"]), ("integrator", "rk4"), ("state_blend", 2.0), ("threads", 0),
                 ("sync_tolerance", 0.0), ("diagnostics_period", 0.0)]
         for name, value in hand:
-            tally("parameters")
+            tally("parameters", live=True)
             req = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
             fut = client.call_async(req)
             assert wait_until(fut.done, 5.0)

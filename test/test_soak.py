@@ -12,6 +12,7 @@ from ros_harness import tick_bar
 
 from streaming_flow_ros import cli
 from streaming_flow_ros.bench.common import CpuSteal
+from streaming_flow_ros.ros.bench import soak as soak_bench
 
 KEYS = {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb", "violations", "cpu_steal"}
 
@@ -35,3 +36,8 @@ def test_soak_30s(tmp_path, monkeypatch, capfd):
     assert math.isfinite(res["period_err_p99_ms"]) and math.isfinite(res["rss_growth_mb"])
     assert res["checker"]["controller_msgs"] > 0.8 * 30 * 200  # the checker saw the stream
     assert "violations 0" in printed
+    # the generated RELIABILITY section: totals, worst window, counts, and the reproducing command
+    text = soak_bench.render(res)
+    assert "**0 violations**" in text and "worst 10 s window" in text
+    assert f"`sfp soak --seconds {res['seconds']:.0f} --rate 200`" in text
+    assert res["tick_source"] in ("thread", "timer") and "/tmp" not in res["checkpoint"]

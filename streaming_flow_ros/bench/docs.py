@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..ros.bench import contention
+from ..ros.bench import contention, soak
+from ..ros.bench import node as node_bench
 from ..toy import report as toy_report
-from . import camera_transport, cells, defaults, latency, plots, reaction, scale, step
+from . import camera_transport, cells, defaults, latency, plots, reaction, reliability, scale, step
 from .common import replace_in_text
 from .pusht import summarize
 
@@ -53,6 +54,8 @@ SECTIONS: tuple[Section, ...] = (
             "sfp bench latency --node --node-seconds 10 --json docs/results/latency.json"),
     Section(BENCH, "step", ("step.json",), step.render,
             "sfp bench step --ticks 20000 --json docs/results/step.json"),
+    Section(BENCH, "node", ("node.json",), node_bench.render,
+            "sfp bench node --seconds 10 --tick-source both --json docs/results/node.json"),
     Section(BENCH, "scale", ("scale.json",), scale.render,
             "sfp bench scale --node --json docs/results/scale.json"),
     Section(BENCH, "toy", ("toy.json",), toy_report.render, "sfp toy --json docs/results/toy.json"),
@@ -70,6 +73,10 @@ SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "cells_methods", ("cells_methods.json",), cells.render,
             "sfp bench cells --run panda:lift:METHOD=CKPT (3 seeds each) --episodes 10 "
             "--json docs/results/cells_methods.json"),
+    Section(RELIABILITY, "bad_inputs", ("reliability.json",), reliability.render,
+            "python -m streaming_flow_ros.bench.reliability --json docs/results/reliability.json"),
+    Section(RELIABILITY, "soak", ("soak.json",), soak.render,
+            "sfp soak --seconds 600 --json docs/results/soak.json"),
     Section(RELIABILITY, "cameras", ("camera_transport.json",), camera_transport.render,
             "python -m streaming_flow_ros.bench.camera_transport --json docs/results/camera_transport.json"),
     Section(RELIABILITY, "cameras_4k", ("camera_transport_4k.json", "camera_transport_4k_shm128.json"),

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...bench.common import machine_info, print_rendered
+
 log = logging.getLogger(__name__)
 JOINTS = tuple(f"joint_{i}" for i in range(1, 7))
 
@@ -54,6 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="policy checkpoint (default: see module doc)")
     parser.add_argument("--joint-rate", type=float, default=100.0, help="joint_states rate, Hz")
     parser.add_argument("--image-size", type=int, nargs=2, default=[320, 240], metavar=("W", "H"))
+    parser.add_argument("--render", type=Path, metavar="JSON", help="print the markdown of a results JSON and exit")
+    parser.add_argument("--update-doc", type=Path, help="with --render: write it into this document's section")
 
 
 def _feeder(domain: int, joint_rate: float, size: tuple[int, int], stop, names: tuple[str, ...] = JOINTS) -> None:
@@ -268,16 +272,52 @@ def _line(rate: float, r: dict) -> str:
     )
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces a measurement (the options that shape it; not --json)."""
+    opts = [("--quick", args.quick), ("--seconds", None if args.quick else f"{args.seconds:g}"),
+            ("--rates", " ".join(f"{r:g}" for r in args.rates)), ("--executor", args.executor),
+            ("--tick-source", args.tick_source), ("--tick-priority", args.tick_priority or None),
+            ("--checkpoint", args.checkpoint), ("--joint-rate", f"{args.joint_rate:g}"),
+            ("--image-size", " ".join(map(str, args.image_size)))]
+    return " ".join(["sfp bench node"] + [k if v is True else f"{k} {v}" for k, v in opts if v not in (None, False)])
+
+
+def render(doc: dict) -> str:
+    """Markdown for docs/BENCHMARKS.md: one row per (tick source, executor, rate) run, the
+    steal-free columns beside the whole-run ones, then the run's setting, steal and command."""
+    head = ("| tick source | executor | rate | ticks | period err p50 / p99 / max (ms) | steal-free: s, ticks, "
+            "p99 (ms) | step p99 (ms) | obs → cmd p50 / p99 (ms) | CPU steal |")
+    out = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["runs"]:
+        out.append(
+            f"| {r['tick_source']} | {r['executor']} | {r['rate']:g} Hz | {100 * r['ticks_ratio']:.2f} % | "
+            f"{r['period_err_p50_ms']:.2f} / {r['period_err_p99_ms']:.2f} / {r['period_err_max_ms']:.1f} | "
+            f"{r['steal_free_seconds']:.1f}, {100 * r['steal_free_ticks_ratio']:.2f} %, "
+            f"{r['steal_free_period_err_p99_ms']:.2f} | {r['step_p99_ms']:.2f} | "
+            f"{r['obs_to_cmd_p50_ms']:.1f} / {r['obs_to_cmd_p99_ms']:.1f} | {100 * r['cpu_steal']:.1f} % |")
+    m = doc["machine"]
+    w, h = doc["image_size"]
+    out += ["", (f"Checkpoint `{doc['checkpoint']}`; a {w}x{h} rgb8 camera at 30 Hz and joint states at "
+                 f"{doc['joint_rate']:g} Hz from another process over DDS; {doc['seconds']:g} s measured per run "
+                 f"after 1 s of warm-up. {m['cpu_count']} cores, load average at the start "
+                 f"{m.get('load_avg_1_5_15', '?')}. Command: `{doc['command']}`.")]
+    return "\n".join(out)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.render:
+        return print_rendered(args.render, render, "node", args.update_doc)
     seconds = 3.0 if args.quick else float(args.seconds)
     if not (seconds > 0):
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     executors = ("events", "multi") if args.executor == "both" else (args.executor,)
     sources = ("thread", "timer") if args.tick_source == "both" else (args.tick_source,)
     runs = [(ex, src) for ex in executors for src in sources]
-    results: dict[str, dict] = {}
+    doc: dict = {"machine": machine_info(), "seconds": seconds, "joint_rate": args.joint_rate,
+                 "image_size": list(args.image_size), "command": command_line(args), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = _checkpoint(args.checkpoint, Path(tmp))
+        doc["checkpoint"] = Path(checkpoint).name if args.checkpoint is None else str(args.checkpoint)
         with live_inputs(_state_names(checkpoint), args.joint_rate, tuple(args.image_size)) as ctx:
             print(f"checkpoint {checkpoint}; camera {args.image_size[0]}x{args.image_size[1]} @ 30 Hz, "
                   f"joint_states @ {args.joint_rate:g} Hz, {seconds:g} s per rate")
@@ -286,10 +326,9 @@ def run(args: argparse.Namespace) -> int:
                     extra = {"tick_source": src, "tick_priority": args.tick_priority}
                     r = measure(ctx, checkpoint, float(rate), seconds, ex, extra)
                     print(_line(rate, r), flush=True)
-                    if (ex, src) == runs[0]:
-                        results[f"{rate:g}"] = r
+                    doc["runs"].append({"rate": float(rate), **r})
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(doc, indent=2))
         print(f"wrote {args.json}")
     return 0

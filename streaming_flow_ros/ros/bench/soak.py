@@ -160,7 +160,8 @@ def soak(seconds: float, rate: float = 200.0, checkpoint: Path | None = None, wi
             checker.finish()  # waits until the last messages arrived
             result["checker"] = checker.summary()
             result["violations"] = result["checker"]["violations"]
-            result["checkpoint"] = ckpt
+            result["checkpoint"] = Path(ckpt).name if checkpoint is None else str(checkpoint)
+            result["tick_source"] = node.tick_source
     finally:
         if checker is not None:
             checker.close()
@@ -252,6 +253,40 @@ def _print_row(row: dict[str, Any]) -> None:
           f"max={row['period_err_max_ms']:.2f} ms rss={row['rss_mb']:.1f} MB "
           f"checked={row['checked']} violations={row['violations']} episode={row['episode']} "
           f"steal={100 * row['cpu_steal']:.1f}%", flush=True)
+
+
+def render(doc: dict[str, Any]) -> str:
+    """Markdown for docs/RELIABILITY.md: one soak's totals and its worst window, what the node
+    and the checker counted, the machine's steal and load, and the command."""
+    w = doc["windows"]
+    worst = min(w, key=lambda r: r["ticks_ratio"])
+    n, c = doc["node"], doc["checker"]
+    errors = sum(n[k] for k in ("tick_errors", "prepare_errors", "input_errors"))
+    steal = [r["cpu_steal"] for r in w]
+    window = w[1]["t_s"] - w[0]["t_s"] if len(w) > 1 else doc["seconds"]
+    ticks = (f"{doc['ticks']:,} / {doc['ticks_expected']:,.0f} ({doc['ticks_ratio']:.3f}); worst {window:g} s "
+             f"window {worst['ticks_ratio']:.3f} (steal {100 * worst['cpu_steal']:.1f} % in it)")
+    node = (f"{n['reanchors']:,} re-anchors, {errors} tick / prepare / input errors, {n['plans_dropped']} plans "
+            f"dropped, {n['ticks_stale']} stale ticks, step p99 {n['step_p99_ms']:.1f} ms, obs → cmd p50 "
+            f"{n['obs_to_cmd_p50_ms']:.0f} ms")
+    rows = [
+        ("ticks", ticks),
+        ("period error", (f"p50 {doc['period_err_p50_ms']:.2f} ms, p99 {doc['period_err_p99_ms']:.2f} ms, "
+                          f"max {doc['period_err_max_ms']:.0f} ms")),
+        ("RSS", f"{doc['rss_first_mb']:.1f} → {doc['rss_last_mb']:.1f} MB ({doc['rss_growth_mb']:+.1f} MB)"),
+        ("node", node),
+        ("checker", (f"{c['action_msgs']:,} action points + {c['controller_msgs']:,} JTC commands, "
+                     f"**{doc['violations']} violations**")),
+        ("episodes", f"{doc['episodes']} (reset at the time limit)"),
+        ("CPU steal", f"{100 * doc['cpu_steal']:.1f} % overall, windows {100 * min(steal):.1f}-{100 * max(steal):.1f} %"),
+    ]
+    m = doc["machine"]["start"]
+    out = [f"| {doc['rate_hz']:g} Hz, tick source `{doc.get('tick_source', '?')}`, {doc['seconds']:.0f} s | |",
+           "|---|---|", *(f"| {k} | {v} |" for k, v in rows),
+           "", (f"Checkpoint `{doc['checkpoint']}`; {m['cpu_count']} cores, load average at the start "
+                f"{m.get('load_avg_1_5_15', '?')}. Command: `sfp soak --seconds {doc['seconds']:.0f} "
+                f"--rate {doc['rate_hz']:g}`.")]
+    return "\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
