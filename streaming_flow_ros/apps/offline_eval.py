@@ -36,12 +36,16 @@ from ..sim.task import scene_for_seed
 @dataclass
 class PolicySource:
     """Drives a RuntimePolicy from the simulator's observations through the node's ControlLoop:
-    a new observation every data period (history of T_o samples), plans started on ``loop``'s
-    re-anchor cadence; one loop tick per control tick."""
+    a new observation every data period (history of T_o samples at the data rate, the first one
+    repeated before there are T_o), offered ``delay`` data periods late and stamped with its
+    sampling time (as a late sensor would: the loop compensates by the stamps); plans start on
+    ``loop``'s re-anchor cadence; one loop tick per control tick. ``commands`` and ``starts``
+    (the ticks at which a plan started) record what the loop did."""
 
     policy: RuntimePolicy
     loop_config: LoopConfig
     limits: SafetyLimits | None = None  # None: no position or step limits
+    delay: int = 0  # data periods
 
     def __post_init__(self) -> None:
         d = self.policy.spec.action_dim
@@ -49,22 +53,24 @@ class PolicySource:
         self.plans = LatestObservation(self.policy.prepare)
         self.loop = ControlLoop(self.policy, limits, self.loop_config, self.plans)
         self.period = 1.0 / self.policy.spec.data_rate_hz
-        self.q_hist: deque = deque(maxlen=self.policy.obs_horizon)
-        self.img_hist: deque = deque(maxlen=self.policy.obs_horizon)
+        self.samples: deque = deque(maxlen=self.policy.obs_horizon + self.delay)  # (q, image, t)
         self.next_obs = 0.0
+        self.commands: list[np.ndarray] = []
+        self.starts: list[int] = []
 
     def __call__(self, obs: SimObservation) -> np.ndarray:
         if obs.time >= self.next_obs - 1e-9:
             self.next_obs += self.period
-            self.q_hist.append(obs.position.copy())
-            self.img_hist.append(obs.image)
-            while len(self.q_hist) < self.q_hist.maxlen:  # pad the first history by repetition
-                self.q_hist.appendleft(self.q_hist[0])
-                self.img_hist.appendleft(self.img_hist[0])
-            images = {CAMERA_NAME: np.stack(self.img_hist)} if self.policy.spec.cameras else {}
-            self.plans.offer(Observation(np.stack(self.q_hist), images, obs.time))
+            self.samples.append((obs.position.copy(), obs.image, obs.time))
+            j = max(0, len(self.samples) - 1 - self.delay)  # the newest sample the loop may see
+            hist = [self.samples[max(0, j - (self.policy.obs_horizon - 1 - q))] for q in range(self.policy.obs_horizon)]
+            images = {CAMERA_NAME: np.stack([h[1] for h in hist])} if self.policy.spec.cameras else {}
+            self.plans.offer(Observation(np.stack([h[0] for h in hist]), images, hist[-1][2]))
         out = self.loop.tick(obs.time, TickInputs.simulated(obs.position, obs.position))
         assert out.command is not None, out.hold  # fresh simulated inputs: the loop always commands
+        if out.reanchored:
+            self.starts.append(len(self.commands))
+        self.commands.append(out.command.copy())
         return out.command
 
 

@@ -18,8 +18,9 @@ Protocol, per episode (seed e) and method:
 - **jerk RMS** of the commanded PD target (third difference / dt^3, px/s^3) over the
   perturbed rollout, and **seam jerk RMS**: the same at the ticks where a new plan started.
 
-Every method runs the same episodes, side by side, in one process. ``--cell panda`` runs the
-same protocol on the MuJoCo arm cell (Panda Lift, the cube moved during the approach:
+Every method runs the same episodes, side by side, in one process. ``--task sim`` runs the same
+protocol on the arm simulator's reaching task (the target jumps: bench/reaction_sim.py) and
+``--cell panda`` on the MuJoCo arm cell (Panda Lift, the cube moved during the approach:
 bench/reaction_cell.py); the JSON then names its task, robot and units.
 
     sfp bench reaction --checkpoint sfp=runs/pusht/sfp/policy.safetensors \\
@@ -153,7 +154,8 @@ def summarize(rows: list[dict[str, float]]) -> dict[str, float]:
             "reaction_ms_p90": float(np.percentile(r, 90)),
             "success_after_perturbation": float(np.mean([x["success"] for x in rows])),
             "jerk_rms": float(np.mean([x["jerk_rms"] for x in rows])),
-            "seam_jerk_rms": float(np.nanmean([x["seam_jerk_rms"] for x in rows]))}
+            "seam_jerk_rms": float(np.nanmean([x["seam_jerk_rms"] for x in rows])),
+            **({"reached_after_perturbation": float(np.mean([x["reached"] for x in rows]))} if "reached" in rows[0] else {})}
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -165,10 +167,15 @@ def render(doc: dict[str, Any]) -> str:
             f"({about['units']})"), "",
            "| method | delay, s | reaction p50 | reaction p90 | success after | jerk RMS | seam jerk RMS |",
            "|---|---|---|---|---|---|---|"]
+    reached = all("reached_after_perturbation" in s for per in doc["methods"].values() for s in per.values())
+    if reached:  # the task separates reaching the new goal from succeeding (e.g. without a collision)
+        out[-2:] = [out[-2].replace(" success after |", " reached after | success after |"), "|---|---|---|---|---|---|---|---|"]
     for method, per in doc["methods"].items():
         for delay, s in per.items():
-            out.append(f"| {method} | {float(delay):.1f} | {s['reaction_ms_p50']:.0f} | {s['reaction_ms_p90']:.0f} | "
-                       f"{s['success_after_perturbation']:.2f} | {s['jerk_rms']:.3g} | {s['seam_jerk_rms']:.3g} |")
+            cells = [method, f"{float(delay):.1f}", f"{s['reaction_ms_p50']:.0f}", f"{s['reaction_ms_p90']:.0f}",
+                     *([f"{s['reached_after_perturbation']:.2f}"] if reached else []),
+                     f"{s['success_after_perturbation']:.2f}", f"{s['jerk_rms']:.3g}", f"{s['seam_jerk_rms']:.3g}"]
+            out.append("| " + " | ".join(cells) + " |")
     out += ["", f"CPU steal: {doc.get('cpu_steal', float('nan')):.1%}. Command: `{doc['command']}`."]
     return "\n".join(out)
 
@@ -200,7 +207,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--delays", default=",".join(map(str, DELAYS)), help="data periods (0.1 s)")
     p.add_argument("--quick", action="store_true", help="2 episodes, delays 0 and 2")
-    p.add_argument("--cell", choices=("panda",), help="the MuJoCo arm cell (Lift) instead of Push-T")
+    p.add_argument("--task", choices=("pusht", "sim"), default="pusht",
+                   help="Push-T state, or the arm simulator's reaching task (T4: the target jumps)")
+    p.add_argument("--cell", choices=("panda",), help="the MuJoCo arm cell (Lift) instead of --task")
     p.add_argument("--json", type=Path, help="write results here")
     p.add_argument("--plot", type=Path, help="write the figure here")
     p.add_argument("--render", type=Path, help="print the table of this JSON instead of measuring")
@@ -223,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
         from . import reaction_cell  # MuJoCo: only for the cell
 
         play, about = partial(reaction_cell.episode, robot=args.cell), reaction_cell.about(args.cell)
+    elif args.task == "sim":
+        from . import reaction_sim
+
+        play, about = reaction_sim.episode, reaction_sim.about()
     else:
         play, about = episode, PUSHT
     steal, t0 = CpuSteal(), time.perf_counter()
@@ -237,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
                   f"jerk {s['jerk_rms']:.3g}, seam jerk {s['seam_jerk_rms']:.3g}", flush=True)
     doc = {"machine": machine_info(), "episodes": episodes, **about,
            "methods": results, "cpu_steal": steal.share(), "seconds": time.perf_counter() - t0,
-           "command": "sfp bench reaction " + (f"--cell {args.cell} " if args.cell else "")
+           "command": "sfp bench reaction " + (f"--cell {args.cell} " if args.cell else
+                                               f"--task {args.task} " if args.task != "pusht" else "")
            + " ".join(f"--checkpoint {c}" for c in args.checkpoint)
            + (" --quick" if args.quick else f" --episodes {episodes} --delays {args.delays}")}
     if args.json:

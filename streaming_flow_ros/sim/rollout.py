@@ -101,13 +101,18 @@ def rollout(
     command_mode: Literal["trajectory", "forward"] = "trajectory",
     stop_after_success: float | None = None,
     render: bool = True,
+    scene_change: tuple[float, Scene] | None = None,
 ) -> Recording:
     """Run one episode from ``scene.start``; see the module docstring.
 
     Args:
         duration: s to simulate (default: the task's time limit).
-        stop_after_success: end this many s after the first success (None: run the duration).
+        stop_after_success: end this many s after the first success (None: run the duration;
+            not before a pending ``scene_change``).
         render: render camera frames (False: faster, ``obs.image`` is None).
+        scene_change: (t, scene): from t s on the world is ``scene`` (a perturbation: the target
+            jumps); the camera shows it and success counts only on it, from then on
+            (``EpisodeMonitor.change_scene``). ``recording.scene`` stays the first scene.
     """
     arm_config = arm_config or ArmConfig()
     task_config = task_config or TaskConfig()
@@ -131,8 +136,12 @@ def rollout(
     js_t, js_q, js_v, im_t, ims = [], [], [], [], []
     c_t, c_q, c_s, c_i, rejections = [], [], [], [], []
     image, image_time = None, math.nan
+    world = scene  # what the camera and the monitor see now
     for i in range(n_steps + 1):
         t = arm.time - t0
+        if scene_change is not None and t >= scene_change[0] - 1e-9:
+            world, scene_change = scene_change[1], None
+            monitor.change_scene(world)
         q, qd = arm.q, arm.qd
         monitor.update(arm.time, q)
         if i in js_due:
@@ -140,7 +149,7 @@ def rollout(
             js_q.append(q)
             js_v.append(qd)
         if i in cam_due:
-            image, image_time = camera.render(q, scene), t
+            image, image_time = camera.render(q, world), t
             im_t.append(t)
             ims.append(image)
         if i in cmd_due and i < n_steps:
@@ -165,8 +174,8 @@ def rollout(
                     c_i.append(len(ims) - 1)
                 else:
                     rejections.append((t, result.reason))
-        if stop_after_success is not None and t - monitor.time_to_success >= stop_after_success:
-            break  # (NaN before success compares False)
+        if stop_after_success is not None and scene_change is None and t - monitor.time_to_success >= stop_after_success:
+            break  # (NaN before success compares False; a pending scene change is awaited)
         if i < n_steps:
             arm.step()
     dof = arm_config.dof

@@ -207,6 +207,12 @@ class EpisodeMonitor:
         self._times.append(rel)
         self._qs.append(q.copy())
 
+    def change_scene(self, scene: Scene) -> None:
+        """The world changed mid-episode (e.g. the target jumped): success is judged on ``scene``
+        from now on, and one reached before does not count; collisions, path and jerk go on."""
+        self.scene = scene
+        self._time_to_success = math.nan
+
     @property
     def succeeded(self) -> bool:
         return not math.isnan(self._time_to_success)
