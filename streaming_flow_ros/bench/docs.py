@@ -65,6 +65,9 @@ SECTIONS: tuple[Section, ...] = (
             "sfp bench pusht summarize EVAL.json... --json docs/results/executors.json"),
     Section(BENCH, "reaction", ("reaction.json",), reaction.render,
             "sfp bench reaction --checkpoint sfp=CKPT --checkpoint fm_chunk=CKPT --json docs/results/reaction.json"),
+    Section(BENCH, "reaction_sim", ("reaction_sim.json",), reaction.render,
+            "sfp bench reaction --task sim --checkpoint sfp=CKPT --checkpoint fm_chunk=CKPT --checkpoint dp=CKPT "
+            "--json docs/results/reaction_sim.json"),
     Section(BENCH, "reaction_cell", ("reaction_cell.json",), reaction.render,
             "sfp bench reaction --cell panda --checkpoint sfp=CKPT --checkpoint fm_chunk=CKPT "
             "--json docs/results/reaction_cell.json"),
@@ -97,6 +100,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
     Figure("latency.json", "latency.png", _latency_figure),
     Figure("reaction_cell.json", "reaction_cell.png", reaction.plot),
+    Figure("reaction_sim.json", "reaction_sim.png", reaction.plot),
 )
 
 
