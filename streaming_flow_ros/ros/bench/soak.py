@@ -281,7 +281,7 @@ def render(doc: dict[str, Any]) -> str:
         ("CPU steal", f"{100 * doc['cpu_steal']:.1f} % overall, windows {100 * min(steal):.1f}-{100 * max(steal):.1f} %"),
     ]
     m = doc["machine"]["start"]
-    out = [f"| {doc['rate_hz']:g} Hz, tick source `{doc.get('tick_source', '?')}`, {doc['seconds']:.0f} s | |",
+    out = [f"| {doc['seconds']:.0f} s at {doc['rate_hz']:g} Hz, tick source `{doc.get('tick_source', '?')}` | |",
            "|---|---|", *(f"| {k} | {v} |" for k, v in rows),
            "", (f"Checkpoint `{doc['checkpoint']}`; {m['cpu_count']} cores, load average at the start "
                 f"{m.get('load_avg_1_5_15', '?')}. Command: `sfp soak --seconds {doc['seconds']:.0f} "
