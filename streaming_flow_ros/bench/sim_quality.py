@@ -30,7 +30,7 @@ This is a sensing delay the node sees only through the stamps; with the node's `
 first data period, a chunk method skips the waypoints whose time passed since its observation).
 
 Re-running with the same ``--workdir`` reuses finished trainings (``train_summary.json``) and
-evaluations (``eval/<method>_seed<S>.json``, ``eval/stress/<method>_latency<ms>ms.json``). ``--quick``: 20 training steps, 1 seed, 2 episodes of at
+evaluations (``eval/<method>_seed<S>.json``, ``eval/stress/<method>_latency<ms>ms.json``). ``--quick``: 20 training steps of batch 8 on 1 thread, 1 seed, 2 episodes of at
 most 3 s -- a smoke test whose numbers mean nothing.
 """
 
@@ -58,6 +58,8 @@ CONFIGS = {"sfp": "sim.yaml", "dp": "sim_dp.yaml", "fm_chunk": "sim_fm_chunk.yam
 class Settings:
     seeds: int = 3
     steps: int | None = None  # None: each config's own steps
+    batch_size: int | None = None  # None: each config's own (--quick: 8)
+    threads: int | None = None  # torch threads for training; None: each config's own (--quick: 1)
     episodes: int = 50
     methods: tuple[str, ...] = METHODS
     eval_seed: int = 1000
@@ -69,7 +71,7 @@ class Settings:
 
 
 def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None,
-               threads: int | None = None) -> dict[str, Any]:
+               threads: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
     """Train (or reuse) one slot; returns its train summary. ``threads``: torch threads (default:
     the config's), e.g. 1 to train two slots side by side."""
     summary_path = out / "train_summary.json"
@@ -84,7 +86,7 @@ def train_slot(slot: str, dataset: Path, out: Path, seed: int, steps: int | None
     from ..train.pipeline import train_from_dataset
 
     config_cls, train_fn = (TrainConfig, train_from_dataset) if slot == "sfp" else (BaselineTrainConfig, train_baseline)
-    overrides = {k: v for k, v in (("steps", steps), ("threads", threads)) if v}
+    overrides = {k: v for k, v in (("steps", steps), ("threads", threads), ("batch_size", batch_size)) if v}
     cfg = replace(config_cls.from_yaml(find_config("train", CONFIGS[slot])), seed=seed, **overrides)
     path, result = train_fn(dataset, out, cfg, resume=False)
     summary = {"checkpoint": str(path), "steps": cfg.steps, "seed": seed, "seconds": result.seconds,
@@ -155,7 +157,8 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
     for seed in range(settings.seeds):
         trained = {}
         for slot in dict.fromkeys(SLOT[m] for m in settings.methods):
-            trained[slot] = train_slot(slot, dataset, workdir / f"seed{seed}" / slot, seed, settings.steps)
+            trained[slot] = train_slot(slot, dataset, workdir / f"seed{seed}" / slot, seed, settings.steps,
+                                       settings.threads, settings.batch_size)
         if seed == 0:
             seed0 = dict(trained)
         for m in settings.methods:
@@ -178,7 +181,8 @@ def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
     if settings.latency_ms:
         missing = {SLOT[m] for m in settings.stress_methods or ()} - set(seed0)
         for slot in sorted(missing):  # a stress method outside --methods: its seed-0 checkpoint
-            seed0[slot] = train_slot(slot, dataset, workdir / "seed0" / slot, 0, settings.steps)
+            seed0[slot] = train_slot(slot, dataset, workdir / "seed0" / slot, 0, settings.steps,
+                                     settings.threads, settings.batch_size)
         doc["stress"] = {"latency": run_stress(workdir, settings, seed0), "episodes": settings.stress_episodes}
     doc["settings"] = {**asdict(settings), "dataset": str(dataset), "workdir": str(workdir)}
     doc["machine"] = machine_info()
@@ -239,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--latency-ms values must be in [0, 2000], got {list(latency)}")
     stress = {"latency_ms": latency, "stress_methods": stress_methods}
     if args.quick:
-        settings = Settings(seeds=1, steps=20, episodes=2, methods=methods, time_limit_s=3.0,
+        settings = Settings(seeds=1, steps=20, batch_size=8, threads=1, episodes=2, methods=methods, time_limit_s=3.0,
                             stress_episodes=1, **stress)
     else:
         if args.seeds < 1 or args.episodes < 1 or args.stress_episodes < 1:

@@ -151,7 +151,9 @@ def train(
                 if done % 20 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if val_source is not None and (done % cfg.eval_every == 0 or done == cfg.steps):
-                val_loss = evaluate_loss(ema.model, val_source, cfg.seed)
+                # 4 batches of 256 windows, fewer for small training batches (smoke runs): every config
+                # of record trains with batch >= 64
+                val_loss = evaluate_loss(ema.model, val_source, cfg.seed, bs=min(256, 4 * cfg.batch_size))
             if log_file and (done % 50 == 0 or done == cfg.steps):
                 rec = {"step": done, "loss": float(np.mean(losses[-50:])), "lr": sched.get_last_lr()[0]}
                 if val_loss is not None:
