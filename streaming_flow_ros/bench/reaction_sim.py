@@ -54,7 +54,7 @@ def about() -> dict[str, Any]:
     """What the JSON says about the protocol (bench/reaction.py ``render`` captions with it)."""
     return {"task": "sim", "robot": "sim", "control_hz": CONTROL_HZ, "eps_rad": EPS_RAD,
             "units": "rad/s^3, commanded joints",
-            "protocol": (f"Arm simulator reaching (T4: 3 joints, 96x96 camera), target jumps "
+            "protocol": (f"Arm simulator reaching T4 (3 joints and a 96x96 camera), target jumps "
                          f"{JUMP_RAD[0]:.2f}-{JUMP_RAD[1]:.2f} rad in bearing at {WINDOW[0] / DATA_HZ:.1f}-"
                          f"{(WINDOW[1] - 1) / DATA_HZ:.1f} s, reaction = first command > {EPS_RAD * 1e3:.0f} mrad "
                          f"off the base rollout, success = new target reached without collision within "
