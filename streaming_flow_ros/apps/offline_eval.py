@@ -107,6 +107,8 @@ def evaluate(checkpoint: str, episodes: int = 50, seed: int = 1000, control_rate
         "success_rate": float(np.mean([p["clean_success"] for p in per])),
         "reached_rate": float(np.mean([p["success"] for p in per])),
         "collision_rate": float(np.mean([p["collision"] for p in per])),
+        "time_to_success_median_s": float(np.nanmedian([p["time_to_success"] for p in per])) if any(
+            p["success"] for p in per) else float("nan"),
         "per_episode": per,
     }
 

@@ -124,6 +124,12 @@ def versions(packages: Sequence[str] = ("torch", "numpy", "diffusers", "safetens
     return out
 
 
+def command(prog: str, opts: Sequence[tuple[str, Any]]) -> str:
+    """The command line that reproduces a measurement: ``prog`` and the (flag, value) options
+    that shape it; a True value is a bare flag, None or False leaves the option out."""
+    return " ".join([prog] + [k if v is True else f"{k} {v}" for k, v in opts if v not in (None, False)])
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt: str = ".3g") -> str:
     """A plain, right-aligned text table (first column left-aligned)."""
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CpuSteal, format_table, machine_info, percentiles_ms, torch_threads, versions
+from .common import CpuSteal, command, format_table, machine_info, percentiles_ms, torch_threads, versions
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ def command_line(args: argparse.Namespace) -> str:
     opts = [("--quick", args.quick), ("--rounds", args.rounds), ("--seed", args.seed or None),
             ("--sfp", args.sfp), ("--sfp-k0", args.sfp_k0), ("--dp", args.dp), ("--fm-chunk", args.fm_chunk),
             ("--node", args.node), ("--node-seconds", f"{args.node_seconds:g}" if args.node else None)]
-    return " ".join(["sfp bench latency"] + [k if v is True else f"{k} {v}" for k, v in opts if v not in (None, False)])
+    return command("sfp bench latency", opts)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ..policy.control import LoopConfig
 from .common import CpuSteal, machine_info, print_rendered
 
 EPS_PX = 1.0  # a command this far from the base rollout's is a reaction
@@ -137,6 +138,31 @@ def compare(diff: np.ndarray, eps: float, commands: np.ndarray, starts: list[int
             "seam_jerk_rms": float(np.sqrt(np.mean(j[seams] ** 2))) if seams else float("nan")}
 
 
+def arm_loop_config(every: int, control_hz: float, data_hz: float) -> LoopConfig:
+    """The node's control loop for the joint-space benches (the cell and the arm simulator): a
+    plan every ``every`` observations (``observation`` when 1), inputs never stale (the benches
+    inject the delays)."""
+    if every == 1:
+        return LoopConfig(control_rate_hz=control_hz, reanchor="observation", max_obs_age=1e6)
+    return LoopConfig(control_rate_hz=control_hz, reanchor="ticks", reanchor_ticks=every * round(control_hz / data_hz),
+                      max_obs_age=1e6)
+
+
+def compare_joint_rollouts(base: dict[str, Any], pert: dict[str, Any], eps: float, what: str,
+                           cols: Any = slice(None)) -> dict[str, float]:
+    """``compare`` for two joint-space rollouts (``commands`` (T, D) rad, ``starts``, ``k_tick``,
+    ``rate``) on the command columns ``cols``: the largest joint difference per tick after the
+    perturbation. Raises RuntimeError when they differ before it (the criterion needs them
+    equal; ``what`` names the episode)."""
+    k, rate = pert["k_tick"], pert["rate"]
+    if not np.array_equal(base["commands"][:k], pert["commands"][:k]):
+        raise RuntimeError(f"{what}: the base and perturbed rollouts differ before the perturbation "
+                           "(something is not deterministic)")
+    n = min(len(base["commands"]), len(pert["commands"]))
+    diff = np.abs(pert["commands"][k:n, cols] - base["commands"][k:n, cols]).max(axis=1, initial=0.0)
+    return compare(diff, eps, pert["commands"][:, cols], pert["starts"], rate)
+
+
 def episode(checkpoint: str, method: str, every: int, seed: int, delay: int) -> dict[str, float]:
     base = rollout(checkpoint, method, every, seed, delay, perturb=False)
     pert = rollout(checkpoint, method, every, seed, delay, perturb=True)
@@ -165,11 +191,12 @@ def render(doc: dict[str, Any]) -> str:
     out = [(f"{about['protocol']}, {doc['episodes']} episodes per cell, control {about['control_hz']:.0f} Hz; "
             f"reaction p50 / p90 (ms), success after the perturbation, jerk RMS overall / at plan seams "
             f"({about['units']})"), "",
-           "| method | delay, s | reaction p50 | reaction p90 | success after | jerk RMS | seam jerk RMS |",
-           "|---|---|---|---|---|---|---|"]
+           ]
+    # a task that separates reaching the new goal from succeeding (e.g. without a collision) gets a column
     reached = all("reached_after_perturbation" in s for per in doc["methods"].values() for s in per.values())
-    if reached:  # the task separates reaching the new goal from succeeding (e.g. without a collision)
-        out[-2:] = [out[-2].replace(" success after |", " reached after | success after |"), "|---|---|---|---|---|---|---|---|"]
+    columns = ["method", "delay, s", "reaction p50", "reaction p90", *(["reached after"] if reached else []),
+               "success after", "jerk RMS", "seam jerk RMS"]
+    out += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for method, per in doc["methods"].items():
         for delay, s in per.items():
             cells = [method, f"{float(delay):.1f}", f"{s['reaction_ms_p50']:.0f}", f"{s['reaction_ms_p90']:.0f}",

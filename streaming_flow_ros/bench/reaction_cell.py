@@ -36,7 +36,7 @@ from ..cells.robots import robot_spec
 from ..cells.scene import cube_name
 from ..cells.tasks import make_task
 from ..data.image_codec import to_model_image
-from ..policy.control import ControlLoop, LatestObservation, LoopConfig, TickInputs
+from ..policy.control import ControlLoop, LatestObservation, TickInputs
 from ..policy.protocol import Observation, RuntimePolicy
 from ..policy.safety import binary_gripper
 from ..policy.streaming import load_policy
@@ -157,15 +157,6 @@ def node_params(robot: str) -> NodeParams:
                                     "control_rate_hz": CONTROL_HZ})
 
 
-def loop_config(every: int) -> LoopConfig:
-    """The node's control loop: a plan every ``every`` observations (``observation`` when 1),
-    inputs never stale (the delays are injected here), as bench/reaction.py on Push-T."""
-    m = round(CONTROL_HZ / DATA_HZ)
-    if every == 1:
-        return LoopConfig(control_rate_hz=CONTROL_HZ, reanchor="observation", max_obs_age=1e6)
-    return LoopConfig(control_rate_hz=CONTROL_HZ, reanchor="ticks", reanchor_ticks=every * m, max_obs_age=1e6)
-
-
 def delayed_observation(samples: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]], n: int, delay: int,
                         first: int, obs_horizon: int) -> Observation:
     """What the loop is offered at data step ``n``: the sample ``delay`` steps back (none before
@@ -194,7 +185,7 @@ def rollout(checkpoint: str, method: str, every: int, seed: int, delay: int, per
         scene = task.reset(cell, seed)
         io = CellIO(cell, policy, params)
         plans = LatestObservation(policy.prepare)
-        loop = ControlLoop(policy, io.limits, loop_config(every), plans)
+        loop = ControlLoop(policy, io.limits, reaction.arm_loop_config(every, CONTROL_HZ, DATA_HZ), plans)
         k, shift = perturbation(seed)
         limit = TIME_LIMIT_S or task.config.time_limit
         end_s = limit if perturb else k / DATA_HZ + reaction.NO_REACTION_S + 0.5
@@ -232,11 +223,5 @@ def episode(checkpoint: str, method: str, every: int, index: int, delay: int, ro
     seed = EVAL_SEED + index
     base = rollout(checkpoint, method, every, seed, delay, perturb=False, robot=robot)
     pert = rollout(checkpoint, method, every, seed, delay, perturb=True, robot=robot)
-    k, rate, arm = pert["k_tick"], pert["rate"], pert["arm"]
-    if not np.array_equal(base["commands"][:k], pert["commands"][:k]):
-        raise RuntimeError(f"seed {seed} {method}: the base and perturbed rollouts differ before the perturbation "
-                           "(something is not deterministic)")
-    n = min(len(base["commands"]), len(pert["commands"]))
-    diff = np.abs(pert["commands"][k:n, arm] - base["commands"][k:n, arm]).max(axis=1, initial=0.0)
-    return {**reaction.compare(diff, EPS_RAD, pert["commands"][:, arm], pert["starts"], rate),
+    return {**reaction.compare_joint_rollouts(base, pert, EPS_RAD, f"seed {seed} {method}", pert["arm"]),
             "success": pert["success"]}

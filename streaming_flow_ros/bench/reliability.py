@@ -68,8 +68,8 @@ def measure(root: Path, seed: int = 0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         log, junit = Path(tmp) / "bad_inputs.jsonl", Path(tmp) / "junit.xml"
         env = {**os.environ, "SFP_BAD_INPUT_LOG": str(log)}
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-               f"--hypothesis-seed={seed}", "-o", "addopts=", f"--junitxml={junit}", *FILES]
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--hypothesis-seed={seed}",
+               f"--junitxml={junit}", *FILES]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, cwd=root, env=env, check=False)
         seconds = time.monotonic() - t0

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...bench.common import machine_info, print_rendered
+from ...bench.common import command, machine_info, print_rendered
 
 log = logging.getLogger(__name__)
 JOINTS = tuple(f"joint_{i}" for i in range(1, 7))
@@ -279,7 +279,7 @@ def command_line(args: argparse.Namespace) -> str:
             ("--tick-source", args.tick_source), ("--tick-priority", args.tick_priority or None),
             ("--checkpoint", args.checkpoint), ("--joint-rate", f"{args.joint_rate:g}"),
             ("--image-size", " ".join(map(str, args.image_size)))]
-    return " ".join(["sfp bench node"] + [k if v is True else f"{k} {v}" for k, v in opts if v not in (None, False)])
+    return command("sfp bench node", opts)
 
 
 def render(doc: dict) -> str:
