@@ -4,6 +4,8 @@
     ros2 launch streaming_flow_ros policy.launch.py robot:=sim autostart:=true enabled:=true
     ros2 launch streaming_flow_ros policy.launch.py robot:=franka_fr3 gripper:=true use_sim_time:=true \
         checkpoint:=/path/lift.safetensors   # arm + Franka Hand, scene + wrist cameras
+    ros2 launch streaming_flow_ros policy.launch.py robot:=ur gripper:=true gripper_output:=action \
+        checkpoint:=/path/lift.safetensors   # Robotiq 2F-85 through its GripperActionController
 
 Parameters: config/policy.yaml (defaults, documented), then config/robots/<robot>.yaml (joints,
 limits, command mode), then the arguments below. The node's relative topics are remapped onto
@@ -22,7 +24,8 @@ from launch import LaunchDescription
 from streaming_flow_ros.presets import LAUNCH_TOPICS, ROBOTS, launch_plan
 
 PACKAGE = "streaming_flow_ros"
-ARGUMENTS = ("use_sim_time", "autostart", "enabled", "checkpoint", "command_mode", "gripper", "camera_topics",
+ARGUMENTS = ("use_sim_time", "autostart", "enabled", "checkpoint", "command_mode", "gripper", "gripper_output",
+             "gripper_action", "camera_topics",
              *(f"{t}_topic" for t in LAUNCH_TOPICS))
 
 
@@ -59,6 +62,10 @@ def generate_launch_description() -> LaunchDescription:
                               description="jtc | forward | none; empty = the preset's"),
         DeclareLaunchArgument("gripper", default_value="false",
                               description="the preset's stock gripper joins the action (policy_gripper block)"),
+        DeclareLaunchArgument("gripper_output", default_value="topic", choices=["topic", "action"],
+                              description="gripper commands as a topic, or GripperCommand action goals"),
+        DeclareLaunchArgument("gripper_action", default_value="",
+                              description="GripperCommand server (gripper_output:=action); empty = the preset's"),
         DeclareLaunchArgument("camera_topics", default_value="",
                               description="NAME=TOPIC,... for a multi-camera checkpoint; empty = the preset's"),
     ]

@@ -138,9 +138,11 @@ def launch_plan(robot: str, arguments: Mapping[str, str]) -> LaunchPlan:
     means no remap); use_sim_time / autostart / enabled / gripper are booleans (``gripper``: the
     preset's stock gripper joins the action, see :func:`load_preset`, and ``gripper_commands`` is
     remapped to its topic); ``camera_topics`` ("scene=/a,wrist=/b") updates the preset's
-    ``<camera>/image_raw`` remaps; checkpoint and command_mode override the preset only when
-    given. Raises ValueError on an unknown robot or
-    a preset without the required topics."""
+    ``<camera>/image_raw`` remaps; ``gripper_output`` ``action`` (with ``gripper``) sends
+    GripperCommand goals to ``gripper_action`` or the preset's ``action`` with its
+    ``max_effort`` instead; checkpoint and command_mode override the preset only when given.
+    Raises ValueError on an unknown robot, a preset without the required topics, or an action
+    output without an action name."""
     if robot not in ROBOTS:
         raise ValueError(f"robot must be one of {ROBOTS}, got {robot!r}")
     preset = find_preset(robot)
@@ -158,12 +160,24 @@ def launch_plan(robot: str, arguments: Mapping[str, str]) -> LaunchPlan:
     for cam, target in camera_topics(robot, arguments.get("camera_topics", "")).items():
         remappings.append((f"{cam}/image_raw", target))
     overrides: dict[str, Any] = {k: _bool(arguments.get(k, "false")) for k in ("use_sim_time", "autostart", "enabled")}
+    output = arguments.get("gripper_output", "") or "topic"
+    if output not in ("topic", "action"):
+        raise ValueError(f"gripper_output must be topic or action, got {output!r}")
     if _bool(arguments.get("gripper", "false")):
         params = load_preset(robot, gripper=True)
         overrides.update({k: params[k] for k in ("gripper_joints", *PER_JOINT)})
-        if not arguments.get("gripper_commands_topic") and gripper_topic(robot):
+        if output == "action":  # GripperCommand goals; an action name is a parameter, not a remap
+            block = _block(doc, GRIPPER_KEY)
+            action = arguments.get("gripper_action", "") or str(block.get("action", ""))
+            if not action:
+                raise ValueError(f"{preset}: {GRIPPER_KEY} has no `action`; give gripper_action:=/your/gripper_cmd")
+            overrides.update({"gripper_output": "action", "gripper_action": action,
+                              "gripper_max_effort": float(block.get("max_effort", 0.0))})
+        elif not arguments.get("gripper_commands_topic") and gripper_topic(robot):
             remappings = [r for r in remappings if r[0] != "gripper_commands"]
             remappings.append(("gripper_commands", gripper_topic(robot)))
+    elif output == "action":
+        raise ValueError("gripper_output:=action needs gripper:=true")
     for key in ("checkpoint", "command_mode"):
         if arguments.get(key):
             overrides[key] = arguments[key]

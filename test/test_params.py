@@ -177,6 +177,8 @@ CHANGED = {
     "sync_tolerance": 0.02, "diagnostics_period": 2.0, "log_period": 5.0,
     "control_rate_hz": 250.0, "reanchor": "ticks", "reanchor_ticks": 7, "max_obs_age": 0.2, "on_stale": "silent",
     "command_mode": "forward", "controller_joints": ("a", "b"), "gripper_joints": ("g",), "gripper_mode": "binary",
+    "gripper_output": "action", "gripper_action": "/g/gripper_cmd", "gripper_max_effort": 20.0,
+    "gripper_goal_deadband": 0.05, "gripper_goal_rate_hz": 5.0,
     "lookahead_ticks": 3, "publish_velocities": True,
     "position_lower": (-1.0, -1.0, 0.0), "position_upper": (1.0, 1.0, 0.1), "max_velocity": (2.0,),
     "integrator": "heun", "anchor": "state", "state_blend": 0.5, "max_flow_time": 0.5, "start_sigma": 0.1,
@@ -187,6 +189,7 @@ LIMITED = {"controller_joints": ["a", "b"], "gripper_joints": ["g"],
            "position_lower": [-2.0, -2.0, -0.1], "position_upper": [2.0, 2.0, 0.2]}
 # What a changed value needs from the others to be valid (the reference keeps these too).
 NEEDS = {"gripper_joints": {"controller_joints": ["a", "b"]}, "gripper_mode": {"gripper_joints": ["g"]},
+         "gripper_output": {"gripper_joints": ["g"], "gripper_action": "/g/gripper_cmd"},
          "position_lower": LIMITED, "position_upper": LIMITED, "ticks_per_step": {"integration": "worker"}}
 
 

@@ -62,7 +62,8 @@ class Diagnostics:
             level = ERROR
         values = {"state": state, "enabled": cfg.enabled, "command_mode": cfg.output.command_mode,
                   **s, **{f"obs_age_{k}_ms": v for k, v in ages.items()},
-                  **{f"camera_{k}_fps": v for k, v in fps.items()}, **integ, "last_error": tel.last_error}
+                  **{f"camera_{k}_fps": v for k, v in fps.items()}, **integ, **node.gripper_goal_counts,
+                  "last_error": tel.last_error}
         arr = DiagnosticArray()
         arr.header.stamp = node.get_clock().now().to_msg()
         message = reason or f"{state}, enabled={cfg.enabled}"

@@ -48,7 +48,7 @@ from ..policy.control import ControlLoop, TickOutput
 from ..policy.protocol import Observation, RuntimeConfig, RuntimePolicy
 from .diagnostics import Diagnostics
 from .inputs import Inputs
-from .outputs import Outputs
+from .outputs import Outputs, import_gripper_command
 from .params import LIVE, OWNER, NodeParams, check_binary_gripper, controller_joints, resolve_limits
 from .telemetry import Telemetry
 from .ticker import ControlClock
@@ -154,6 +154,11 @@ class PolicyNode(LifecycleNode):
         return self.telemetry
 
     @property
+    def gripper_goal_counts(self) -> dict[str, int]:
+        """GripperCommand goals sent / rejected / without a server ({} unless gripper_output is action)."""
+        return self._outputs.gripper_goal_counts if self._outputs is not None else {}
+
+    @property
     def lifecycle_state(self) -> str:
         return self._state_machine.current_state[1]
 
@@ -186,6 +191,8 @@ class PolicyNode(LifecycleNode):
             self._limits = resolve_limits(cfg, spec)
             ctrl_joints = controller_joints(cfg, spec)
             check_binary_gripper(cfg, spec, self._limits)
+            if cfg.output.gripper_output == "action" and cfg.output.gripper_joints:
+                import_gripper_command()  # fail the configure, not the first tick, without control_msgs
             warm_up(policy, np.clip(np.zeros(spec.action_dim), self._limits.lower, self._limits.upper))
         except (ValueError, OSError, ImportError) as e:
             self._reason = f"configure failed: {e}"

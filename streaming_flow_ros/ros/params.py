@@ -45,6 +45,7 @@ REANCHOR_MODES = ("observation", "ticks", "horizon")
 SAMPLERS = ("", "ddpm", "ddim", "euler", "rtc", "ensemble", "async")  # the last three: FM-chunk executors
 STALE_MODES = ("hold", "silent")
 GRIPPER_MODES = ("continuous", "binary")
+GRIPPER_OUTPUTS = ("topic", "action")
 TICK_SOURCES = ("auto", "thread", "timer")
 
 # Applied immediately on set; everything else waits for the next configure.
@@ -60,6 +61,13 @@ class OutputParams:
     controller_joints: tuple[str, ...] = ()
     gripper_joints: tuple[str, ...] = ()
     gripper_mode: Literal["continuous", "binary"] = "continuous"
+    # "topic": gripper_commands (Float64MultiArray); "action": control_msgs/action/GripperCommand
+    # goals to the server ``gripper_action`` names, gated by policy/gripper.py's GripperGoalGate
+    gripper_output: Literal["topic", "action"] = "topic"
+    gripper_action: str = ""
+    gripper_max_effort: float = 0.0
+    gripper_goal_deadband: float = 0.02
+    gripper_goal_rate_hz: float = 10.0
     lookahead_ticks: int = 2
     publish_velocities: bool = False
 
@@ -217,6 +225,7 @@ def _validate(v: Mapping[str, Any]) -> None:
         ("on_stale", STALE_MODES),
         ("tick_source", TICK_SOURCES),
         ("gripper_mode", GRIPPER_MODES),
+        ("gripper_output", GRIPPER_OUTPUTS),
     ):
         if v[name] not in choices:
             raise ValueError(f"{name} must be one of {list(choices)}, got {v[name]!r}")
@@ -232,6 +241,16 @@ def _validate(v: Mapping[str, Any]) -> None:
                          f"{list(grip)}")
     if v["gripper_mode"] == "binary" and not grip:
         raise ValueError("gripper_mode binary needs gripper_joints")
+    in_range("gripper_max_effort", 0.0, 1e4)
+    in_range("gripper_goal_deadband", 0.0, 0.99)
+    in_range("gripper_goal_rate_hz", 0.1, 100.0)
+    if v["gripper_output"] == "action":
+        if len(grip) != 1:
+            raise ValueError(f"gripper_output action sends GripperCommand goals to one gripper joint; gripper_joints "
+                             f"has {list(grip)}")
+        if not str(v["gripper_action"]).strip():
+            raise ValueError("gripper_output action needs gripper_action, the server's action name (e.g. "
+                             "/robotiq_gripper_controller/gripper_cmd; `ros2 action list` shows it)")
     _check_per_joint(v, named)
     for lo, hi in zip(lower, upper):
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
@@ -366,10 +385,15 @@ def controller_joints(params: NodeParams, spec: IOSpec) -> tuple[str, ...]:
 
 
 def check_binary_gripper(params: NodeParams, spec: IOSpec, limits: SafetyLimits) -> None:
-    """``gripper_mode`` binary sends the gripper joints' upper (open) or lower (closed) limit, so
-    each needs finite position limits (node or checkpoint); ValueError naming them otherwise."""
+    """``gripper_mode`` binary sends the gripper joints' upper (open) or lower (closed) limit, and
+    ``gripper_output`` action measures its goal deadband in the gripper's travel, so each needs
+    finite position limits (node or checkpoint); ValueError naming them otherwise."""
     out = params.output
     grip = [spec.action_names.index(n) for n in out.gripper_joints]
-    if out.gripper_mode == "binary" and not np.isfinite(np.r_[limits.lower[grip], limits.upper[grip]]).all():
+    finite = np.isfinite(np.r_[limits.lower[grip], limits.upper[grip]]).all()
+    if out.gripper_mode == "binary" and not finite:
         raise ValueError(f"gripper_mode binary needs position limits for {list(out.gripper_joints)} "
                          "(open = upper, closed = lower)")
+    if out.gripper_output == "action" and not finite:
+        raise ValueError(f"gripper_output action needs position limits for {list(out.gripper_joints)} "
+                         "(its goal deadband is a fraction of the travel)")
