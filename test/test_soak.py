@@ -1,4 +1,4 @@
-"""`sfp soak` in CI: 30 s of the real node at 200 Hz on the simulator (camera on, episodes
+"""`sfp soak` in CI: 20 s of the real node at 200 Hz on the simulator (camera on, episodes
 auto-resetting) under the invariant checker. The 10-minute run and its numbers are in
 docs/RELIABILITY.md; here only the contract: no violation, ticks delivered, JSON keys."""
 
@@ -17,12 +17,12 @@ from streaming_flow_ros.ros.bench import soak as soak_bench
 KEYS = {"seconds", "ticks_ratio", "period_err_p99_ms", "rss_growth_mb", "violations", "cpu_steal"}
 
 
-def test_soak_30s(tmp_path, monkeypatch, capfd):
+def test_soak_20s(tmp_path, monkeypatch, capfd):
     out = tmp_path / "soak.json"
     with domain_id() as did:
         monkeypatch.setenv("ROS_DOMAIN_ID", str(did))
         steal = CpuSteal()
-        rc = cli.main(["soak", "--seconds", "30", "--rate", "200", "--json", str(out)])
+        rc = cli.main(["soak", "--seconds", "20", "--rate", "200", "--json", str(out)])
         stolen = steal.share()
     printed = capfd.readouterr().out
     res = json.loads(out.read_text())
@@ -30,11 +30,11 @@ def test_soak_30s(tmp_path, monkeypatch, capfd):
     assert KEYS <= set(res), sorted(res)
     assert res["violations"] == 0 and rc == 0, res["checker"]
     assert res["ticks_ratio"] > tick_bar(0.9, stolen), (res, f"CPU steal {stolen:.1%}")
-    assert res["seconds"] >= 29.0 and len(res["windows"]) == 3
+    assert res["seconds"] >= 19.0 and len(res["windows"]) == 2
     for v in [res["cpu_steal"], *(w["cpu_steal"] for w in res["windows"])]:  # NaN only without /proc/stat
         assert (0.0 <= v <= 1.0) if math.isfinite(stolen) else math.isnan(v)
     assert math.isfinite(res["period_err_p99_ms"]) and math.isfinite(res["rss_growth_mb"])
-    assert res["checker"]["controller_msgs"] > 0.8 * 30 * 200  # the checker saw the stream
+    assert res["checker"]["controller_msgs"] > 0.8 * 20 * 200  # the checker saw the stream
     assert "violations 0" in printed
     # the generated RELIABILITY section: totals, worst window, counts, and the reproducing command
     text = soak_bench.render(res)
