@@ -9,6 +9,7 @@ import pytest
 from domain_coordinator import domain_id
 from ros_harness import tick_bar
 
+from streaming_flow_ros.bench import sim_quality
 from streaming_flow_ros.cli import main as sfp_main
 from streaming_flow_ros.ros.closed_loop import ClosedLoop, summarize
 from streaming_flow_ros.ros.node import DEFAULT_CHECKPOINT
@@ -55,10 +56,15 @@ def test_sfp_demo_and_eval_commands(tmp_path, ros_domain, capfd):  # capfd: rclp
     d = json.loads((out / "demo.json").read_text())
     assert d["episodes"] == 1 and 0.0 <= d["success_rate"] <= 1.0
     js = tmp_path / "eval.json"
-    assert sfp_main(["eval", "sim", "--episodes", "1", "--json", str(js)]) == 0
+    assert sfp_main(["eval", "sim", "--episodes", "1", "--param", "start_sigma=0.1", "--json", str(js)]) == 0
     e = json.loads(js.read_text())
     assert {"episodes", "success_rate", "collision_rate", "ticks_ratio"} <= set(e)
     assert e["episodes"] == 1 and 0.0 < e["ticks_ratio"] <= 1.0
+    # the docs table (`sfp bench docs`) reads what the command writes, and names the command
+    assert e["node_parameters"] == {"start_sigma": 0.1}
+    text = sim_quality.render_eval([e])
+    assert f"| shipped | `start_sigma=0.1` | 1 | {round(e['success_rate'])}/1 |" in text
+    assert f"Command: `sfp eval sim --episodes 1 --param start_sigma=0.1 --json {js}`." in text
 
 
 def test_sfp_demo_streams_the_shipped_lift_policy_to_the_panda_cell(tmp_path, capfd):
@@ -127,6 +133,9 @@ def test_bench_sim_quick_trains_and_evaluates_through_the_node(tmp_path, ros_dom
         assert len(r["seeds"]) == 1 and r["seeds"][0]["episodes"] == 2 and r["seeds"][0]["train"]["steps"] == 20
         assert 0.0 <= r["success_mean"] <= 1.0 and 0.0 < r["ticks_ratio_mean"] <= 1.0
     assert doc["dp_ddim"]["seeds"][0]["node_params"]["sampler"] == "ddim"
+    text = sim_quality.render(doc)  # the docs section `sfp bench docs` draws from this JSON
+    assert "| SFP | " in text and "| DP-DDIM | " in text and "| 0 ms | 300 ms |" in text
+    assert f"`sfp bench sim --quick --dataset {data} --workdir {tmp_path / 'work'} --methods sfp,dp_ddim --latency-ms 0,300 --stress-methods sfp`" in text
     assert "dp_ddim" in capfd.readouterr().out
     # a re-run reuses the trainings and evaluations (their files are not rewritten)
     cached = sorted((tmp_path / "work").rglob("*.json")) + sorted((tmp_path / "work").rglob("*.safetensors"))

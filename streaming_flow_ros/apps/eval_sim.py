@@ -11,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..bench.common import CpuSteal, command
 from ..ros.closed_loop import ClosedLoop, summarize
 from .report import outcome, plot, summary_lines
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         k, v = kv.split("=", 1)
         extra[k] = yaml.safe_load(v)
     results = []
+    steal = CpuSteal()
     with ClosedLoop(args.checkpoint, args.rate, seed=args.seed, node_parameters=extra, domain_id=args.domain_id) as loop:
         for i in range(args.episodes):
             r = loop.run_episode(i)
@@ -46,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     s = summarize(results, node)
     s["checkpoint"] = args.checkpoint or "default"
     s["control_rate_hz"] = args.rate
+    s["node_parameters"] = extra
+    s["cpu_steal"] = steal.share()
+    s["command"] = command("sfp eval sim", [("--episodes", args.episodes), ("--checkpoint", args.checkpoint),
+                                            ("--rate", None if args.rate == 100.0 else args.rate),
+                                            ("--seed", None if args.seed == 1000 else args.seed)]
+                           + [("--param", kv) for kv in args.param] + [("--json", args.json)])
     for line in summary_lines(s):
         print(line)
     if args.json:

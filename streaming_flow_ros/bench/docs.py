@@ -25,7 +25,7 @@ from typing import Any
 from ..ros.bench import contention, soak
 from ..ros.bench import node as node_bench
 from ..toy import report as toy_report
-from . import camera_transport, cells, defaults, latency, plots, reaction, reliability, scale, step
+from . import camera_transport, cells, defaults, latency, plots, reaction, reliability, scale, sim_quality, step
 from .common import replace_in_text
 from .pusht import summarize
 
@@ -39,6 +39,7 @@ class Section:
     files: tuple[str, ...]  # JSON file names in the results directory, rendered in this order
     render: Callable[[dict[str, Any]], str]
     measure: str  # the command that writes the (first) JSON, for the "not yet measured" note
+    together: bool = False  # render gets the list of the JSON documents present (one table), not each
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "scale", ("scale.json",), scale.render,
             "sfp bench scale --node --json docs/results/scale.json"),
     Section(BENCH, "toy", ("toy.json",), toy_report.render, "sfp toy --json docs/results/toy.json"),
+    Section(BENCH, "eval_sim", ("eval_sim.json", "eval_sim_start_sigma.json"), sim_quality.render_eval,
+            "sfp eval sim --episodes 50 --json docs/results/eval_sim.json", together=True),
     Section(BENCH, "defaults", ("defaults.json",), defaults.render,
             "sfp bench defaults --pusht-checkpoint CKPT --json docs/results/defaults.json"),
     Section(BENCH, "executors", ("executors.json",), summarize.render,
@@ -117,6 +120,12 @@ def render_section(section: Section, results: Path) -> str:
     present = [results / f for f in section.files if (results / f).is_file()]
     if not present:
         return f"Not yet measured: no docs/results/{section.files[0]}. Measure with `{section.measure}`."
+    if section.together:
+        try:
+            return section.render([_load(p) for p in present]).rstrip("\n")
+        except (KeyError, TypeError, IndexError) as e:
+            raise ValueError(f"{', '.join(map(str, present))}: cannot render the {section.name!r} section "
+                             f"({type(e).__name__}: {e})") from e
     parts = []
     for path in present:
         try:

@@ -39,12 +39,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .common import format_table, machine_info, versions
+import numpy as np
+
+from .common import command, format_table, machine_info, versions
+from .plots import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +152,6 @@ def run_stress(workdir: Path, settings: Settings, seed0: dict[str, dict]) -> dic
 
 
 def run_all(dataset: Path, workdir: Path, settings: Settings) -> dict[str, Any]:
-    import numpy as np
-
     t0 = time.monotonic()
     doc: dict[str, Any] = {}
     per: dict[str, list[dict]] = {m: [] for m in settings.methods}
@@ -209,6 +211,73 @@ def format_report(doc: dict[str, Any]) -> str:
         text += (f"\n\ndelay stress (seed-0 checkpoints, {doc['stress']['episodes']} episodes; clean success by "
                  "sensing latency):\n" + format_table(["method"] + [f"{ms} ms" for ms in lat], srows))
     return text
+
+
+def command_line(doc: dict[str, Any]) -> str:
+    """The `sfp bench sim` command that reproduces a run, from its JSON."""
+    settings, quick = doc["settings"], bool(doc.get("quick"))
+    lat = settings.get("latency_ms") or ()
+    stress = settings.get("stress_methods")
+    return command("sfp bench sim", [
+        ("--quick", quick), ("--dataset", settings.get("dataset")), ("--workdir", settings.get("workdir")),
+        ("--seeds", None if quick else settings["seeds"]), ("--steps", None if quick else settings.get("steps")),
+        ("--episodes", None if quick else settings["episodes"]), ("--methods", ",".join(settings["methods"])),
+        ("--latency-ms", ",".join(map(str, lat)) or None),
+        ("--stress-episodes", settings.get("stress_episodes") if lat and not quick else None),
+        ("--stress-methods", ",".join(stress) if stress and lat else None)])
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The markdown of an `sfp bench sim` JSON: success per method over seeds, then the delay
+    stress when measured."""
+    settings = doc["settings"]
+    methods = list(settings["methods"])
+    out = [(f"{len(doc[methods[0]]['seeds'])} training seeds, {settings['episodes']} held-out scenes per seed "
+           "through the node at 100 Hz over DDS."), "",
+           ("| method | success | per seed | collisions | ticks | obs → cmd p50 | jerk RMS, rad/s³ | training, s | "
+           "CPU steal (max) |"), "|---|---|---|---|---|---|---|---|---|"]
+    for m in methods:
+        r = doc[m]
+        seeds = r["seeds"]
+        per = " / ".join(f"{s['success_rate']:.2f}" for s in seeds)
+        jerk = np.mean([s["jerk_rms_mean"] for s in seeds])
+        train = np.mean([s["train"]["seconds"] for s in seeds])
+        steal = max(s.get("cpu_steal", float("nan")) for s in seeds)
+        out.append(f"| {LABELS.get(m, m)} | {r['success_mean']:.2f} ± {r['success_std']:.2f} | {per} | "
+                   f"{r['collision_mean']:.3f} | {100 * r['ticks_ratio_mean']:.1f} % | {r['obs_to_cmd_p50_ms']:.0f} ms | "
+                   f"{jerk:.0f} | {train:,.0f} | {100 * steal:.1f} % |")
+    stress = doc.get("stress", {}).get("latency")
+    if stress:
+        lat = list(settings["latency_ms"])
+        out += ["", (f"Delay stress: seed-0 checkpoints, the first {doc['stress']['episodes']} scenes, joint states and "
+                "frames published late (the node's default `skip_elapsed` compensates); success by sensing latency:"),
+                "", "| method | " + " | ".join(f"{ms} ms" for ms in lat) + " |", "|---|" + "---|" * len(lat)]
+        for m, cells in stress.items():
+            out.append(f"| {LABELS.get(m, m)} | " + " | ".join(f"{cells[str(ms)]['success_rate']:.2f}" for ms in lat)
+                       + " |")
+    out += ["", (f"Command: `{command_line(doc)}`; it reuses the trainings and evaluations "
+            "already in its workdir.")]
+    return "\n".join(out)
+
+
+def render_eval(docs: list[dict[str, Any]]) -> str:
+    """Markdown: one row per `sfp eval sim --json` result (the node parameters it added, success,
+    collisions, time to success, jerk, ticks, observation-to-command), then the commands."""
+    out = [("| checkpoint | node parameters | episodes | success | collisions | time to success, s (median) | "
+           "jerk RMS, rad/s³ | ticks | obs → cmd p50 | CPU steal |"), "|---|---|---|---|---|---|---|---|---|---|"]
+    for d in docs:
+        params = ", ".join(f"`{k}={v}`" for k, v in d.get("node_parameters", {}).items()) or "the preset's"
+        tts = [t for e in d.get("per_episode", []) if (t := e.get("time_to_success")) is not None and math.isfinite(t)]
+        n = d["episodes"]
+        name = "shipped" if d["checkpoint"] == "default" else f"`{d['checkpoint']}`"
+        out.append(f"| {name} | {params} | {n} | {round(d['success_rate'] * n)}/{n} | "
+                   f"{round(d['collision_rate'] * n)} | {np.median(tts) if tts else float('nan'):.2f} | "
+                   f"{d['jerk_rms_mean']:.0f} | {100 * d['ticks_ratio']:.2f} % | {d['node']['obs_to_cmd_p50_ms']:.0f} ms | "
+                   f"{100 * d.get('cpu_steal', float('nan')):.1f} % |")
+    commands = [f"`{d['command']}`" for d in docs if d.get("command")]
+    if commands:
+        out += ["", f"Command{'s' if len(commands) > 1 else ''}: {'; '.join(commands)}."]
+    return "\n".join(out)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
