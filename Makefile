@@ -105,7 +105,7 @@ default-policy: $(STAMP)
 	mkdir -p streaming_flow_ros/assets
 	cp $(DEFAULT_RUN)/train/policy.safetensors streaming_flow_ros/assets/default_policy.safetensors
 
-# Regenerates streaming_flow_ros/assets/<robot>_lift.safetensors (ROBOT=panda|ur5e) the way a user
+# Regenerates streaming_flow_ros/assets/<robot>_lift.safetensors (ROBOT=panda|ur5e|gen3|xarm7) the way a user
 # would from their own arm: 100 scripted-expert demos recorded as rosbag2 through the cell's
 # topics -> sfp dataset build -> sfp train (config/train/cell_lift.yaml) -> sfp compact
 # (float16 weights, 2.7 MB). ~7 min recording and ~30 min training on 2 idle CPU cores.
@@ -115,6 +115,10 @@ CELL_TOPICS_panda := --joint-topic /franka/joint_states --action-topic /fr3_arm_
 	--action-topic /gripper_controller/commands=fr3_finger_joint1
 CELL_TOPICS_ur5e := --joint-topic /joint_states --action-topic /scaled_joint_trajectory_controller/joint_trajectory \
 	--action-topic /gripper_controller/commands=robotiq_85_left_knuckle_joint
+CELL_TOPICS_gen3 := --joint-topic /joint_states --action-topic /joint_trajectory_controller/joint_trajectory \
+	--action-topic /gripper_controller/commands=robotiq_85_left_knuckle_joint
+CELL_TOPICS_xarm7 := --joint-topic /joint_states --action-topic /xarm7_traj_controller/joint_trajectory \
+	--action-topic /gripper_controller/commands=drive_joint
 cell-policy: $(STAMP)
 	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task lift --episodes 100 --out $(CELL_RUN)/bags --compress
 	$(VENV)/bin/sfp dataset build $(CELL_RUN)/bags/episode_* --out $(CELL_RUN)/dataset --overwrite \
