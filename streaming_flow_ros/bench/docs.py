@@ -37,7 +37,7 @@ class Section:
     doc: str  # markdown file name, in the docs directory
     name: str
     files: tuple[str, ...]  # JSON file names in the results directory, rendered in this order
-    render: Callable[[dict[str, Any]], str]
+    render: Callable[[Any], str]  # one JSON document, or the list of them when ``together``
     measure: str  # the command that writes the (first) JSON, for the "not yet measured" note
     together: bool = False  # render gets the list of the JSON documents present (one table), not each
 
