@@ -67,13 +67,55 @@ def test_expert_lifts_the_cube(panda, seed):
     np.testing.assert_allclose(panda.cube_position()[:2], scene.cube_xy, atol=0.02)  # lifted in place
 
 
+@needs_cells
+def test_expert_turning_above_the_cube_keeps_its_yaw_on_the_approach(panda):
+    from streaming_flow_ros.cells.expert import LiftExpert, LiftExpertConfig, run_expert_episode
+    from streaming_flow_ros.cells.ik import gripper_yaw
+    from streaming_flow_ros.cells.tasks import LiftTask
+
+    panda.reset(cube_xy=(0.05, -0.03), cube_yaw=0.7)
+    ik = panda.make_ik()
+    yaw0 = gripper_yaw(ik.pose(panda.joint_state()[1])[1])
+    plan = LiftExpert(panda, LiftExpertConfig(turn_above_s=1.0)).plan
+    assert list(plan.phases) == ["approach", "turn", "descend", "close", "lift", "hold"]
+    above = plan.position(plan.phases["turn"])
+    p_above, r_above = ik.pose(above)
+    assert gripper_yaw(r_above) == pytest.approx(yaw0, abs=0.02)  # not turned yet
+    np.testing.assert_allclose(p_above[:2], (0.05, -0.03), atol=3e-3)  # but above the cube
+    assert plan.phases["descend"] - plan.phases["turn"] == pytest.approx(1.0)
+    panda.reset(q=plan.position(plan.close_time), cube_xy=(0.05, -0.03), cube_yaw=0.7)
+    assert abs(panda.grasp_error()["yaw_deg"]) < 2.0  # turned to the cube by the grasp
+    assert run_expert_episode(panda, LiftTask(), 18, LiftExpertConfig(turn_above_s=1.0))["success"]
+
+
+@needs_cells
+@pytest.mark.parametrize("cube_yaw", [0.0, 0.7, -0.7])
+def test_grasp_error_is_small_at_the_experts_grasp_and_sees_a_turned_gripper(panda, cube_yaw):
+    from streaming_flow_ros.cells.expert import LiftExpert
+
+    panda.reset(cube_xy=(0.05, -0.03), cube_yaw=cube_yaw)
+    expert = LiftExpert(panda)
+    q = expert.plan.position(expert.plan.close_time)
+    panda.reset(q=q, cube_xy=(0.05, -0.03), cube_yaw=cube_yaw)
+    g = panda.grasp_error()
+    assert g["cube"] == "red" and g["lateral_mm"] < 3.0 and abs(g["yaw_deg"]) < 2.0, g
+    assert g["height_mm"] == pytest.approx(panda.robot.gripper.grasp_offset * 1e3, abs=3.0)
+    q_turned = q.copy()
+    q_turned[-1] += 0.5  # the Panda's last joint turns the hand about the vertical when it points down
+    panda.reset(q=q_turned, cube_xy=(0.05, -0.03), cube_yaw=cube_yaw)
+    turned = panda.grasp_error()
+    assert abs(abs(turned["yaw_deg"]) - np.degrees(0.5)) < 3.0 and turned["lateral_mm"] < 3.0, turned
+    panda.reset(q=q, cube_xy=(0.05, -0.03), cube_yaw=cube_yaw + np.pi / 2)  # the same cube, a face on
+    assert abs(panda.grasp_error()["yaw_deg"]) < 2.0
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     from streaming_flow_ros.cli import main as sfp_main
 
     out = tmp_path_factory.mktemp("cell_bags") / "bags"
     assert sfp_main(["dataset", "record-sim", "--cell", "panda", "--task", "lift", "--episodes", "1",
-                     "--out", str(out), "--seed", "5", "--image-size", "32", "24"]) == 0
+                     "--out", str(out), "--seed", "5", "--image-size", "32", "24", "--turn-above", "0.5"]) == 0
     return out
 
 
@@ -83,6 +125,7 @@ def test_record_one_lift_episode_as_a_bag(recorded):
 
     index = json.loads((recorded / "episodes.json").read_text())
     assert index["cell"] == "panda" and index["episodes"][0]["success"]
+    assert index["expert"]["turn_above_s"] == 0.5
     bag = recorded / "episode_00000"
     assert list(bag.glob("*.mcap"))
     topics = cell_topics("franka_fr3")
@@ -112,6 +155,15 @@ def test_record_one_lift_episode_as_a_bag(recorded):
     grip = [float(m.msg.data[0]) for m in by["/gripper_controller/commands"]]
     assert grip[0] == pytest.approx(0.04) and grip[-1] == 0.0  # Franka: one finger's travel, open -> closed
     assert js[-1].msg.position[-1] == pytest.approx(0.02, abs=0.003)  # holding the 4 cm cube
+
+
+def test_cell_options_need_a_cell(tmp_path, capsys):
+    from streaming_flow_ros.cli import main as sfp_main
+
+    assert sfp_main(["dataset", "record-sim", "--episodes", "1", "--out", str(tmp_path / "b"),
+                     "--turn-above", "1.0"]) != 0
+    assert "apply to a MuJoCo cell" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 @needs_cells

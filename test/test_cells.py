@@ -5,6 +5,7 @@ model files (``pip install mujoco==3.3.7 && pip install --no-deps robosuite==1.5
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
 
@@ -258,6 +259,9 @@ def test_policy_node_streams_arm_and_gripper_to_the_cell(tmp_path):
             ex.shutdown()
             peer.destroy_node()
     assert r.duration >= 1.0 and not r.success and np.isfinite(r.jerk_rms)
+    assert r.scene["seed"] == r.seed and len(r.scene["cube_xy"]) == 2
+    assert r.grasp is None or set(r.grasp) == {"cube", "lateral_mm", "height_mm", "yaw_deg"}
+    json.dumps(s)  # per-episode scene and grasp included
     assert rejected == 0 and received["trajectory"] > 20 and received["gripper"] > 20
     assert len(traj) > 20 and len(grip) > 20
     lower, upper = np.array(preset["position_lower"]), np.array(preset["position_upper"])

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..sim.jtc import CommandResult, JointTrajectory, TrajectoryController
 from . import scene as sc
-from .ik import ArmIK
+from .ik import GRIP_SITE, ArmIK, gripper_yaw
 from .robots import RobotSpec, robot_spec
 
 CAMERAS = {"scene": "scene", "wrist": "robot/eye_in_hand"}
@@ -159,6 +159,23 @@ class Cell:
         with self.lock:
             w, x, y, z = self.data.qpos[c + 3:c + 7]
             return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
+    def grasp_error(self) -> dict[str, float | str]:
+        """Where the grip site is relative to the nearest cube on the table (horizontally), as
+        the gripper closes: ``lateral_mm`` (horizontal distance of the site from the cube's
+        centre), ``height_mm`` (site above the cube's centre; the gripper's ``grasp_offset`` is
+        the expert's), ``yaw_deg`` (closing axis against the cube's faces, folded into
+        [-45, 45]: a cube looks the same every 90 deg; 45 closes on two edges), ``cube``."""
+        with self.lock:
+            site = self.model.site(GRIP_SITE).id
+            p = self.data.site_xpos[site].copy()
+            yaw = gripper_yaw(self.data.site_xmat[site].reshape(3, 3))
+            cube = min(self._on_table, key=lambda c: float(np.linalg.norm(self.cube_position(c)[:2] - p[:2])))
+            c = self.cube_position(cube)
+            cube_yaw = self.cube_yaw(cube)
+        err = (yaw - cube_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
+        return {"cube": cube, "lateral_mm": round(float(np.linalg.norm(p[:2] - c[:2])) * 1e3, 1),
+                "height_mm": round(float(p[2] - c[2]) * 1e3, 1), "yaw_deg": round(float(np.degrees(err)), 1)}
 
     def make_ik(self, **kwargs) -> ArmIK:
         """An :class:`~streaming_flow_ros.cells.ik.ArmIK` of this arm's grip site (its own

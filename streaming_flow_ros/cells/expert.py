@@ -12,7 +12,10 @@ simulator):
 
 1. approach: grip site from where it is to ``approach_height`` above the cube, gripper
    pointing down and turned to the cube's yaw (folded into [-45, 45] deg: a cube looks the
-   same every 90 deg), minimum-jerk, duration from ``speed``;
+   same every 90 deg), minimum-jerk, duration from ``speed``; with ``turn_above_s`` > 0 the
+   approach keeps the start's yaw and the gripper turns to the cube's once above it, in that
+   many seconds, where the wrist camera sees the cube large (a policy learns the turn from
+   what it sees then; during a long approach the cube is a few pixels wide);
 2. descend to the grasp (grip site ``grasp_offset`` above the cube centre);
 3. close the gripper (width 0: the cube stops the fingers) and wait ``close_s``;
 4. lift by ``lift``, then hold.
@@ -34,7 +37,7 @@ import numpy as np
 
 from ..sim.jtc import JointTrajectory, TrajectoryPoint
 from .cell import Cell
-from .ik import rot_z, rotation_error
+from .ik import gripper_yaw, rot_z, rotation_error
 
 # Grip site axes pointing down, fingers closing along world y (yaw 0): the site's x axis is
 # the closing direction on both robosuite grippers used here (Franka hand, Robotiq 2F-85).
@@ -59,12 +62,13 @@ class LiftExpertConfig:
     plan_rate_hz: float = 50.0
     command_rate_hz: float = 10.0
     max_joint_jump: float = 0.15  # rad between plan samples: larger is an IK branch flip
+    turn_above_s: float = 0.0  # s turning to the cube's yaw above it (0: turn during the approach)
 
     def __post_init__(self) -> None:
         if not (0.5 <= self.command_rate_hz <= 1000.0 and self.plan_rate_hz >= self.command_rate_hz):
             raise ValueError("command_rate_hz in [0.5, 1000] and plan_rate_hz >= command_rate_hz required")
-        if min(self.speed, self.descend_s, self.lift_s) <= 0 or min(self.close_s, self.hold_s) < 0:
-            raise ValueError("speed, descend_s and lift_s must be > 0; close_s and hold_s >= 0")
+        if min(self.speed, self.descend_s, self.lift_s) <= 0 or min(self.close_s, self.hold_s, self.turn_above_s) < 0:
+            raise ValueError("speed, descend_s and lift_s must be > 0; close_s, hold_s and turn_above_s >= 0")
 
 
 def _min_jerk(tau: np.ndarray) -> np.ndarray:
@@ -139,23 +143,29 @@ class LiftExpert:
         grasp = cube_p + [0.0, 0.0, offset]
         lifted = grasp + [0.0, 0.0, c.lift]
         approach_s = max(c.min_approach_s, 1.875 * float(np.linalg.norm(above - p0)) / c.speed)
-        # (duration, start, end) of the site; orientation turns from r0 to r_goal on the approach.
-        segments = [("approach", approach_s, p0, above), ("descend", c.descend_s, above, grasp),
-                    ("close", c.close_s, grasp, grasp), ("lift", c.lift_s, grasp, lifted),
-                    ("hold", c.hold_s, lifted, lifted)]
-        turn = rotation_error(r_goal, r0)
+        # (name, duration, site start, site end, orientation start, orientation end): the
+        # orientation turns from r0 to r_goal on the approach, or, with turn_above_s, to the
+        # start's yaw pointing down on the approach and then to r_goal above the cube.
+        r_above = rot_z(gripper_yaw(r0)) @ DOWN if c.turn_above_s > 0 else r_goal
+        segments = [("approach", approach_s, p0, above, r0, r_above)]
+        if c.turn_above_s > 0:
+            segments.append(("turn", c.turn_above_s, above, above, r_above, r_goal))
+        segments += [("descend", c.descend_s, above, grasp, r_goal, r_goal),
+                     ("close", c.close_s, grasp, grasp, r_goal, r_goal), ("lift", c.lift_s, grasp, lifted, r_goal, r_goal),
+                     ("hold", c.hold_s, lifted, lifted, r_goal, r_goal)]
         dt = 1.0 / c.plan_rate_hz
         times, qs, sites, phases = [], [], [], {}
         t0, q = 0.0, q0.copy()
         worst = 0.0
-        for name, dur, a, b in segments:
+        for name, dur, a, b, ra, rb in segments:
+            turn = rotation_error(rb, ra)
             phases[name] = t0
             n = max(1, math.ceil(dur / dt))
             taus = np.arange(1, n + 1) / n if times else np.arange(0, n + 1) / n
             for tau in taus:
                 s = float(_min_jerk(np.array(tau)))
                 p = a + s * (b - a)
-                r = _rotvec_matrix(s * turn) @ r0 if name == "approach" else r_goal
+                r = _rotvec_matrix(s * turn) @ ra
                 res = ik.solve(p, q, r)
                 if not res.converged(pos_tol=3e-3, rot_tol=0.03):
                     raise PlanningError(f"{name}: IK residual {res.position_error * 1e3:.1f} mm, "

@@ -29,6 +29,13 @@ def rotation_error(r_target: np.ndarray, r: np.ndarray) -> np.ndarray:
     return vel
 
 
+def gripper_yaw(rotation: np.ndarray) -> float:
+    """The yaw of a grip site's rotation (3, 3), rad: that of its closing (x) axis, 0 along
+    world y (``cells.expert.DOWN``; at yaw g the axis is rot_z(g) (0, 1, 0) = (-sin g, cos g, 0))."""
+    x = np.asarray(rotation)[:, 0]
+    return float(np.arctan2(-x[0], x[1]))
+
+
 def rot_z(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])

@@ -36,6 +36,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -121,9 +122,10 @@ def record_episode(cell: Cell, task, seed: int, path: Path, *, storage: str = "m
 def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | Path, *, seed: int = 0,
                      storage: str = "mcap", joint_state_rate_hz: float = 100.0, camera_rate_hz: float = 10.0,
                      command_rate_hz: float = 10.0, image_size: tuple[int, int] = (96, 96),
-                     compress: bool = False) -> list[Path]:
+                     compress: bool = False, turn_above_s: float = 0.0) -> list[Path]:
     """Record ``episodes`` successful expert episodes (seeds ``seed, seed + 1, ...``; failed or
-    unplannable ones are skipped and listed) as bags under ``out_dir``."""
+    unplannable ones are skipped and listed) as bags under ``out_dir``. ``turn_above_s``: the
+    expert's (:class:`~streaming_flow_ros.cells.expert.LiftExpertConfig`)."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if storage not in ("mcap", "sqlite3"):
@@ -137,6 +139,7 @@ def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | P
     out.mkdir(parents=True, exist_ok=True)
     if any(out.glob("episode_*")):
         raise ValueError(f"{out} already holds episode bags; choose a new --out")
+    expert_config = LiftExpertConfig(command_rate_hz=command_rate_hz, turn_above_s=turn_above_s)
     cell = Cell(robot, image_size=image_size)
     task = make_task(task_name)
     paths, index, failed = [], [], []
@@ -155,7 +158,7 @@ def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | P
             try:
                 info = record_episode(cell, task, s, tmp, storage=storage, joint_state_rate_hz=joint_state_rate_hz,
                                       camera_rate_hz=camera_rate_hz, command_rate_hz=command_rate_hz,
-                                      compress=compress)
+                                      compress=compress, expert_config=expert_config)
             except PlanningError as e:
                 shutil.rmtree(tmp, ignore_errors=True)
                 log.warning("seed %d: the expert cannot plan: %s", s, e)
@@ -179,6 +182,7 @@ def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | P
     meta = {"generator": "sfp dataset record-sim", "cell": robot, "task": task_name, "seed": seed,
             "attempts": attempt, "storage": storage, "image_size": list(image_size),
             "rates_hz": {"joint_states": joint_state_rate_hz, "cameras": camera_rate_hz, "commands": command_rate_hz},
+            "expert": asdict(expert_config),
             "topics": cell_topics(cell.robot.preset), "joints": [*cell.joint_names, cell.robot.gripper.joint],
             "success_rate": len(paths) / attempt,
             "objects": {c: sum(e["object"] == c for e in index) for c in cell.cube_colors},

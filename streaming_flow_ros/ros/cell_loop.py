@@ -53,6 +53,10 @@ class CellEpisode:
     gripper_between: float  # share of ticks with the gripper command between 10 and 90 % of its travel
     gripper_switches: int  # open <-> closed switches of the gripper command
     outcome: dict[str, Any] = field(default_factory=dict)  # the task's (e.g. {"object": "green"})
+    scene: dict[str, Any] = field(default_factory=dict)  # the task's scene (cube places, yaw)
+    # Cell.grasp_error() when the gripper command first closed past half its travel; None
+    # when it never closed (why a failed episode failed: off-centre, too high, turned)
+    grasp: dict[str, Any] | None = None
     frames: list[np.ndarray] = field(default_factory=list, repr=False)  # scene snapshots (demo)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,11 +74,12 @@ class _Recorder:
         self.q: list[np.ndarray] = []
         self.grip: list[float] = []
         self.success_time: float | None = None
+        self.grasp: dict | None = None
         self.armed = False
 
     def start(self) -> None:
         with self.lock:
-            self.q, self.grip, self.success_time, self.armed = [], [], None, True
+            self.q, self.grip, self.success_time, self.grasp, self.armed = [], [], None, None, True
 
     def stop(self) -> None:
         with self.lock:
@@ -87,6 +92,8 @@ class _Recorder:
             self.task.update(cell)
             self.q.append(cell.joint_state()[1])
             self.grip.append(cell.gripper_target() / cell.robot.gripper.max_width)  # 0 closed .. 1 open
+            if self.grasp is None and self.grip[-1] < 0.5:
+                self.grasp = cell.grasp_error()
             if self.task.success and self.success_time is None:
                 self.success_time = cell.metrics().time
 
@@ -232,7 +239,7 @@ class CellLoop:
             duration=round(self.cell.time - t0, 3), max_cube_height=round(float(self.task_obj.max_height), 4),
             jerk_rms=self.recorder.jerk_rms(self.cell_node.period), gripper_between=round(between, 4),
             gripper_switches=switches, outcome=dict(self.task_obj.outcome()),
-            frames=frames)
+            scene=scene.to_dict(), grasp=self.recorder.grasp, frames=frames)
 
     def node_summary(self) -> dict[str, float]:
         """The node's own telemetry (ticks, period error, step, observation-to-command), in

@@ -132,19 +132,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
                        help="the cell's task (default lift; pick_either: two cubes, the expert lifts one at random)")
     cells.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"),
                        help="cell camera images, px (default 96 96)")
+    cells.add_argument("--turn-above", type=float, default=None, metavar="S",
+                       help="the expert turns the gripper to the cube's yaw above the cube, in S seconds, "
+                            "instead of during the approach (default 0: during the approach)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.cell is None:
-        if args.task is not None or args.image_size is not None:
-            raise ValueError("--task and --image-size apply to a MuJoCo cell: add --cell ROBOT")
+        if args.task is not None or args.image_size is not None or args.turn_above is not None:
+            raise ValueError("--task, --image-size and --turn-above apply to a MuJoCo cell: add --cell ROBOT")
     else:
         from ..cells.record import record_cell_bags  # loads mujoco
 
         paths = record_cell_bags(args.cell, args.task or "lift", args.episodes, args.out, seed=args.seed,
                                  storage=args.storage, joint_state_rate_hz=args.joint_state_rate,
                                  camera_rate_hz=10.0 if args.camera_rate is None else args.camera_rate,
-                                 image_size=tuple(args.image_size or (96, 96)), compress=args.compress)
+                                 image_size=tuple(args.image_size or (96, 96)), compress=args.compress,
+                                 turn_above_s=args.turn_above or 0.0)
         print(f"recorded {len(paths)} bags in {args.out} (index: {Path(args.out) / 'episodes.json'})")
         return 0
     paths = record_expert_bags(args.episodes, args.out, seed=args.seed, storage=args.storage,
