@@ -67,12 +67,15 @@ def test_cells_table_groups_seeds_and_reports_modes():
     run = {"episodes": 10, "steal": 0.02, "collision_rate": 0.1, "time_to_success_mean_s": 4.0, "jerk_rms": 50.0, "ticks_ratio": 0.99}
     doc = {"episodes": 10, "control_rate_hz": 100.0, "machine": {"cpu_count": 2}, "runs": [
         {**run, "robot": "panda", "task": "lift", "method": "sfp", "success_rate": 0.8, "modes": {"red": 8}},
-        {**run, "robot": "panda", "task": "lift", "method": "sfp", "success_rate": 1.0, "modes": {"red": 10}},
+        {**run, "robot": "panda", "task": "lift", "method": "sfp", "success_rate": 1.0, "modes": {"red": 10},
+         "per_episode": [{"grasp": {"lateral_mm": 2.0, "yaw_deg": -30.0}}, {"grasp": None},
+                         {"grasp": {"lateral_mm": 4.0, "yaw_deg": 10.0}}, {"grasp": {"lateral_mm": 9.0, "yaw_deg": 5.0}}]},
         {**run, "robot": "panda", "task": "pick_either", "method": "sfp", "success_rate": 0.9,
          "modes": {"red": 5, "green": 4}}]}
     text = render_cells(doc)
     assert "| panda | lift | sfp | 2 | 20 | 0.90 ± 0.10 | 0.10 ± 0.00 | 4.00 ± 0.00 |" in text
-    assert "| panda | pick_either | sfp | 1 | 10 | 0.90 |" in text and "green 4, red 5" in text
+    assert "| panda | pick_either | sfp | 1 | 10 | 0.90 |" in text and "green 4, red 5 | - |" in text
+    assert "| 4 mm / 10° |" in text  # medians over the episodes that closed, |yaw|
     assert "CPU steal during the run at most 2.0%" in text
     assert parse_run("ur5e:lift:sfp_bin=a/b.safetensors|gripper_mode=binary,reanchor=observation") == {
         "robot": "ur5e", "task": "lift", "method": "sfp_bin", "checkpoint": "a/b.safetensors",
