@@ -107,7 +107,7 @@ default-policy: $(STAMP)
 
 # Regenerates streaming_flow_ros/assets/<robot>_lift.safetensors (ROBOT=panda|ur5e|gen3|xarm7) the way a user
 # would from their own arm: 100 scripted-expert demos recorded as rosbag2 through the cell's
-# topics -> sfp dataset build -> sfp train (config/train/cell_lift.yaml) -> sfp compact
+# topics -> sfp dataset build -> sfp train (config/train/cell_lift.yaml; UR5e below) -> sfp compact
 # (float16 weights, 2.7 MB). ~7 min recording and ~30 min training on 2 idle CPU cores.
 ROBOT ?= panda
 CELL_RUN := runs/cells/$(ROBOT)_lift
@@ -119,12 +119,18 @@ CELL_TOPICS_gen3 := --joint-topic /joint_states --action-topic /joint_trajectory
 	--action-topic /gripper_controller/commands=robotiq_85_left_knuckle_joint
 CELL_TOPICS_xarm7 := --joint-topic /joint_states --action-topic /xarm7_traj_controller/joint_trajectory \
 	--action-topic /gripper_controller/commands=drive_joint
+# UR5e: the expert turns the hand above the cube and the encoder keeps 22x22 keypoint maps; with
+# the Panda's recipe its policy does not turn the hand with the cube (docs/BENCHMARKS.md, cells).
+CELL_RECORD_ur5e := --turn-above 1.0
+CELL_CONFIG_ur5e := config/train/cell_lift_fine.yaml
+CELL_CONFIG = $(or $(CELL_CONFIG_$(ROBOT)),config/train/cell_lift.yaml)
 cell-policy: $(STAMP)
-	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task lift --episodes 100 --out $(CELL_RUN)/bags --compress
+	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task lift --episodes 100 --out $(CELL_RUN)/bags --compress \
+	    $(CELL_RECORD_$(ROBOT))
 	$(VENV)/bin/sfp dataset build $(CELL_RUN)/bags/episode_* --out $(CELL_RUN)/dataset --overwrite \
 	    $(CELL_TOPICS_$(ROBOT)) --camera-topic scene=/camera/image_raw --camera-topic wrist=/wrist_camera/image_raw \
 	    --rate 10 --action-source command
-	$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp --config config/train/cell_lift.yaml \
+	$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp --config $(CELL_CONFIG) \
 	    --no-resume --no-progress
 	$(VENV)/bin/sfp compact $(CELL_RUN)/sfp/policy.safetensors streaming_flow_ros/assets/$(ROBOT)_lift.safetensors
 
