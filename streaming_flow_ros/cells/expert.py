@@ -14,8 +14,8 @@ simulator):
    pointing down and turned to the cube's yaw (folded into [-45, 45] deg: a cube looks the
    same every 90 deg), minimum-jerk, duration from ``speed``; with ``turn_above_s`` > 0 the
    approach keeps the start's yaw and the gripper turns to the cube's once above it, in that
-   many seconds, where the wrist camera sees the cube large (a policy learns the turn from
-   what it sees then; during a long approach the cube is a few pixels wide);
+   many seconds, where the wrist camera sees the cube large (the UR5e's recipe, with
+   ``config/train/cell_lift_fine.yaml``: docs/BENCHMARKS.md, cells);
 2. descend to the grasp (grip site ``grasp_offset`` above the cube centre);
 3. close the gripper (width 0: the cube stops the fingers) and wait ``close_s``;
 4. lift by ``lift``, then hold.
