@@ -129,14 +129,17 @@ def test_docs_check_finds_drift_and_regeneration_fixes_it(tmp_path):
 
 
 def test_figures_are_drawn_from_the_results_present(tmp_path):
-    """--figures draws latency.png from docs/results/latency.json (and nothing whose JSON is absent)."""
+    """--figures draws latency.png and sim_quality.png from their JSON (and nothing whose JSON is
+    absent)."""
     from streaming_flow_ros.bench import docs as bench_docs
 
     results = tmp_path / "results"
     results.mkdir()
-    shutil.copy(ROOT / "docs" / "results" / "latency.json", results / "latency.json")
-    assert bench_docs.draw_figures(results, tmp_path / "img") == [tmp_path / "img" / "latency.png"]
-    assert (tmp_path / "img" / "latency.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("latency.json", "sim_quality.json"):
+        shutil.copy(ROOT / "docs" / "results" / name, results / name)
+    img = tmp_path / "img"
+    assert bench_docs.draw_figures(results, img) == [img / "latency.png", img / "sim_quality.png"]
+    assert all((img / f).read_bytes()[:4] == b"\x89PNG" for f in ("latency.png", "sim_quality.png"))
 
 
 def test_docs_refuse_a_document_without_its_markers(tmp_path):

@@ -9,7 +9,8 @@ A generated section lies between ``<!-- name:begin -->`` and ``<!-- name:end -->
 by its benchmark's own ``render(doc)`` from one or more JSON files (``SECTIONS``). A section whose
 JSON is not in the results directory reads "Not yet measured" with the command that measures it.
 To publish a new measurement, write the benchmark's ``--json`` into docs/results/ (keep each file
-small: no per-episode arrays) and run this command. ``--check`` covers the markdown only.
+small: per-episode records only where a table is drawn from them, as the cells' grasp column) and
+run this command. ``--check`` covers the markdown only.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "toy", ("toy.json",), toy_report.render, "sfp toy --json docs/results/toy.json"),
     Section(BENCH, "eval_sim", ("eval_sim.json", "eval_sim_start_sigma.json"), sim_quality.render_eval,
             "sfp eval sim --episodes 50 --json docs/results/eval_sim.json", together=True),
+    Section(BENCH, "sim_quality", ("sim_quality.json",), sim_quality.render,
+            "sfp bench sim --dataset runs/default_policy/dataset --workdir runs/sim_quality --seeds 3 "
+            "--methods sfp,dp_ddim,fm_chunk --latency-ms 0,100,200,400 --stress-episodes 20 "
+            "--json docs/results/sim_quality.json"),
     Section(BENCH, "defaults", ("defaults.json",), defaults.render,
             "sfp bench defaults --pusht-checkpoint CKPT --json docs/results/defaults.json"),
     Section(BENCH, "executors", ("executors.json",), summarize.render,
@@ -94,16 +99,20 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
-def _latency_figure(doc: dict[str, Any], png: Path) -> None:
-    """``plots.plot_latency`` names its file itself (latency.png): draw it in ``png``'s directory."""
-    plots.plot_latency(doc, png.parent)
+def _in_dir(plot: Callable[[dict[str, Any], Path], Path]) -> Callable[[dict[str, Any], Path], None]:
+    """``plots.plot_latency`` and ``plot_sim`` name their files themselves (latency.png,
+    sim_quality.png): draw in ``png``'s directory."""
+    def draw(doc: dict[str, Any], png: Path) -> None:
+        plot(doc, png.parent)
+    return draw
 
 
 FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
-    Figure("latency.json", "latency.png", _latency_figure),
+    Figure("latency.json", "latency.png", _in_dir(plots.plot_latency)),
     Figure("reaction_cell.json", "reaction_cell.png", reaction.plot),
     Figure("reaction_sim.json", "reaction_sim.png", reaction.plot),
+    Figure("sim_quality.json", "sim_quality.png", _in_dir(plots.plot_sim)),
 )
 
 
