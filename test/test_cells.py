@@ -119,6 +119,31 @@ def test_gripper_closes_and_opens_clamped(cell):
         cell.command_gripper(float("nan"))
 
 
+def test_episode_recorder_takes_the_grasp_at_the_first_close_only(cell):
+    """The cell loop's tick hook records Cell.grasp_error() once, when the gripper command
+    first closes past half its travel, and forgets it at the next episode's start."""
+    pytest.importorskip("rclpy")
+    from streaming_flow_ros.cells.tasks import LiftTask
+    from streaming_flow_ros.ros.cell_loop import _Recorder
+
+    task = LiftTask()
+    task.reset(cell, 3)
+    rec = _Recorder(task)
+    rec.start()
+    rec(cell)
+    assert rec.grasp is None  # open
+    cell.command_gripper(0.0)
+    rec(cell)
+    first = rec.grasp
+    assert first is not None and first["cube"] == "red" and first == cell.grasp_error()
+    cell.step(0.05)
+    cell.command_gripper(0.2 * cell.robot.gripper.max_width)
+    rec(cell)
+    assert rec.grasp is first
+    rec.start()
+    assert rec.grasp is None
+
+
 def test_cameras_render_the_configured_size(cell):
     for camera in cell.camera_names:
         t, img = cell.render(camera)

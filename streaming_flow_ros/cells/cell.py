@@ -34,7 +34,7 @@ import numpy as np
 
 from ..sim.jtc import CommandResult, JointTrajectory, TrajectoryController
 from . import scene as sc
-from .ik import GRIP_SITE, ArmIK, gripper_yaw
+from .ik import GRIP_SITE, ArmIK, grasp_yaw, gripper_yaw
 from .robots import RobotSpec, robot_spec
 
 CAMERAS = {"scene": "scene", "wrist": "robot/eye_in_hand"}
@@ -173,9 +173,9 @@ class Cell:
             cube = min(self._on_table, key=lambda c: float(np.linalg.norm(self.cube_position(c)[:2] - p[:2])))
             c = self.cube_position(cube)
             cube_yaw = self.cube_yaw(cube)
-        err = (yaw - cube_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         return {"cube": cube, "lateral_mm": round(float(np.linalg.norm(p[:2] - c[:2])) * 1e3, 1),
-                "height_mm": round(float(p[2] - c[2]) * 1e3, 1), "yaw_deg": round(float(np.degrees(err)), 1)}
+                "height_mm": round(float(p[2] - c[2]) * 1e3, 1),
+                "yaw_deg": round(float(np.degrees(grasp_yaw(yaw - cube_yaw))), 1)}
 
     def make_ik(self, **kwargs) -> ArmIK:
         """An :class:`~streaming_flow_ros.cells.ik.ArmIK` of this arm's grip site (its own

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..sim.jtc import JointTrajectory, TrajectoryPoint
 from .cell import Cell
-from .ik import gripper_yaw, rot_z, rotation_error
+from .ik import grasp_yaw, gripper_yaw, rot_z, rotation_error
 
 # Grip site axes pointing down, fingers closing along world y (yaw 0): the site's x axis is
 # the closing direction on both robosuite grippers used here (Franka hand, Robotiq 2F-85).
@@ -84,11 +84,6 @@ def _rotvec_matrix(v: np.ndarray) -> np.ndarray:
     mujoco.mju_axisAngle2Quat(quat, v / angle, angle)
     mujoco.mju_quat2Mat(mat, quat)
     return mat.reshape(3, 3)
-
-
-def grasp_yaw(cube_yaw: float) -> float:
-    """The gripper yaw for a cube turned by ``cube_yaw``: folded into [-pi/4, pi/4]."""
-    return float((cube_yaw + math.pi / 4) % (math.pi / 2) - math.pi / 4)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,13 @@ def gripper_yaw(rotation: np.ndarray) -> float:
     return float(np.arctan2(-x[0], x[1]))
 
 
+def grasp_yaw(cube_yaw: float) -> float:
+    """The gripper yaw for a cube turned by ``cube_yaw``: folded into [-pi/4, pi/4] (a cube
+    looks the same every quarter turn). Folding a gripper's yaw minus a cube's gives how far
+    the gripper is turned against the cube's faces."""
+    return float((cube_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
 def rot_z(angle: float) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
