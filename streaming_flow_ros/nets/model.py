@@ -38,6 +38,14 @@ class ModelConfig:
         model's loss already covers H actions per window; one SFP draw covers one).
     image_encoder: the per-camera trunk, "small" (``image_channels``) or "resnet18" (Diffusion
         Policy's ResNet-18 with GroupNorm; the paper's image encoder).
+    mode_dim / mode_beta: a per-episode mode latent (ACT's CVAE, not in the SFP paper; 0 = off).
+        In training a small encoder reads the demo chunk's motion and the observation and
+        gives q(z | chunk, h); z conditions the velocity net next to h, and the loss adds
+        mode_beta x KL(q || N(0, I)). At run time z ~ N(0, I) is drawn once per enable and kept
+        across re-anchors, so every plan of an episode follows the mode that z stands for. SFP's
+        own way to choose a mode, its start noise, decays with the stabilising tube within one
+        plan (docs/METHOD.md, "Multimodal demonstrations"), so it cannot keep a choice whose
+        modes part over seconds.
     hidden / depth: the velocity net's width and residual blocks; ``from_dict`` also accepts
         ``size`` (a VELOCITY_SIZES preset, "1m" .. "64m") in their place.
     """
@@ -61,6 +69,8 @@ class ModelConfig:
     crop_frac: float = 0.9
     flow_samples: int = 1
     image_encoder: Literal["small", "resnet18"] = "small"
+    mode_dim: int = 0
+    mode_beta: float = 1.0e-3
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -80,6 +90,12 @@ class ModelConfig:
         if isinstance(self.flow_samples, bool) or not isinstance(self.flow_samples, int) or not (
                 1 <= self.flow_samples <= 256):
             raise ValueError(f"flow_samples must be an integer in 1..256, got {self.flow_samples!r}")
+        if isinstance(self.mode_dim, bool) or not isinstance(self.mode_dim, int) or not (0 <= self.mode_dim <= 64):
+            raise ValueError(f"mode_dim must be an integer in 0..64, got {self.mode_dim!r}")
+        if not (isinstance(self.mode_beta, (int, float)) and math.isfinite(self.mode_beta) and self.mode_beta >= 0):
+            raise ValueError(f"mode_beta must be a finite number >= 0, got {self.mode_beta!r}")
+        if self.mode_dim and self.path != "stabilizing":
+            raise ValueError("mode_dim needs path 'stabilizing' (the latent path has its own z0)")
         if self.image_encoder not in IMAGE_ENCODERS:
             raise ValueError(f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}")
         self.flow_path()  # validates the path parameters
@@ -153,9 +169,16 @@ class SFPModel(nn.Module):
             config.image_encoder,
         )
         self.x_dim = spec.action_dim * self.path.state_dim_factor
+        self.mode_dim = config.mode_dim
+        if self.mode_dim:  # q(z | chunk motion, h): ACT's CVAE encoder, an MLP here
+            chunk_dim = (config.pred_horizon + 1) * spec.action_dim
+            self.mode_encoder = nn.Sequential(
+                nn.Linear(chunk_dim + self.encoder.cond_dim, config.hidden), nn.SiLU(),
+                nn.Linear(config.hidden, config.hidden), nn.SiLU(),
+                nn.Linear(config.hidden, 2 * self.mode_dim))
         self.velocity = VelocityNet(
             self.x_dim,
-            self.encoder.cond_dim,
+            self.encoder.cond_dim + self.mode_dim,
             config.hidden,
             config.depth,
             config.time_emb_dim,
@@ -167,6 +190,28 @@ class SFPModel(nn.Module):
         """(B, T_o, D_s), {name: (B, T_o, Hh, Ww, C) uint8} -> cond (B, cond_dim)."""
         return self.encoder(state_n, images, generator)
 
+    def with_mode(self, cond: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """cond (B, cond_dim) -> the velocity net's conditioning: cond, then the mode latent z
+        (B, mode_dim; zeros when None: the per-observation part, z's own added by ``mode_cache``)."""
+        if not self.mode_dim:
+            return cond
+        if z is None:
+            z = cond.new_zeros(cond.shape[0], self.mode_dim)
+        return torch.cat([cond, z], dim=-1)
+
+    def mode_cache(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, mode_dim) -> its part of ``velocity.precompute`` (linear in the conditioning,
+        no bias): precompute(with_mode(cond, z)) = precompute(with_mode(cond)) + mode_cache(z)."""
+        zeros = z.new_zeros(z.shape[0], self.encoder.cond_dim)
+        return self.velocity.precompute(torch.cat([zeros, z], dim=-1))
+
+    def mode_posterior(self, chunk: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """chunk_n (B, H+1, D_a), cond (B, cond_dim) -> (mean, log-variance) of q(z | ...),
+        each (B, mode_dim). The chunk enters as its motion from its first waypoint."""
+        motion = (chunk - chunk[:, :1]).flatten(1)
+        mean, logvar = self.mode_encoder(torch.cat([motion, cond], dim=-1)).chunk(2, dim=-1)
+        return mean, logvar.clamp(-10.0, 5.0)
+
     def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
         """The training loss (so DistributedDataParallel can wrap the model)."""
         return self.loss(batch, generator)
@@ -176,12 +221,20 @@ class SFPModel(nn.Module):
         ``config.flow_samples`` independent (t, noise) draws per window share its encoding."""
         cond = self.encode(batch["state_n"], batch["images"], generator)
         chunk = batch["chunk_n"]
+        kl = None
+        if self.mode_dim:  # one z per window, shared by its flow draws
+            mean, logvar = self.mode_posterior(chunk, cond)
+            noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
+            z = mean + torch.exp(0.5 * logvar) * noise
+            kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+            cond = self.with_mode(cond, z)
         if self.config.flow_samples > 1:
             cond = cond.repeat_interleave(self.config.flow_samples, 0)
             chunk = chunk.repeat_interleave(self.config.flow_samples, 0)
         tgt = draw_targets(self.path, chunk, generator)
         v = self.velocity(tgt.sample.x_t, tgt.t, cond)
-        return flow_matching_loss(v, tgt.sample.dx_t)
+        loss = flow_matching_loss(v, tgt.sample.dx_t)
+        return loss if kl is None else loss + self.config.mode_beta * kl
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -75,8 +75,9 @@ class RuntimeConfig:
         mode-choosing kick from rest, then deterministic re-anchors that keep the mode) or
         "every" (every re-anchor; jittery at high re-anchor rates). For a latent-path checkpoint
         the same choice applies to its z0: "first" draws one z0 per reset and keeps it across
-        re-anchors (one mode per episode), "every" draws a new one per plan.
-    seed: seed of the runtime's random generator (latent z0, start noise).
+        re-anchors (one mode per episode), "every" draws a new one per plan; so for the mode
+        latent z of a checkpoint with ``mode_dim`` (drawn even when start_sigma is 0).
+    seed: seed of the runtime's random generator (latent z0, mode latent, start noise).
     threads: torch intra-op and BLAS threads for the runtime (1 keeps tick jitter low; process-wide).
     backend: the per-tick velocity pass: "numpy" (default, fastest at batch 1) or "torch".
     torchscript: with backend="torch", trace the velocity net with TorchScript.

@@ -98,6 +98,8 @@ class StreamingFlowPolicy:
         self._last: np.ndarray | None = None
         self._fresh = True  # the next start() is the first since reset(): start noise applies
         self._z0: np.ndarray | None = None  # latent variant: the z0 in use (start_noise "first": per enable)
+        # mode latent (ModelConfig.mode_dim): z and its cache part, drawn like z0
+        self._mode: tuple[np.ndarray, torch.Tensor, np.ndarray | None] | None = None
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -127,7 +129,7 @@ class StreamingFlowPolicy:
         check_observation(obs, self.spec, self.obs_horizon)
         cond = self._encode(obs)  # per-frame features cached across observations
         with torch.inference_mode():
-            cache = self.model.velocity.precompute(cond)
+            cache = self.model.velocity.precompute(self.model.with_mode(cond))  # z's part: start()
         if not torch.isfinite(cache).all():
             raise ValueError("observation encoding produced non-finite features")
         cache_np = NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim) if self.device.type == "cpu" else None
@@ -167,10 +169,29 @@ class StreamingFlowPolicy:
             if self._fresh or self.config.start_noise == "every":  # _fresh: the first start after reset
                 self._z0 = torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
             a_n = np.concatenate([a_n, self._z0])
+        if self.model.mode_dim:  # the mode latent: drawn like z0, its conditioning added to the plan's
+            if self._fresh or self.config.start_noise == "every" or self._mode is None:
+                self._mode = self._draw_mode()
+            _, zc, zc_np = self._mode
+            plan = SFPPlan(cache=plan.cache + zc, cache_np=None if plan.cache_np is None else plan.cache_np + zc_np,
+                           stamp=plan.stamp)
         lag = self.elapsed_ticks(float(now) - plan.stamp) if now is not None and self.config.skip_elapsed else 0
         self._x, self._k, self._lag, self._plan, self._fresh = a_n.astype(np.float32), 0, lag, plan, False
         if self._last is None:
             self._last = a0.copy()
+
+    def _draw_mode(self) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
+        """A mode latent z ~ N(0, I) and its conditioning (torch, and numpy on the CPU)."""
+        z = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64)
+        with torch.inference_mode():
+            zc = self.model.mode_cache(z.float()[None].to(self.device))
+        zc_np = NumpyVelocity.cache_from_torch(zc, self.model.velocity.film_dim) if self.device.type == "cpu" else None
+        return z.numpy(), zc, zc_np
+
+    @property
+    def mode_latent(self) -> np.ndarray | None:
+        """The mode latent in use (mode-latent checkpoints), else None."""
+        return None if self._mode is None else self._mode[0].copy()
 
     @property
     def lag_ticks(self) -> int:

@@ -1,0 +1,116 @@
+"""The mode latent (ModelConfig.mode_dim, ACT's CVAE): its conditioning, its runtime draw, and
+that training with it turns a two-mode demo set into flows that follow one mode each."""
+
+import numpy as np
+import pytest
+import torch
+from _core_helpers import tiny_spec
+
+from streaming_flow_ros.checkpoint import make_untrained_checkpoint
+from streaming_flow_ros.flow.stepper import integrate
+from streaming_flow_ros.nets.model import ModelConfig, SFPModel
+from streaming_flow_ros.policy.protocol import Observation, RuntimeConfig
+from streaming_flow_ros.policy.streaming import load_policy
+
+SMALL = {"hidden": 32, "depth": 2, "image_channels": (8,), "num_keypoints": 4, "image_feat_dim": 8}
+
+
+def obs(stamp=0.0, fill=0):
+    return Observation(np.zeros((2, 3)), {"camera": np.full((2, 24, 24, 3), fill, np.uint8)}, stamp)
+
+
+@pytest.mark.parametrize(("kw", "match"), [({"mode_dim": -1}, "mode_dim"), ({"mode_dim": 2.5}, "mode_dim"),
+                                           ({"mode_dim": True}, "mode_dim"), ({"mode_beta": float("nan")}, "mode_beta"),
+                                           ({"mode_dim": 2, "path": "latent", "sigma1": 0.2}, "stabilizing")])
+def test_config_rejects_bad_mode_settings(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kw)
+
+
+def test_mode_cache_is_the_z_part_of_the_conditioning():
+    torch.manual_seed(0)
+    m = SFPModel(ModelConfig(mode_dim=3, **SMALL), tiny_spec())
+    cond, z = torch.randn(4, m.encoder.cond_dim), torch.randn(4, 3)
+    whole = m.velocity.precompute(m.with_mode(cond, z))
+    assert torch.allclose(whole, m.velocity.precompute(m.with_mode(cond)) + m.mode_cache(z), atol=1e-5)
+    assert m.with_mode(cond).shape == (4, m.encoder.cond_dim + 3)
+
+
+@pytest.fixture(scope="module")
+def mode_ckpt(tmp_path_factory):
+    cfg = ModelConfig(mode_dim=2, **SMALL)
+    return make_untrained_checkpoint(tmp_path_factory.mktemp("m") / "m.safetensors", tiny_spec(), config=cfg, seed=1)
+
+
+def test_runtime_steps_the_field_conditioned_on_its_drawn_z(mode_ckpt):
+    outs = []
+    for backend in ("numpy", "torch"):
+        p = load_policy(mode_ckpt, RuntimeConfig(control_rate_hz=10.0, seed=4, backend=backend))
+        plan = p.prepare(obs())
+        p.reset(np.zeros(3))
+        p.start(plan)
+        outs.append(np.array([p.step().action for _ in range(8)]))
+        z = torch.as_tensor(p.mode_latent, dtype=torch.float32)[None]
+        with torch.no_grad():  # the plan's per-observation part + z's (linear: the test above)
+            cache = plan.cache + p.model.mode_cache(z)
+            x0 = torch.as_tensor(p.action_norm.normalize(np.zeros(3)), dtype=torch.float32)[None]
+            traj = integrate(lambda x, t, v=p.model.velocity, c=cache: v.forward_cached(x, torch.tensor([t]), c), x0, 16)
+        expect = p.action_norm.unnormalize(traj[1:9, 0].numpy().astype(np.float64))
+        assert np.allclose(outs[-1], expect, atol=1e-4)
+    assert np.allclose(outs[0], outs[1], atol=1e-5)  # numpy == torch, same seed -> same z
+
+
+def test_mode_latent_is_kept_across_reanchors_and_redrawn_per_enable(mode_ckpt):
+    def draws(start_noise):
+        p = load_policy(mode_ckpt, RuntimeConfig(seed=3, start_noise=start_noise))
+        assert p.mode_latent is None
+        p.reset(np.zeros(3))
+        out = []
+        for i in range(3):
+            if i == 2:
+                p.reset(np.zeros(3))  # a new enable: a new draw
+            p.start(p.prepare(obs()), anchor=np.zeros(3))
+            out.append(p.mode_latent)
+        return out
+
+    first, every = draws("first"), draws("every")
+    assert np.array_equal(first[0], first[1]) and not np.array_equal(first[1], first[2])
+    assert not np.array_equal(every[0], every[1]) and not np.array_equal(every[1], every[2])
+
+
+def _two_mode_batch(n, H, gen):
+    """One observation; demo chunks that hold 0 for half the chunk, then ramp to +0.6 or -0.6 in
+    every action channel (50/50): modes that part late, and whose mean (0) is no demo."""
+    sign = torch.where(torch.rand(n, generator=gen) < 0.5, 1.0, -1.0)
+    ramp = torch.clamp(2.0 * (torch.linspace(0, 1, H + 1) - 0.5), min=0.0)
+    chunk = 0.6 * sign[:, None, None] * ramp[None, :, None].expand(n, H + 1, 3)
+    return {"state_n": torch.zeros(n, 2, 3), "images": {"camera": torch.zeros(n, 2, 24, 24, 3, dtype=torch.uint8)},
+            "chunk_n": chunk}
+
+
+def test_training_with_a_mode_latent_follows_one_mode_per_draw():
+    """Trained on the two late-parting ramps, the deterministic flow from the shared start
+    follows one ramp per draw of z ~ N(0, I), both among 16 draws, and the same z the same one."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    model = SFPModel(ModelConfig(mode_dim=2, sigma0=0.05, k=5.0, flow_samples=8, mode_beta=1e-3,
+                                 hidden=64, depth=2, image_channels=(4,), num_keypoints=2, image_feat_dim=4), tiny_spec())
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = model.loss(_two_mode_batch(64, 16, gen), gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    zs = torch.randn(16, 2, generator=gen)
+    with torch.no_grad():
+        cond = model.encode(torch.zeros(1, 2, 3), {"camera": torch.zeros(1, 2, 24, 24, 3, dtype=torch.uint8)})
+        ends = []
+        for z in [*zs, zs[0]]:
+            cache = model.velocity.precompute(model.with_mode(cond, z[None]))
+            traj = integrate(lambda x, t, c=cache: model.velocity.forward_cached(x, torch.tensor([t]), c), torch.zeros(1, 3), 16)
+            ends.append(float(traj[-1, 0].mean()))
+    ends = np.array(ends)
+    assert (np.abs(ends) > 0.4).mean() >= 0.8, ends  # on a ramp's end, not between them
+    assert (ends > 0.4).any() and (ends < -0.4).any(), ends  # both modes
+    assert ends[-1] == pytest.approx(ends[0], abs=1e-6)  # z decides: the same z, the same end
