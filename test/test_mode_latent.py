@@ -114,3 +114,26 @@ def test_training_with_a_mode_latent_follows_one_mode_per_draw():
     assert (np.abs(ends) > 0.4).mean() >= 0.8, ends  # on a ramp's end, not between them
     assert (ends > 0.4).any() and (ends < -0.4).any(), ends  # both modes
     assert ends[-1] == pytest.approx(ends[0], abs=1e-6)  # z decides: the same z, the same end
+
+
+def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path):
+    """``sfp train``'s pipeline with a mode latent: the KL is logged next to the loss, the
+    checkpoint (safetensors + JSON) loads with its mode encoder and the runtime steps it."""
+    import json
+
+    from _core_helpers import tiny_dataset
+
+    from streaming_flow_ros.checkpoint import read_checkpoint
+    from streaming_flow_ros.train.config import TrainConfig
+    from streaming_flow_ros.train.pipeline import train_from_dataset
+
+    cfg = TrainConfig(steps=60, batch_size=32, warmup_steps=5, save_every=60, eval_every=60, progress=False,
+                      model=ModelConfig(mode_dim=3, **SMALL))
+    path, _ = train_from_dataset(tiny_dataset(tmp_path / "ds"), tmp_path / "run", cfg)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["kl"]) and r["kl"] >= 0 for r in log)
+    assert read_checkpoint(path).model_config.mode_dim == 3
+    p = load_policy(path, RuntimeConfig())
+    p.reset(np.zeros(3))
+    p.start(p.prepare(obs()))
+    assert np.isfinite(p.step().action).all() and p.mode_latent.shape == (3,)

@@ -185,6 +185,7 @@ class SFPModel(nn.Module):
             config.time_scale,
             config.input_cond,
         )
+        self.loss_terms: dict[str, float] = {}  # named parts of the last training loss (the trainer logs them)
 
     def encode(self, state_n: torch.Tensor, images: dict[str, torch.Tensor], generator=None) -> torch.Tensor:
         """(B, T_o, D_s), {name: (B, T_o, Hh, Ww, C) uint8} -> cond (B, cond_dim)."""
@@ -234,7 +235,11 @@ class SFPModel(nn.Module):
         tgt = draw_targets(self.path, chunk, generator)
         v = self.velocity(tgt.sample.x_t, tgt.t, cond)
         loss = flow_matching_loss(v, tgt.sample.dx_t)
-        return loss if kl is None else loss + self.config.mode_beta * kl
+        if kl is None:
+            return loss
+        if self.training:  # logged by the trainer: the KL in nats per window, before its weight
+            self.loss_terms = {"kl": float(kl.detach())}
+        return loss + self.config.mode_beta * kl
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -123,6 +123,7 @@ def train(
     n = len(source)
     t0 = time.perf_counter()
     losses: list[float] = []
+    terms: dict[str, list[float]] = {}  # named parts of the loss a model reports (loss_terms), logged
     val_loss = None
     bar = None
     if rank == 0 and cfg.progress:
@@ -145,6 +146,8 @@ def train(
             if not math.isfinite(lv):
                 raise FloatingPointError(f"training loss became {lv} at step {step}")
             losses.append(lv)
+            for name, value in getattr(model, "loss_terms", {}).items():
+                terms.setdefault(name, []).append(value)
             done = step + 1
             if bar:
                 bar.update(1)
@@ -158,6 +161,7 @@ def train(
                 rec = {"step": done, "loss": float(np.mean(losses[-50:])), "lr": sched.get_last_lr()[0]}
                 if val_loss is not None:
                     rec["val_loss"] = val_loss
+                rec.update({name: float(np.mean(v[-50:])) for name, v in terms.items()})
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
             if done % cfg.save_every == 0 or done == cfg.steps:
