@@ -137,3 +137,10 @@ def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path):
     p.reset(np.zeros(3))
     p.start(p.prepare(obs()))
     assert np.isfinite(p.step().action).all() and p.mode_latent.shape == (3,)
+
+
+def test_config_without_a_mode_latent_is_written_as_before():
+    d = ModelConfig(**SMALL).to_dict()
+    assert "mode_dim" not in d and "mode_beta" not in d and ModelConfig.from_dict(d) == ModelConfig(**SMALL)
+    m = ModelConfig(mode_dim=2, mode_beta=0.01, **SMALL)
+    assert ModelConfig.from_dict(m.to_dict()) == m

@@ -114,8 +114,12 @@ class ModelConfig:
         return cls.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-ready data; without a mode latent its two keys are left out, so a
+        model without one is written as it was before the option existed."""
         d = asdict(self)
         d["image_channels"] = list(self.image_channels)
+        if not self.mode_dim:
+            del d["mode_dim"], d["mode_beta"]
         return d
 
     @classmethod
