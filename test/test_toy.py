@@ -1,7 +1,8 @@
 """T1 toys (docs/BENCHMARKS.md): stabilising SFP from N(a0, sigma0^2) keeps the bifurcation's two modes
 in balance; the latent variant from a0 exactly commits every sample to a mode but does not
 balance them (reported in the README); the obstacle is passed; crossing marginals match (the
-splice rate is reported, not hidden)."""
+splice rate is reported, not hidden); with a mode latent the samples balance the modes from a0
+exactly and keep whole shapes on the crossing."""
 
 import json
 
@@ -44,6 +45,16 @@ def test_crossing_marginals_and_reported_splices(results):
     assert 0.0 <= m["splice_rate"] <= 1.0  # reported; SFP matches marginals, not joints
 
 
+def test_mode_latent_balances_modes_and_keeps_whole_shapes(results):
+    """One z per sample, started at a0 exactly: both branches in balance, no averaged path; on the
+    crossing most samples keep one shape (plain SFP splices most: METHOD.md, "Known limits")."""
+    b = results["bifurcation_mode"]
+    assert b["mode_balance_error"] <= 0.1 and b["averaged_fraction"] < 0.02 and b["marginal_distance"] < 0.2
+    c = results["crossing_mode"]
+    assert c["splice_rate"] < 0.25 and c["splice_rate"] < results["crossing"]["splice_rate"] / 3
+    assert c["marginal_distance"] < 0.2
+
+
 def test_sfp_toy_cli_writes_json_and_png(tmp_path, capsys):
     js, png = tmp_path / "t.json", tmp_path / "t.png"
     assert sfp_main(["toy", "--steps", "60", "--samples", "50", "--json", str(js), "--plot", str(png)]) == 0
@@ -54,7 +65,7 @@ def test_sfp_toy_cli_writes_json_and_png(tmp_path, capsys):
     assert set(d["crossing"]) >= {"marginal_distance", "splice_rate"}
     assert "success_rate" in d["obstacle"]
     assert png.read_bytes()[:4] == b"\x89PNG"
-    assert render(d).count("| bifurcation |") == 2  # the docs table reads what the CLI writes
+    assert render(d).count("| bifurcation |") == 3  # the docs table reads what the CLI writes
 
 
 def test_docs_table_of_a_toy_json():
@@ -70,5 +81,11 @@ def test_docs_table_of_a_toy_json():
     text = render(doc)
     assert "| bifurcation | latent from a0 exactly (σ0 0.02, k 2.5, σ1 0.2) | 0.250 | 0.400 | 0.0% |  |" in text
     assert "| crossing | stabilising from N(a0, σ0²) (σ0 0.05, k 2.5) | 0.067 |  |  | 78.4% |  |  |  |" in text
+    doc["settings"]["variants"].append({**variant, "task": "crossing", "path": "stabilizing", "mode_dim": 2,
+                                        "mode_beta": 0.001})
+    doc["crossing_mode"] = {"marginal_distance": 0.085, "splice_rate": 0.054}
+    text = render(doc)
+    assert ("| crossing | stabilising + mode latent (dim 2, β 0.001) from a0 exactly (σ0 0.05, k 2.5) | 0.085 |"
+            "  |  | 5.4% |") in text
     assert "Training seed 3, 2,500 training steps and 1,000 sampled trajectories per toy in 66.4 s" in text
     assert "`sfp toy --steps 2500 --samples 1000 --seed 3`" in text

@@ -20,8 +20,10 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 
 
 def row_key(variant: dict[str, Any]) -> str:
-    """The JSON key of a variant's metrics: the task for the stabilising path, else task_path
-    (``run.run_toys`` writes ``bifurcation_latent`` for the latent bifurcation)."""
+    """The JSON key of a variant's metrics: the task for the stabilising path, task_path for
+    another (``bifurcation_latent``), task_mode with a mode latent (``crossing_mode``)."""
+    if variant.get("mode_dim"):
+        return f"{variant['task']}_mode"
     return variant["task"] if variant["path"] == "stabilizing" else f"{variant['task']}_{variant['path']}"
 
 
@@ -30,6 +32,8 @@ def _path(variant: dict[str, Any]) -> str:
     widths = f"σ0 {variant['sigma0']:g}, k {variant['k']:g}"
     if variant["path"] == "latent":
         return f"latent from a0 exactly ({widths}, σ1 {variant['sigma1']:g})"
+    if variant.get("mode_dim"):
+        return f"stabilising + mode latent (dim {variant['mode_dim']}, β {variant['mode_beta']:g}) from a0 exactly ({widths})"
     return f"stabilising from N(a0, σ0²) ({widths})"
 
 

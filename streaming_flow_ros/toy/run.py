@@ -24,6 +24,7 @@ from ..spec import IOSpec
 from ..train.config import TrainConfig
 from ..train.trainer import train
 from . import tasks
+from .report import row_key
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,12 @@ class Variant:
     sigma0: float
     k: float
     sigma1: float = 0.05
+    mode_dim: int = 0  # > 0: a mode latent (ModelConfig.mode_dim), sampled from a0 exactly
+    mode_beta: float = 1.0e-3
 
     @property
     def key(self) -> str:
-        return f"{self.task}/{self.path}"
+        return f"{self.task}/{self.path}" + ("/mode" if self.mode_dim else "")
 
 
 VARIANTS = (
@@ -62,7 +65,9 @@ VARIANTS = (
     # (balance error ~0.5): with a razor-thin training tube nothing teaches the net what to do
     # off it. sigma0=0.02, sigma1=0.2 works; sigma0=0.05, sigma1 in {0.1, 0.3} did not.
     Variant("bifurcation", "latent", sigma0=0.02, k=2.5, sigma1=0.2),
+    Variant("bifurcation", "stabilizing", sigma0=0.05, k=2.5, mode_dim=2),
     Variant("crossing", "stabilizing", sigma0=0.05, k=2.5),
+    Variant("crossing", "stabilizing", sigma0=0.05, k=2.5, mode_dim=2),
     Variant("obstacle", "stabilizing", sigma0=0.05, k=2.5),
 )
 
@@ -71,7 +76,8 @@ def train_toy(v: Variant, task: tasks.ToyTask, steps: int, seed: int) -> tuple[S
     H = task.demos.shape[1] - 1
     spec = IOSpec(state_names=(), action_names=task.names, data_rate_hz=float(H))
     mc = ModelConfig(obs_horizon=1, pred_horizon=H, action_horizon=H, path=v.path, sigma0=v.sigma0,
-                     k=v.k, sigma1=v.sigma1, hidden=128, depth=3, time_emb_dim=32)
+                     k=v.k, sigma1=v.sigma1, hidden=128, depth=3, time_emb_dim=32,
+                     mode_dim=v.mode_dim, mode_beta=v.mode_beta)
     cfg = TrainConfig(steps=steps, batch_size=256, lr=1e-3, warmup_steps=100, seed=seed, progress=False, model=mc)
     torch.manual_seed(seed)  # initial weights from the seed: a toy run is reproducible
     model = SFPModel(mc, spec)
@@ -88,7 +94,8 @@ def sample_paths(model: SFPModel, n: int, a0: np.ndarray, start_sigma: float, se
     x = x + start_sigma * torch.randn(n, D, generator=gen)
     if model.config.path == "latent":
         x = torch.cat([x, torch.randn(n, D, generator=gen)], -1)
-    cache = model.velocity.precompute(torch.zeros(n, 0))
+    z = torch.randn(n, model.mode_dim, generator=gen) if model.mode_dim else None  # one mode latent per sample
+    cache = model.velocity.precompute(model.with_mode(torch.zeros(n, 0), z))
     tbuf = torch.zeros(n)
 
     def v(xx, t):
@@ -100,7 +107,7 @@ def sample_paths(model: SFPModel, n: int, a0: np.ndarray, start_sigma: float, se
 
 def evaluate(v: Variant, model: SFPModel, task: tasks.ToyTask, n: int, seed: int) -> tuple[dict, np.ndarray]:
     a0 = task.demos[0, 0]
-    start_sigma = v.sigma0 if v.path == "stabilizing" else 0.0
+    start_sigma = v.sigma0 if v.path == "stabilizing" and not v.mode_dim else 0.0
     samples = sample_paths(model, n, a0, start_sigma, seed)
     H = samples.shape[1] - 1
     sigma_t = v.sigma0 * np.exp(-v.k * np.linspace(0, 1, H + 1))
@@ -124,14 +131,8 @@ def run_toys(steps: int = 2500, n: int = 1000, seed: int = 0, variants=VARIANTS)
         results[v.key] = m
         samples[v.key] = (task, s)
         log.info("%s: %s", v.key, m)
-    out = {
-        "bifurcation": results.get("bifurcation/stabilizing", {}),
-        "bifurcation_latent": results.get("bifurcation/latent", {}),
-        "crossing": results.get("crossing/stabilizing", {}),
-        "obstacle": results.get("obstacle/stabilizing", {}),
-        "settings": {"steps": steps, "samples": n, "seed": seed,
-                     "variants": [v.__dict__ for v in variants]},
-    }
+    out = {row_key(v.__dict__): results[v.key] for v in variants}
+    out["settings"] = {"steps": steps, "samples": n, "seed": seed, "variants": [v.__dict__ for v in variants]}
     return out, samples
 
 
@@ -180,8 +181,9 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out, samples = run_toys(args.steps, args.samples, args.seed)
     out["total_seconds"] = round(time.perf_counter() - t0, 1)
-    for key in ("bifurcation", "bifurcation_latent", "crossing", "obstacle"):
-        m = out[key]
+    for key, m in out.items():
+        if key == "settings" or key == "total_seconds":
+            continue
         print(f"{key:20s} " + "  ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float)))
     print(f"total {out['total_seconds']} s")
     if args.plot:
