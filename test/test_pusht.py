@@ -417,6 +417,22 @@ def test_train_slot_reuses_runs_recorded_before_flow_samples(tmp_path):
     assert info["seconds"] > 0 and json.loads(summary.read_text())["model"]["flow_samples"] == 3
 
 
+def test_train_slot_reuses_runs_recorded_before_a_model_key_with_its_default(tmp_path):
+    """A summary written before a model key existed (``image_encoder``) stands for that key's
+    default: the finished run is reused, not trained again."""
+    from streaming_flow_ros.bench.pusht.methods import train_slot
+
+    collect(tmp_path / "d", 1)
+    out = tmp_path / "sfp"
+    train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8)
+    summary = out / "train_summary.json"
+    doc = json.loads(summary.read_text())
+    assert doc["model"].pop("image_encoder") == "small"
+    doc["result"]["seconds"] = -1.0
+    summary.write_text(json.dumps(doc))
+    assert train_slot(tmp_path / "d", "sfp", out, steps=2, batch_size=8)[1]["seconds"] == -1.0
+
+
 def test_sfp_path_settings_reach_the_model_and_the_caches(tmp_path):
     """--sfp-k / --sfp-sigma0 set the sfp slot's path (sfp_k0 keeps k = 0), retrain a finished run
     with other values, and the defaults leave the checkpoints and evaluation caches of runs made

@@ -49,7 +49,7 @@ def test_mode_latent_balances_modes_and_keeps_whole_shapes(results):
     """One z per sample, started at a0 exactly: both branches in balance, no averaged path; on the
     crossing most samples keep one shape (plain SFP splices most: METHOD.md, "Known limits")."""
     b = results["bifurcation_mode"]
-    assert b["mode_balance_error"] <= 0.1 and b["averaged_fraction"] < 0.02 and b["marginal_distance"] < 0.2
+    assert b["mode_balance_error"] <= 0.15 and b["averaged_fraction"] < 0.02 and b["marginal_distance"] < 0.2
     c = results["crossing_mode"]
     assert c["splice_rate"] < 0.25 and c["splice_rate"] < results["crossing"]["splice_rate"] / 3
     assert c["marginal_distance"] < 0.2
@@ -85,7 +85,7 @@ def test_docs_table_of_a_toy_json():
                                         "mode_beta": 0.001})
     doc["crossing_mode"] = {"marginal_distance": 0.085, "splice_rate": 0.054}
     text = render(doc)
-    assert ("| crossing | stabilising + mode latent (dim 2, β 0.001) from a0 exactly (σ0 0.05, k 2.5) | 0.085 |"
+    assert ("| crossing | stabilising + mode latent (dim 2, β 0.001, learned prior) from a0 exactly (σ0 0.05, k 2.5) | 0.085 |"
             "  |  | 5.4% |") in text
     assert "Training seed 3, 2,500 training steps and 1,000 sampled trajectories per toy in 66.4 s" in text
     assert "`sfp toy --steps 2500 --samples 1000 --seed 3`" in text

@@ -38,14 +38,16 @@ class ModelConfig:
         model's loss already covers H actions per window; one SFP draw covers one).
     image_encoder: the per-camera trunk, "small" (``image_channels``) or "resnet18" (Diffusion
         Policy's ResNet-18 with GroupNorm; the paper's image encoder).
-    mode_dim / mode_beta: a per-episode mode latent (ACT's CVAE, not in the SFP paper; 0 = off).
-        In training a small encoder reads the demo chunk's motion and the observation and
-        gives q(z | chunk, h); z conditions the velocity net next to h, and the loss adds
-        mode_beta x KL(q || N(0, I)). At run time z ~ N(0, I) is drawn once per enable and kept
-        across re-anchors, so every plan of an episode follows the mode that z stands for. SFP's
-        own way to choose a mode, its start noise, decays with the stabilising tube within one
-        plan (docs/METHOD.md, "Multimodal demonstrations"), so it cannot keep a choice whose
-        modes part over seconds.
+    mode_dim / mode_beta / mode_prior: a per-episode mode latent (ACT's CVAE, not in the SFP
+        paper; mode_dim 0 = off). In training a small encoder reads the demo chunk's motion and
+        the observation and gives q(z | chunk, h); z conditions the velocity net next to h, and
+        the loss adds mode_beta x KL(q || prior). The prior is N(0, I) ("standard") or a
+        Gaussian predicted from h ("learned", the CVAE's conditional prior: what h already
+        tells costs z nothing, so z is left to carry what h cannot, such as which of two cubes).
+        At run time one standard normal draw per enable is kept across re-anchors and each plan
+        uses z = mean(h) + std(h) x that draw, so every plan of an episode follows the mode the
+        draw stands for. SFP's own way to choose a mode, its start noise, decays with the
+        stabilising tube within one plan (docs/METHOD.md), so it cannot keep a choice.
     hidden / depth: the velocity net's width and residual blocks; ``from_dict`` also accepts
         ``size`` (a VELOCITY_SIZES preset, "1m" .. "64m") in their place.
     """
@@ -71,6 +73,7 @@ class ModelConfig:
     image_encoder: Literal["small", "resnet18"] = "small"
     mode_dim: int = 0
     mode_beta: float = 1.0e-3
+    mode_prior: Literal["standard", "learned"] = "learned"
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -94,6 +97,8 @@ class ModelConfig:
             raise ValueError(f"mode_dim must be an integer in 0..64, got {self.mode_dim!r}")
         if not (isinstance(self.mode_beta, (int, float)) and math.isfinite(self.mode_beta) and self.mode_beta >= 0):
             raise ValueError(f"mode_beta must be a finite number >= 0, got {self.mode_beta!r}")
+        if self.mode_prior not in ("standard", "learned"):
+            raise ValueError(f"mode_prior must be standard|learned, got {self.mode_prior!r}")
         if self.mode_dim and self.path != "stabilizing":
             raise ValueError("mode_dim needs path 'stabilizing' (the latent path has its own z0)")
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -114,12 +119,12 @@ class ModelConfig:
         return cls.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as JSON-ready data; without a mode latent its two keys are left out, so a
+        """The config as JSON-ready data; without a mode latent its keys are left out, so a
         model without one is written as it was before the option existed."""
         d = asdict(self)
         d["image_channels"] = list(self.image_channels)
         if not self.mode_dim:
-            del d["mode_dim"], d["mode_beta"]
+            del d["mode_dim"], d["mode_beta"], d["mode_prior"]
         return d
 
     @classmethod
@@ -180,6 +185,10 @@ class SFPModel(nn.Module):
                 nn.Linear(chunk_dim + self.encoder.cond_dim, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, 2 * self.mode_dim))
+            if config.mode_prior == "learned":  # p(z | h); a constant input makes it a learned N(mu, sigma) without h
+                self.mode_prior_net = nn.Sequential(
+                    nn.Linear(self.encoder.cond_dim + 1, config.hidden), nn.SiLU(),
+                    nn.Linear(config.hidden, 2 * self.mode_dim))
         self.velocity = VelocityNet(
             self.x_dim,
             self.encoder.cond_dim + self.mode_dim,
@@ -217,6 +226,15 @@ class SFPModel(nn.Module):
         mean, logvar = self.mode_encoder(torch.cat([motion, cond], dim=-1)).chunk(2, dim=-1)
         return mean, logvar.clamp(-10.0, 5.0)
 
+    def mode_prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cond (B, cond_dim) -> (mean, log-variance) of the prior p(z | h), each (B, mode_dim)."""
+        if self.config.mode_prior == "standard":
+            zeros = cond.new_zeros(cond.shape[0], self.mode_dim)
+            return zeros, zeros
+        out = self.mode_prior_net(torch.cat([cond, cond.new_ones(cond.shape[0], 1)], dim=-1))
+        mean, logvar = out.chunk(2, dim=-1)
+        return mean, logvar.clamp(-10.0, 5.0)
+
     def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
         """The training loss (so DistributedDataParallel can wrap the model)."""
         return self.loss(batch, generator)
@@ -231,7 +249,9 @@ class SFPModel(nn.Module):
             mean, logvar = self.mode_posterior(chunk, cond)
             noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
             z = mean + torch.exp(0.5 * logvar) * noise
-            kl = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+            p_mean, p_logvar = self.mode_prior(cond)
+            kl = 0.5 * (p_logvar - logvar + (logvar.exp() + (mean - p_mean).square()) / p_logvar.exp() - 1.0)
+            kl = kl.sum(-1).mean()
             cond = self.with_mode(cond, z)
         if self.config.flow_samples > 1:
             cond = cond.repeat_interleave(self.config.flow_samples, 0)

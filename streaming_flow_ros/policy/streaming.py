@@ -36,11 +36,12 @@ log = logging.getLogger(__name__)
 class SFPPlan:
     """Cached per-observation conditioning: the FiLM contribution (1, depth * 2 * hidden) as a
     torch tensor (on the policy's device) and as a float32 vector for the numpy backend (None on
-    a GPU)."""
+    a GPU); for a mode-latent model also the prior of z given this observation."""
 
     cache: torch.Tensor
     cache_np: np.ndarray | None
     stamp: float
+    mode_prior: tuple[np.ndarray, np.ndarray] | None = None  # mode-latent models: (mean, std) of p(z | h)
 
 
 def check_observation(obs: Observation, spec, obs_horizon: int) -> None:
@@ -98,8 +99,17 @@ class StreamingFlowPolicy:
         self._last: np.ndarray | None = None
         self._fresh = True  # the next start() is the first since reset(): start noise applies
         self._z0: np.ndarray | None = None  # latent variant: the z0 in use (start_noise "first": per enable)
-        # mode latent (ModelConfig.mode_dim): z and its cache part, drawn like z0
-        self._mode: tuple[np.ndarray, torch.Tensor, np.ndarray | None] | None = None
+        # mode latent (ModelConfig.mode_dim): the standard normal draw (per enable, like z0) and the
+        # z of the running plan; z's conditioning is linear in z (no bias): z @ _mode_basis
+        self._mode_draw: np.ndarray | None = None
+        self._z: np.ndarray | None = None
+        if model.mode_dim:
+            with torch.inference_mode():
+                basis = model.mode_cache(torch.eye(model.mode_dim, device=self.device))  # (mode_dim, cache_dim)
+            self._mode_basis = basis.double()
+            self._mode_basis_np = (np.stack([NumpyVelocity.cache_from_torch(basis[i:i + 1], model.velocity.film_dim)
+                                             for i in range(model.mode_dim)]).astype(np.float64)
+                                   if self.device.type == "cpu" else None)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -128,12 +138,16 @@ class StreamingFlowPolicy:
         """Encode an observation history (heavy; safe in a worker thread). Does not mutate self."""
         check_observation(obs, self.spec, self.obs_horizon)
         cond = self._encode(obs)  # per-frame features cached across observations
+        prior = None
         with torch.inference_mode():
             cache = self.model.velocity.precompute(self.model.with_mode(cond))  # z's part: start()
-        if not torch.isfinite(cache).all():
+            if self.model.mode_dim:
+                mean, logvar = self.model.mode_prior(cond)
+                prior = (mean[0].double().cpu().numpy(), torch.exp(0.5 * logvar[0]).double().cpu().numpy())
+        if not torch.isfinite(cache).all() or (prior is not None and not all(np.isfinite(v).all() for v in prior)):
             raise ValueError("observation encoding produced non-finite features")
         cache_np = NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim) if self.device.type == "cpu" else None
-        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp))
+        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp), mode_prior=prior)
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
@@ -169,29 +183,32 @@ class StreamingFlowPolicy:
             if self._fresh or self.config.start_noise == "every":  # _fresh: the first start after reset
                 self._z0 = torch.randn(self._D, generator=self._gen, dtype=torch.float64).numpy()
             a_n = np.concatenate([a_n, self._z0])
-        if self.model.mode_dim:  # the mode latent: drawn like z0, its conditioning added to the plan's
-            if self._fresh or self.config.start_noise == "every" or self._mode is None:
-                self._mode = self._draw_mode()
-            _, zc, zc_np = self._mode
-            plan = SFPPlan(cache=plan.cache + zc, cache_np=None if plan.cache_np is None else plan.cache_np + zc_np,
-                           stamp=plan.stamp)
+        if self.model.mode_dim:  # the mode latent: z = mean(h) + std(h) x a draw kept like z0
+            plan = self._with_mode(plan)
         lag = self.elapsed_ticks(float(now) - plan.stamp) if now is not None and self.config.skip_elapsed else 0
         self._x, self._k, self._lag, self._plan, self._fresh = a_n.astype(np.float32), 0, lag, plan, False
         if self._last is None:
             self._last = a0.copy()
 
-    def _draw_mode(self) -> tuple[np.ndarray, torch.Tensor, np.ndarray | None]:
-        """A mode latent z ~ N(0, I) and its conditioning (torch, and numpy on the CPU)."""
-        z = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64)
-        with torch.inference_mode():
-            zc = self.model.mode_cache(z.float()[None].to(self.device))
-        zc_np = NumpyVelocity.cache_from_torch(zc, self.model.velocity.film_dim) if self.device.type == "cpu" else None
-        return z.numpy(), zc, zc_np
+    def _with_mode(self, plan: SFPPlan) -> SFPPlan:
+        """The plan conditioned on its z: a new standard normal draw on the first start after
+        reset() (every start with start_noise "every"), scaled by this plan's prior."""
+        if plan.mode_prior is None:
+            raise ValueError("a mode-latent policy needs plans from its own prepare()")
+        if self._fresh or self.config.start_noise == "every" or self._mode_draw is None:
+            self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
+        mean, std = plan.mode_prior
+        self._z = mean + std * self._mode_draw
+        zc = (torch.from_numpy(self._z)[None].to(self._mode_basis) @ self._mode_basis).to(plan.cache.dtype)
+        cache_np = None
+        if plan.cache_np is not None:
+            cache_np = (plan.cache_np + self._z @ self._mode_basis_np).astype(np.float32)
+        return SFPPlan(cache=plan.cache + zc, cache_np=cache_np, stamp=plan.stamp, mode_prior=plan.mode_prior)
 
     @property
     def mode_latent(self) -> np.ndarray | None:
-        """The mode latent in use (mode-latent checkpoints), else None."""
-        return None if self._mode is None else self._mode[0].copy()
+        """The z of the running plan (mode-latent checkpoints), else None."""
+        return None if self._z is None else self._z.copy()
 
     @property
     def lag_ticks(self) -> int:

@@ -33,7 +33,9 @@ def _path(variant: dict[str, Any]) -> str:
     if variant["path"] == "latent":
         return f"latent from a0 exactly ({widths}, σ1 {variant['sigma1']:g})"
     if variant.get("mode_dim"):
-        return f"stabilising + mode latent (dim {variant['mode_dim']}, β {variant['mode_beta']:g}) from a0 exactly ({widths})"
+        prior = "learned prior" if variant.get("mode_prior", "learned") == "learned" else "N(0, I) prior"
+        return (f"stabilising + mode latent (dim {variant['mode_dim']}, β {variant['mode_beta']:g}, {prior}) "
+                f"from a0 exactly ({widths})")
     return f"stabilising from N(a0, σ0²) ({widths})"
 
 

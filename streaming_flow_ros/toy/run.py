@@ -53,6 +53,7 @@ class Variant:
     sigma1: float = 0.05
     mode_dim: int = 0  # > 0: a mode latent (ModelConfig.mode_dim), sampled from a0 exactly
     mode_beta: float = 1.0e-3
+    mode_prior: str = "learned"
 
     @property
     def key(self) -> str:
@@ -77,7 +78,7 @@ def train_toy(v: Variant, task: tasks.ToyTask, steps: int, seed: int) -> tuple[S
     spec = IOSpec(state_names=(), action_names=task.names, data_rate_hz=float(H))
     mc = ModelConfig(obs_horizon=1, pred_horizon=H, action_horizon=H, path=v.path, sigma0=v.sigma0,
                      k=v.k, sigma1=v.sigma1, hidden=128, depth=3, time_emb_dim=32,
-                     mode_dim=v.mode_dim, mode_beta=v.mode_beta)
+                     mode_dim=v.mode_dim, mode_beta=v.mode_beta, mode_prior=v.mode_prior)
     cfg = TrainConfig(steps=steps, batch_size=256, lr=1e-3, warmup_steps=100, seed=seed, progress=False, model=mc)
     torch.manual_seed(seed)  # initial weights from the seed: a toy run is reproducible
     model = SFPModel(mc, spec)
@@ -94,7 +95,10 @@ def sample_paths(model: SFPModel, n: int, a0: np.ndarray, start_sigma: float, se
     x = x + start_sigma * torch.randn(n, D, generator=gen)
     if model.config.path == "latent":
         x = torch.cat([x, torch.randn(n, D, generator=gen)], -1)
-    z = torch.randn(n, model.mode_dim, generator=gen) if model.mode_dim else None  # one mode latent per sample
+    z = None
+    if model.mode_dim:  # one mode latent per sample, drawn from the model's prior
+        mean, logvar = model.mode_prior(torch.zeros(n, 0))
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(n, model.mode_dim, generator=gen)
     cache = model.velocity.precompute(model.with_mode(torch.zeros(n, 0), z))
     tbuf = torch.zeros(n)
 

@@ -73,12 +73,17 @@ def _recorded_model(slot: str, recorded: dict | None, want: dict) -> dict:
     """The model config a finished run's summary stands for, in today's keys. Summaries written
     before they recorded the model: the SFP nets then had no input conditioning
     (ModelConfig.input_cond), the U-Nets were as they are (``want``). SFP keys added since
-    take the value they had before: one flow draw per window (ModelConfig.flow_samples)."""
+    take the value they had before: one flow draw per window (ModelConfig.flow_samples); any
+    other key added since, its default (e.g. ``image_encoder``), as the checkpoint loader reads it."""
     if slot not in ("sfp", "sfp_k0"):
         return want if recorded is None else recorded
     if recorded is None:
         return {**want, "input_cond": False, "flow_samples": 1}
-    return {"flow_samples": 1, **recorded}
+    recorded = {"flow_samples": 1, **recorded}
+    try:
+        return ModelConfig.from_dict(recorded).to_dict()
+    except ValueError:  # not a config this version reads: it matches nothing
+        return recorded
 
 
 def train_slot(dataset: str | Path, slot: str, out: str | Path, steps: int, seed: int = 0, batch_size: int = 256,
