@@ -152,3 +152,44 @@ def test_config_without_a_mode_latent_is_written_as_before():
     assert "mode_dim" not in d and "mode_beta" not in d and "mode_prior" not in d and ModelConfig.from_dict(d) == ModelConfig(**SMALL)
     m = ModelConfig(mode_dim=2, mode_beta=0.01, **SMALL)
     assert ModelConfig.from_dict(m.to_dict()) == m
+
+
+def test_categorical_mode_latent_trains_one_class_per_mode_and_runs(tmp_path):
+    """mode_prior "categorical": the flow loss summed over classes weighted by q; trained on the
+    two late-parting ramps, each class's flow ends on one ramp (a different one per class) and
+    the prior splits between them; the runtime draws a one-hot z, kept across re-anchors."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    cfg = ModelConfig(mode_dim=2, mode_prior="categorical", sigma0=0.05, k=5.0, flow_samples=8, mode_beta=1e-3,
+                      hidden=64, depth=2, image_channels=(4,), num_keypoints=2, image_feat_dim=4)
+    model = SFPModel(cfg, tiny_spec())
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(300):
+        loss = model.loss(_two_mode_batch(64, 16, gen), gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        cond = model.encode(torch.zeros(1, 2, 3), {"camera": torch.zeros(1, 2, 24, 24, 3, dtype=torch.uint8)})
+        probs = model.mode_prior_logits(cond)[0].exp()
+        ends = []
+        for z in torch.eye(2):
+            cache = model.velocity.precompute(model.with_mode(cond, z[None]))
+            traj = integrate(lambda x, t, c=cache: model.velocity.forward_cached(x, torch.tensor([t]), c), torch.zeros(1, 3), 16)
+            ends.append(float(traj[-1, 0].mean()))
+    assert sorted(np.sign(ends)) == [-1.0, 1.0] and min(abs(e) for e in ends) > 0.4, ends
+    assert 0.3 < float(probs[0]) < 0.7, probs
+
+    c = make_untrained_checkpoint(tmp_path / "c.safetensors", tiny_spec(), config=ModelConfig(
+        mode_dim=3, mode_prior="categorical", **SMALL))
+    p = load_policy(c, RuntimeConfig(seed=2))
+    p.reset(np.zeros(3))
+    zs = []
+    for fill in (0, 0, 200):
+        plan = p.prepare(obs(fill=fill))
+        assert plan.mode_probs.shape == (3,) and plan.mode_probs.sum() == pytest.approx(1.0)
+        p.start(plan, anchor=np.zeros(3))
+        zs.append(p.mode_latent)
+        assert np.isfinite(p.step().action).all()
+    assert all(z.sum() == 1.0 and set(z) <= {0.0, 1.0} for z in zs) and np.array_equal(zs[0], zs[1])

@@ -43,7 +43,10 @@ class ModelConfig:
         the observation and gives q(z | chunk, h); z conditions the velocity net next to h, and
         the loss adds mode_beta x KL(q || prior). The prior is N(0, I) ("standard") or a
         Gaussian predicted from h ("learned", the CVAE's conditional prior: what h already
-        tells costs z nothing, so z is left to carry what h cannot, such as which of two cubes).
+        tells costs z nothing, so z is left to carry what h cannot, such as which of two cubes);
+        or z is one of mode_dim classes (one-hot), q and the prior p(c | h) categorical and the
+        flow loss summed over the classes weighted by q ("categorical": a choice between a few
+        options, which a unimodal Gaussian prior covers with mass between them).
         At run time one standard normal draw per enable is kept across re-anchors and each plan
         uses z = mean(h) + std(h) x that draw, so every plan of an episode follows the mode the
         draw stands for. SFP's own way to choose a mode, its start noise, decays with the
@@ -73,7 +76,7 @@ class ModelConfig:
     image_encoder: Literal["small", "resnet18"] = "small"
     mode_dim: int = 0
     mode_beta: float = 1.0e-3
-    mode_prior: Literal["standard", "learned"] = "learned"
+    mode_prior: Literal["standard", "learned", "categorical"] = "learned"
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -97,8 +100,10 @@ class ModelConfig:
             raise ValueError(f"mode_dim must be an integer in 0..64, got {self.mode_dim!r}")
         if not (isinstance(self.mode_beta, (int, float)) and math.isfinite(self.mode_beta) and self.mode_beta >= 0):
             raise ValueError(f"mode_beta must be a finite number >= 0, got {self.mode_beta!r}")
-        if self.mode_prior not in ("standard", "learned"):
-            raise ValueError(f"mode_prior must be standard|learned, got {self.mode_prior!r}")
+        if self.mode_prior not in ("standard", "learned", "categorical"):
+            raise ValueError(f"mode_prior must be standard|learned|categorical, got {self.mode_prior!r}")
+        if self.mode_prior == "categorical" and self.mode_dim == 1:
+            raise ValueError("a categorical mode latent needs mode_dim >= 2 classes")
         if self.mode_dim and self.path != "stabilizing":
             raise ValueError("mode_dim needs path 'stabilizing' (the latent path has its own z0)")
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -179,16 +184,19 @@ class SFPModel(nn.Module):
         )
         self.x_dim = spec.action_dim * self.path.state_dim_factor
         self.mode_dim = config.mode_dim
+        self.categorical = False
         if self.mode_dim:  # q(z | chunk motion, h): ACT's CVAE encoder, an MLP here
             chunk_dim = (config.pred_horizon + 1) * spec.action_dim
+            self.categorical = config.mode_prior == "categorical"
+            n_out = self.mode_dim if self.categorical else 2 * self.mode_dim  # logits | mean, log-variance
             self.mode_encoder = nn.Sequential(
                 nn.Linear(chunk_dim + self.encoder.cond_dim, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, config.hidden), nn.SiLU(),
-                nn.Linear(config.hidden, 2 * self.mode_dim))
-            if config.mode_prior == "learned":  # p(z | h); a constant input makes it a learned N(mu, sigma) without h
+                nn.Linear(config.hidden, n_out))
+            if config.mode_prior != "standard":  # p(z | h); a constant input makes it learnable without h
                 self.mode_prior_net = nn.Sequential(
                     nn.Linear(self.encoder.cond_dim + 1, config.hidden), nn.SiLU(),
-                    nn.Linear(config.hidden, 2 * self.mode_dim))
+                    nn.Linear(config.hidden, n_out))
         self.velocity = VelocityNet(
             self.x_dim,
             self.encoder.cond_dim + self.mode_dim,
@@ -226,6 +234,11 @@ class SFPModel(nn.Module):
         mean, logvar = self.mode_encoder(torch.cat([motion, cond], dim=-1)).chunk(2, dim=-1)
         return mean, logvar.clamp(-10.0, 5.0)
 
+    def mode_prior_logits(self, cond: torch.Tensor) -> torch.Tensor:
+        """Categorical mode latent: cond (B, cond_dim) -> log p(c | h), (B, mode_dim)."""
+        out = self.mode_prior_net(torch.cat([cond, cond.new_ones(cond.shape[0], 1)], dim=-1))
+        return torch.log_softmax(out, dim=-1)
+
     def mode_prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cond (B, cond_dim) -> (mean, log-variance) of the prior p(z | h), each (B, mode_dim)."""
         if self.config.mode_prior == "standard":
@@ -245,6 +258,8 @@ class SFPModel(nn.Module):
         cond = self.encode(batch["state_n"], batch["images"], generator)
         chunk = batch["chunk_n"]
         kl = None
+        if self.mode_dim and self.categorical:
+            return self._categorical_loss(cond, chunk, generator)
         if self.mode_dim:  # one z per window, shared by its flow draws
             mean, logvar = self.mode_posterior(chunk, cond)
             noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
@@ -262,6 +277,27 @@ class SFPModel(nn.Module):
         if kl is None:
             return loss
         if self.training:  # logged by the trainer: the KL in nats per window, before its weight
+            self.loss_terms = {"kl": float(kl.detach())}
+        return loss + self.config.mode_beta * kl
+
+
+    def _categorical_loss(self, cond: torch.Tensor, chunk: torch.Tensor,
+                          generator: torch.Generator | None) -> torch.Tensor:
+        """Categorical mode latent: every window's flow loss under each class c (one-hot z),
+        summed with the weights q(c | chunk, h), plus mode_beta x KL(q || p(c | h)); the same
+        flow draws serve every class."""
+        B, K, S = cond.shape[0], self.mode_dim, self.config.flow_samples
+        log_q = torch.log_softmax(self.mode_encoder(torch.cat([(chunk - chunk[:, :1]).flatten(1), cond], -1)), -1)
+        log_p = self.mode_prior_logits(cond)
+        kl = (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+        chunk_s = chunk.repeat_interleave(S, 0)
+        tgt = draw_targets(self.path, chunk_s, generator)  # (B S) draws
+        onehot = torch.eye(K, dtype=cond.dtype, device=cond.device)
+        cond_k = torch.cat([self.with_mode(cond, onehot[k].expand(B, K)) for k in range(K)])  # (K B, .)
+        v = self.velocity(tgt.sample.x_t.repeat(K, 1), tgt.t.repeat(K), cond_k.repeat_interleave(S, 0))
+        err = (v - tgt.sample.dx_t.repeat(K, 1)).square().mean(-1).view(K, B, S).mean(-1)  # (K, B)
+        loss = (log_q.exp().T * err).sum(0).mean()
+        if self.training:
             self.loss_terms = {"kl": float(kl.detach())}
         return loss + self.config.mode_beta * kl
 

@@ -42,6 +42,7 @@ class SFPPlan:
     cache_np: np.ndarray | None
     stamp: float
     mode_prior: tuple[np.ndarray, np.ndarray] | None = None  # mode-latent models: (mean, std) of p(z | h)
+    mode_probs: np.ndarray | None = None  # categorical mode latent: p(c | h)
 
 
 def check_observation(obs: Observation, spec, obs_horizon: int) -> None:
@@ -141,13 +142,17 @@ class StreamingFlowPolicy:
         prior = None
         with torch.inference_mode():
             cache = self.model.velocity.precompute(self.model.with_mode(cond))  # z's part: start()
-            if self.model.mode_dim:
+            probs = None
+            if self.model.categorical:
+                probs = self.model.mode_prior_logits(cond)[0].exp().double().cpu().numpy()
+            elif self.model.mode_dim:
                 mean, logvar = self.model.mode_prior(cond)
                 prior = (mean[0].double().cpu().numpy(), torch.exp(0.5 * logvar[0]).double().cpu().numpy())
-        if not torch.isfinite(cache).all() or (prior is not None and not all(np.isfinite(v).all() for v in prior)):
+        finite = [v for v in (*(prior or ()), probs) if v is not None]
+        if not torch.isfinite(cache).all() or not all(np.isfinite(v).all() for v in finite):
             raise ValueError("observation encoding produced non-finite features")
         cache_np = NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim) if self.device.type == "cpu" else None
-        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp), mode_prior=prior)
+        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp), mode_prior=prior, mode_probs=probs)
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
@@ -191,19 +196,28 @@ class StreamingFlowPolicy:
             self._last = a0.copy()
 
     def _with_mode(self, plan: SFPPlan) -> SFPPlan:
-        """The plan conditioned on its z: a new standard normal draw on the first start after
-        reset() (every start with start_noise "every"), scaled by this plan's prior."""
-        if plan.mode_prior is None:
+        """The plan conditioned on its z: a new draw on the first start after reset() (every
+        start with start_noise "every"), read through this plan's prior: z = mean + std x a
+        standard normal draw, or the one-hot class where a uniform draw falls in p(c | h)."""
+        if plan.mode_prior is None and plan.mode_probs is None:
             raise ValueError("a mode-latent policy needs plans from its own prepare()")
-        if self._fresh or self.config.start_noise == "every" or self._mode_draw is None:
-            self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
-        mean, std = plan.mode_prior
-        self._z = mean + std * self._mode_draw
+        new_draw = self._fresh or self.config.start_noise == "every" or self._mode_draw is None
+        if self.model.categorical:  # a uniform draw, read through this plan's p(c | h) (inverse CDF)
+            if new_draw:
+                self._mode_draw = torch.rand(1, generator=self._gen, dtype=torch.float64).numpy()
+            c = min(int(np.searchsorted(np.cumsum(plan.mode_probs), self._mode_draw[0])), self.model.mode_dim - 1)
+            self._z = np.eye(self.model.mode_dim)[c]
+        else:
+            if new_draw:
+                self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
+            mean, std = plan.mode_prior
+            self._z = mean + std * self._mode_draw
         zc = (torch.from_numpy(self._z)[None].to(self._mode_basis) @ self._mode_basis).to(plan.cache.dtype)
         cache_np = None
         if plan.cache_np is not None:
             cache_np = (plan.cache_np + self._z @ self._mode_basis_np).astype(np.float32)
-        return SFPPlan(cache=plan.cache + zc, cache_np=cache_np, stamp=plan.stamp, mode_prior=plan.mode_prior)
+        return SFPPlan(cache=plan.cache + zc, cache_np=cache_np, stamp=plan.stamp, mode_prior=plan.mode_prior,
+                       mode_probs=plan.mode_probs)
 
     @property
     def mode_latent(self) -> np.ndarray | None:
