@@ -230,6 +230,8 @@ class SFPModel(nn.Module):
     def mode_posterior(self, chunk: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """chunk_n (B, H+1, D_a), cond (B, cond_dim) -> (mean, log-variance) of q(z | ...),
         each (B, mode_dim). The chunk enters as its motion from its first waypoint."""
+        if self.categorical:
+            raise ValueError("a categorical mode latent has class probabilities, not a Gaussian posterior")
         motion = (chunk - chunk[:, :1]).flatten(1)
         mean, logvar = self.mode_encoder(torch.cat([motion, cond], dim=-1)).chunk(2, dim=-1)
         return mean, logvar.clamp(-10.0, 5.0)
@@ -241,6 +243,8 @@ class SFPModel(nn.Module):
 
     def mode_prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cond (B, cond_dim) -> (mean, log-variance) of the prior p(z | h), each (B, mode_dim)."""
+        if self.categorical:
+            raise ValueError("a categorical mode latent has class probabilities: mode_prior_logits()")
         if self.config.mode_prior == "standard":
             zeros = cond.new_zeros(cond.shape[0], self.mode_dim)
             return zeros, zeros
