@@ -94,10 +94,9 @@ def _two_mode_batch(n, H, gen):
             "chunk_n": chunk}
 
 
-@pytest.mark.parametrize("prior", ["standard", "learned"])
-def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
-    """Trained on the two late-parting ramps, the deterministic flow from the shared start
-    follows one ramp per draw of z from the prior, both among 16 draws, and the same z the same one."""
+def _trained_on_two_modes(prior):
+    """A small model with a two-dimensional (or two-class) mode latent, 300 Adam steps on the
+    two ramps; returns (model in eval mode, its conditioning of the one observation, generator)."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     model = SFPModel(ModelConfig(mode_dim=2, sigma0=0.05, k=5.0, flow_samples=8, mode_beta=1e-3, mode_prior=prior,
@@ -111,14 +110,29 @@ def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
     model.eval()
     with torch.no_grad():
         cond = model.encode(torch.zeros(1, 2, 3), {"camera": torch.zeros(1, 2, 24, 24, 3, dtype=torch.uint8)})
-        mean, logvar = model.mode_prior(cond)
-        zs = mean + torch.exp(0.5 * logvar) * torch.randn(16, 2, generator=gen)  # draws from the prior
-        ends = []
-        for z in [*zs, zs[0]]:
+    return model, cond, gen
+
+
+def _flow_ends(model, cond, zs):
+    """Mean action channel at flow time 1 of the deterministic flow from 0, one per z."""
+    ends = []
+    with torch.no_grad():
+        for z in zs:
             cache = model.velocity.precompute(model.with_mode(cond, z[None]))
             traj = integrate(lambda x, t, c=cache: model.velocity.forward_cached(x, torch.tensor([t]), c), torch.zeros(1, 3), 16)
             ends.append(float(traj[-1, 0].mean()))
-    ends = np.array(ends)
+    return np.array(ends)
+
+
+@pytest.mark.parametrize("prior", ["standard", "learned"])
+def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
+    """Trained on the two late-parting ramps, the deterministic flow from the shared start
+    follows one ramp per draw of z from the prior, both among 16 draws, and the same z the same one."""
+    model, cond, gen = _trained_on_two_modes(prior)
+    with torch.no_grad():
+        mean, logvar = model.mode_prior(cond)
+        zs = mean + torch.exp(0.5 * logvar) * torch.randn(16, 2, generator=gen)  # draws from the prior
+    ends = _flow_ends(model, cond, [*zs, zs[0]])
     assert (np.abs(ends) > 0.4).mean() >= 0.8, ends  # on a ramp's end, not between them
     assert (ends > 0.4).any() and (ends < -0.4).any(), ends  # both modes
     assert ends[-1] == pytest.approx(ends[0], abs=1e-6)  # z decides: the same z, the same end
@@ -158,26 +172,10 @@ def test_categorical_mode_latent_trains_one_class_per_mode_and_runs(tmp_path):
     """mode_prior "categorical": the flow loss summed over classes weighted by q; trained on the
     two late-parting ramps, each class's flow ends on one ramp (a different one per class) and
     the prior splits between them; the runtime draws a one-hot z, kept across re-anchors."""
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    cfg = ModelConfig(mode_dim=2, mode_prior="categorical", sigma0=0.05, k=5.0, flow_samples=8, mode_beta=1e-3,
-                      hidden=64, depth=2, image_channels=(4,), num_keypoints=2, image_feat_dim=4)
-    model = SFPModel(cfg, tiny_spec())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(300):
-        loss = model.loss(_two_mode_batch(64, 16, gen), gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    model, cond, _ = _trained_on_two_modes("categorical")
     with torch.no_grad():
-        cond = model.encode(torch.zeros(1, 2, 3), {"camera": torch.zeros(1, 2, 24, 24, 3, dtype=torch.uint8)})
         probs = model.mode_prior_logits(cond)[0].exp()
-        ends = []
-        for z in torch.eye(2):
-            cache = model.velocity.precompute(model.with_mode(cond, z[None]))
-            traj = integrate(lambda x, t, c=cache: model.velocity.forward_cached(x, torch.tensor([t]), c), torch.zeros(1, 3), 16)
-            ends.append(float(traj[-1, 0].mean()))
+    ends = _flow_ends(model, cond, torch.eye(2))
     assert sorted(np.sign(ends)) == [-1.0, 1.0] and min(abs(e) for e in ends) > 0.4, ends
     assert 0.3 < float(probs[0]) < 0.7, probs
 

@@ -47,9 +47,9 @@ class ModelConfig:
         or z is one of mode_dim classes (one-hot), q and the prior p(c | h) categorical and the
         flow loss summed over the classes weighted by q ("categorical": a choice between a few
         options, which a unimodal Gaussian prior covers with mass between them).
-        At run time one standard normal draw per enable is kept across re-anchors and each plan
-        uses z = mean(h) + std(h) x that draw, so every plan of an episode follows the mode the
-        draw stands for. SFP's own way to choose a mode, its start noise, decays with the
+        At run time one draw per enable is kept across re-anchors and read through each plan's
+        prior (z = mean(h) + std(h) x a standard normal draw, or the class where a uniform draw
+        falls in p(c | h)), so every plan of an episode follows the mode the draw stands for. SFP's own way to choose a mode, its start noise, decays with the
         stabilising tube within one plan (docs/METHOD.md), so it cannot keep a choice.
     hidden / depth: the velocity net's width and residual blocks; ``from_dict`` also accepts
         ``size`` (a VELOCITY_SIZES preset, "1m" .. "64m") in their place.
@@ -227,19 +227,26 @@ class SFPModel(nn.Module):
         zeros = z.new_zeros(z.shape[0], self.encoder.cond_dim)
         return self.velocity.precompute(torch.cat([zeros, z], dim=-1))
 
+    def _posterior_out(self, chunk: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The mode encoder's output for chunk_n (B, H+1, D_a) and cond: the chunk enters as its
+        motion from its first waypoint."""
+        return self.mode_encoder(torch.cat([(chunk - chunk[:, :1]).flatten(1), cond], dim=-1))
+
+    def _prior_out(self, cond: torch.Tensor) -> torch.Tensor:
+        """The prior net's output for cond (B, cond_dim), a constant feature appended."""
+        return self.mode_prior_net(torch.cat([cond, cond.new_ones(cond.shape[0], 1)], dim=-1))
+
     def mode_posterior(self, chunk: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """chunk_n (B, H+1, D_a), cond (B, cond_dim) -> (mean, log-variance) of q(z | ...),
-        each (B, mode_dim). The chunk enters as its motion from its first waypoint."""
+        each (B, mode_dim)."""
         if self.categorical:
             raise ValueError("a categorical mode latent has class probabilities, not a Gaussian posterior")
-        motion = (chunk - chunk[:, :1]).flatten(1)
-        mean, logvar = self.mode_encoder(torch.cat([motion, cond], dim=-1)).chunk(2, dim=-1)
+        mean, logvar = self._posterior_out(chunk, cond).chunk(2, dim=-1)
         return mean, logvar.clamp(-10.0, 5.0)
 
     def mode_prior_logits(self, cond: torch.Tensor) -> torch.Tensor:
         """Categorical mode latent: cond (B, cond_dim) -> log p(c | h), (B, mode_dim)."""
-        out = self.mode_prior_net(torch.cat([cond, cond.new_ones(cond.shape[0], 1)], dim=-1))
-        return torch.log_softmax(out, dim=-1)
+        return torch.log_softmax(self._prior_out(cond), dim=-1)
 
     def mode_prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cond (B, cond_dim) -> (mean, log-variance) of the prior p(z | h), each (B, mode_dim)."""
@@ -248,8 +255,7 @@ class SFPModel(nn.Module):
         if self.config.mode_prior == "standard":
             zeros = cond.new_zeros(cond.shape[0], self.mode_dim)
             return zeros, zeros
-        out = self.mode_prior_net(torch.cat([cond, cond.new_ones(cond.shape[0], 1)], dim=-1))
-        mean, logvar = out.chunk(2, dim=-1)
+        mean, logvar = self._prior_out(cond).chunk(2, dim=-1)
         return mean, logvar.clamp(-10.0, 5.0)
 
     def forward(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> torch.Tensor:
@@ -261,9 +267,9 @@ class SFPModel(nn.Module):
         ``config.flow_samples`` independent (t, noise) draws per window share its encoding."""
         cond = self.encode(batch["state_n"], batch["images"], generator)
         chunk = batch["chunk_n"]
-        kl = None
-        if self.mode_dim and self.categorical:
+        if self.categorical:
             return self._categorical_loss(cond, chunk, generator)
+        kl = None
         if self.mode_dim:  # one z per window, shared by its flow draws
             mean, logvar = self.mode_posterior(chunk, cond)
             noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
@@ -284,14 +290,13 @@ class SFPModel(nn.Module):
             self.loss_terms = {"kl": float(kl.detach())}
         return loss + self.config.mode_beta * kl
 
-
     def _categorical_loss(self, cond: torch.Tensor, chunk: torch.Tensor,
                           generator: torch.Generator | None) -> torch.Tensor:
         """Categorical mode latent: every window's flow loss under each class c (one-hot z),
         summed with the weights q(c | chunk, h), plus mode_beta x KL(q || p(c | h)); the same
         flow draws serve every class."""
         B, K, S = cond.shape[0], self.mode_dim, self.config.flow_samples
-        log_q = torch.log_softmax(self.mode_encoder(torch.cat([(chunk - chunk[:, :1]).flatten(1), cond], -1)), -1)
+        log_q = torch.log_softmax(self._posterior_out(chunk, cond), dim=-1)
         log_p = self.mode_prior_logits(cond)
         kl = (log_q.exp() * (log_q - log_p)).sum(-1).mean()
         chunk_s = chunk.repeat_interleave(S, 0)

@@ -33,7 +33,8 @@ def _path(variant: dict[str, Any]) -> str:
     if variant["path"] == "latent":
         return f"latent from a0 exactly ({widths}, σ1 {variant['sigma1']:g})"
     if variant.get("mode_dim"):
-        prior = "learned prior" if variant.get("mode_prior", "learned") == "learned" else "N(0, I) prior"
+        prior = {"learned": "learned prior", "standard": "N(0, I) prior"}.get(variant.get("mode_prior", "learned"),
+                                                                               variant.get("mode_prior"))
         return (f"stabilising + mode latent (dim {variant['mode_dim']}, β {variant['mode_beta']:g}, {prior}) "
                 f"from a0 exactly ({widths})")
     return f"stabilising from N(a0, σ0²) ({widths})"

@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     out, samples = run_toys(args.steps, args.samples, args.seed)
     out["total_seconds"] = round(time.perf_counter() - t0, 1)
     for key, m in out.items():
-        if key == "settings" or key == "total_seconds":
+        if key in ("settings", "total_seconds"):
             continue
         print(f"{key:20s} " + "  ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float)))
     print(f"total {out['total_seconds']} s")
