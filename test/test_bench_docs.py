@@ -130,16 +130,20 @@ def test_docs_check_finds_drift_and_regeneration_fixes_it(tmp_path):
 
 def test_figures_are_drawn_from_the_results_present(tmp_path):
     """--figures draws latency.png and sim_quality.png from their JSON (and nothing whose JSON is
-    absent)."""
+    absent); pusht.png only once both Push-T state runs are there."""
     from streaming_flow_ros.bench import docs as bench_docs
 
     results = tmp_path / "results"
     results.mkdir()
-    for name in ("latency.json", "sim_quality.json"):
+    for name in ("latency.json", "sim_quality.json", "pusht_state_sfp.json"):
         shutil.copy(ROOT / "docs" / "results" / name, results / name)
     img = tmp_path / "img"
+    # pusht.png needs both Push-T state runs: with one of them it is not drawn
     assert bench_docs.draw_figures(results, img) == [img / "latency.png", img / "sim_quality.png"]
     assert all((img / f).read_bytes()[:4] == b"\x89PNG" for f in ("latency.png", "sim_quality.png"))
+    shutil.copy(ROOT / "docs" / "results" / "pusht_state_unets.json", results / "pusht_state_unets.json")
+    assert bench_docs.draw_figures(results, img)[0] == img / "pusht.png"
+    assert (img / "pusht.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_docs_refuse_a_document_without_its_markers(tmp_path):

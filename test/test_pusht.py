@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("gym_pusht")
 
+from streaming_flow_ros.bench.plots import plot_pusht
 from streaming_flow_ros.bench.pusht import cli
 from streaming_flow_ros.bench.pusht.collect import collect, run_expert
 from streaming_flow_ros.bench.pusht.env import (
@@ -33,7 +34,7 @@ from streaming_flow_ros.bench.pusht.metrics import (
     mean_std,
     summarize,
 )
-from streaming_flow_ros.bench.pusht.run import results_table, stress_losses
+from streaming_flow_ros.bench.pusht.run import merge_runs, render_runs, results_table, stress_losses
 from streaming_flow_ros.checkpoint import read_checkpoint
 from streaming_flow_ros.data.episodes import load_dataset
 from streaming_flow_ros.policy.protocol import StepResult
@@ -264,6 +265,23 @@ def test_quick_run_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "training seeds 0,1)" in printed and "score lost vs delay 0" in printed  # rate5x on both seeds
     _check_summarize_matches_run(p, tmp_path, st2, capsys)
+    # two runs of disjoint methods (SFP alone with its own recipe, the U-Nets) render as one table
+    doc2 = json.loads(out2.read_text())
+    unets = {k: v for k, v in doc.items() if k not in ("sfp", "sfp_k0", "variants")}
+    md = render_runs([doc2, unets])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines() if line.startswith("| ")}
+    assert {"sfp", "dp_ddim", "dp_ddpm", "fm_chunk", "sfp_reanchor1", "random", "expert (scripted)"} <= set(rows)
+    assert f"{doc2['sfp']['score_mean']:.3f} ± {doc2['sfp']['score_std']:.3f}" in rows["sfp"]
+    assert " / ".join(f"{s['score']:.3f}" for s in doc2["sfp"]["seeds"]) in rows["sfp"]  # both seeds
+    assert f"{doc['fm_chunk']['score_mean']:.3f}" in rows["fm_chunk"] and "Euler 10 steps" in rows["fm_chunk"]
+    assert "sfp_k0" not in rows  # not in either run
+    with pytest.raises(ValueError, match="more than one run"):
+        render_runs([doc2, doc])  # both ran sfp
+    with pytest.raises(ValueError, match="differ in task"):
+        render_runs([doc2, {**unets, "settings": {**unets["settings"], "max_steps": 7}}])
+    (tmp_path / "img_merged").mkdir()
+    merge_plot = plot_pusht(merge_runs([doc2, unets]), tmp_path / "img_merged")
+    assert merge_plot.name == "pusht.png" and merge_plot.stat().st_size > 5000
     with pytest.raises(ValueError, match="stress_seeds"):
         cli.run(p.parse_args(["run", "--quick", "--workdir", str(tmp_path / "w"), "--stress-seeds", "2"]))
     with pytest.raises(ValueError, match="stress_methods must be a subset"):  # dp_ddpm is not run here

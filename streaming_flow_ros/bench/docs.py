@@ -28,6 +28,7 @@ from ..ros.bench import node as node_bench
 from ..toy import report as toy_report
 from . import camera_transport, cells, defaults, latency, plots, reaction, reliability, scale, sim_quality, step
 from .common import replace_in_text
+from .pusht import run as pusht_run
 from .pusht import summarize
 
 
@@ -45,9 +46,9 @@ class Section:
 
 @dataclass(frozen=True)
 class Figure:
-    file: str  # JSON file name in the results directory
+    file: str | tuple[str, ...]  # JSON file name(s) in the results directory (a tuple: draw gets the list)
     png: str  # file name in docs/img
-    draw: Callable[[dict[str, Any], Path], None]
+    draw: Callable[[Any, Path], None]
 
 
 BENCH, RELIABILITY = "BENCHMARKS.md", "RELIABILITY.md"
@@ -69,6 +70,10 @@ SECTIONS: tuple[Section, ...] = (
             "--json docs/results/sim_quality.json"),
     Section(BENCH, "defaults", ("defaults.json",), defaults.render,
             "sfp bench defaults --pusht-checkpoint CKPT --json docs/results/defaults.json"),
+    # SFP and the U-Nets train for about equal wall time (different step counts): two runs, one table
+    Section(BENCH, "pusht_state", ("pusht_state_sfp.json", "pusht_state_unets.json"), pusht_run.render_runs,
+            "sfp bench pusht run --methods sfp ... --json docs/results/pusht_state_sfp.json (BENCHMARKS.md, "
+            "Push-T (state))", together=True),
     Section(BENCH, "executors", ("executors.json",), summarize.render,
             "sfp bench pusht summarize EVAL.json... --json docs/results/executors.json"),
     Section(BENCH, "reaction", ("reaction.json",), reaction.render,
@@ -109,6 +114,8 @@ def _in_dir(plot: Callable[[dict[str, Any], Path], Path]) -> Callable[[dict[str,
 
 FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
+    Figure(("pusht_state_sfp.json", "pusht_state_unets.json"), "pusht.png",
+           lambda docs, png: plots.plot_pusht(pusht_run.merge_runs(docs), png.parent)),
     Figure("latency.json", "latency.png", _in_dir(plots.plot_latency)),
     Figure("reaction_cell.json", "reaction_cell.png", reaction.plot),
     Figure("reaction_sim.json", "reaction_sim.png", reaction.plot),
@@ -163,9 +170,10 @@ def draw_figures(results: Path, img: Path) -> list[Path]:
     img.mkdir(parents=True, exist_ok=True)
     made = []
     for fig in FIGURES:
-        src = results / fig.file
-        if src.is_file():
-            fig.draw(_load(src), img / fig.png)
+        srcs = [results / f for f in ((fig.file,) if isinstance(fig.file, str) else fig.file)]
+        if all(src.is_file() for src in srcs):
+            docs = [_load(src) for src in srcs]
+            fig.draw(docs[0] if isinstance(fig.file, str) else docs, img / fig.png)
             made.append(img / fig.png)
     return made
 

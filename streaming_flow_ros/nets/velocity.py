@@ -10,7 +10,7 @@ With ``input_cond`` (the default for new models) the input layer also sees the o
 the time: h0 = W_x x + W_ct cond + W_tt emb(t) + b. Without it (checkpoints written before the
 option) the first block's features depend on the action alone and the observation enters
 only through FiLM. On Push-T (state) input conditioning raised SFP's score from 0.66 to 0.77
-(3 seeds, equal training time; docs/BENCHMARKS.md, "Input conditioning").
+(3 seeds, one flow draw, 24,000 steps; a one-off ablation, not among the regenerated results).
 
 The conditioning is linear in (emb(t), cond), so the cond part of every block (and of the
 input layer) is computed ONCE per observation (``precompute``) and each control tick only adds

@@ -346,3 +346,80 @@ def results_table(doc: dict) -> str:
     out.append(format_table(["score lost vs delay 0 (mean±std over seeds)",
                              *(f"delay {k}" for k in STRESS_DELAYS if k > 0), "mean", "mean per seed"], lrows))
     return "\n\n".join(out)
+
+
+_SAMPLERS = {"dp_ddpm": "DDPM 100 steps", "dp_ddim": "DDIM 10 steps", "fm_chunk": "Euler 10 steps"}
+
+
+def _recipe_label(method: str, settings: dict) -> str:
+    """The training recipe of one ``run``'s methods, as a table cell."""
+    parts = [f"{settings['train_steps']:,} steps"]
+    if method in ("sfp", "sfp_k0"):
+        fs = settings.get("flow_samples", 1)
+        parts.append(f"{fs} flow draw{'s' if fs > 1 else ''} per window")
+        parts.append(f"k {0 if method == 'sfp_k0' else settings.get('sfp_k', SFP_K):g}")
+    else:
+        parts.append(_SAMPLERS.get(method, ""))
+    return ", ".join(p for p in parts if p)
+
+
+def merge_runs(docs: list[dict]) -> dict:
+    """One document from several ``run`` JSONs of disjoint methods on one task (say SFP with its
+    own step count and the U-Nets with theirs): their methods and variants side by side, the
+    random and expert rows and settings of the first. Refuses a method two of them ran, or
+    runs on different tasks or evaluation episodes."""
+    if not docs:
+        raise ValueError("no run JSON given")
+    out: dict = {"variants": {}, "stress": {"delay": {}, "delay_comp": {}, "rate5x": {}}}
+    tasks = {d["settings"].get("task", "state") for d in docs}
+    evals = {(d["settings"]["episodes"], d["settings"]["max_steps"]) for d in docs}
+    if len(tasks) > 1 or len(evals) > 1:
+        raise ValueError(f"the runs differ in task {sorted(tasks)} or (episodes, step limit) {sorted(evals)}")
+    for d in docs:
+        for m in METHODS:
+            if m in d:
+                if m in out:
+                    raise ValueError(f"{m} is in more than one run: merge runs of disjoint methods")
+                out[m] = {**d[m], "recipe": _recipe_label(m, d["settings"])}
+        for name, v in d.get("variants", {}).items():
+            out["variants"][name] = {**v, "recipe": _recipe_label("sfp", d["settings"])}
+        for kind in ("delay", "delay_comp", "rate5x"):
+            out["stress"][kind].update(d.get("stress", {}).get(kind, {}))
+    first = docs[0]
+    out.update(random=first["random"], expert=first["expert"], settings=first["settings"])
+    out["seconds"] = sum(d.get("seconds", 0.0) for d in docs)
+    return out
+
+
+def render_runs(docs: list[dict]) -> str:
+    """Markdown of one or more ``run`` JSONs (see ``merge_runs``): per method its training recipe,
+    parameters, training wall time, score (mean ± std over training seeds, each seed's value) and
+    strict success; SFP's re-anchor-at-every-observation variant; the random and expert floors."""
+    doc = merge_runs(docs)
+    out = [("| method | training | parameters | training time (s, mean over seeds) | score (per seed) "
+           "| strict success | episodes per seed |"), "|---|---|---|---|---|---|---|"]
+
+    def row(label: str, r: dict, params: str) -> str:
+        per = " / ".join(f"{s['score']:.3f}" for s in r["seeds"])
+        train = [s["train"]["seconds"] for s in r["seeds"] if "train" in s]
+        t = f"{np.mean(train):,.0f}" if train else "(the sfp row's)"
+        eps = sorted({s["episodes"] for s in r["seeds"]})
+        return (f"| {label} | {r['recipe']} | {params} | {t} | {r['score_mean']:.3f} ± {r['score_std']:.3f} ({per}) "
+                f"| {r['success_mean']:.2f} ± {r['success_std']:.2f} | {'/'.join(map(str, eps))} |")
+
+    for m in METHODS:
+        if m in doc:
+            out.append(row(m, doc[m], f"{doc[m]['params']['total'] / 1e6:.3f} M"))
+    for name, r in doc["variants"].items():
+        out.append(row(name, r, "(the sfp row's)"))
+    ex = doc["expert"].get("eval_seeds", {})
+    out.append(f"| random | - | - | - | {doc['random']['score']:.3f} | {doc['random']['success']:.2f} "
+               f"| {doc['random']['episodes']} |")
+    if ex:
+        out.append(f"| expert (scripted) | - | - | - | {ex['score']:.3f} | {ex['success']:.2f} | {ex['episodes']} |")
+    s = doc["settings"]
+    walls = " and ".join(f"{d.get('seconds', 0.0):,.0f} s" for d in docs)
+    out += ["", (f"Evaluation seeds 0..{s['episodes'] - 1}, {s['max_steps']} steps per episode; {s['demos']} demos; "
+            f"batch {s['batch_size']}, lr {s['lr']:g}; training time is wall seconds with one torch thread. "
+            f"Wall time of the run{'s' if len(docs) > 1 else ''}: {walls}.")]
+    return "\n".join(out)
