@@ -277,8 +277,10 @@ def test_quick_run_json(tmp_path, capsys):
     assert "sfp_k0" not in rows  # not in either run
     with pytest.raises(ValueError, match="more than one run"):
         render_runs([doc2, doc])  # both ran sfp
-    with pytest.raises(ValueError, match="differ in task"):
-        render_runs([doc2, {**unets, "settings": {**unets["settings"], "max_steps": 7}}])
+    for change in ({"max_steps": 7}, {"dataset": "elsewhere"}):
+        with pytest.raises(ValueError, match="differ in task"):
+            render_runs([doc2, {**unets, "settings": {**unets["settings"], **change}}])
+    assert "one torch thread" in md  # the quick runs train on one thread
     (tmp_path / "img_merged").mkdir()
     merge_plot = plot_pusht(merge_runs([doc2, unets]), tmp_path / "img_merged")
     assert merge_plot.name == "pusht.png" and merge_plot.stat().st_size > 5000

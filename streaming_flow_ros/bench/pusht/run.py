@@ -348,9 +348,6 @@ def results_table(doc: dict) -> str:
     return "\n\n".join(out)
 
 
-_SAMPLERS = {"dp_ddpm": "DDPM 100 steps", "dp_ddim": "DDIM 10 steps", "fm_chunk": "Euler 10 steps"}
-
-
 def _recipe_label(method: str, settings: dict) -> str:
     """The training recipe of one ``run``'s methods, as a table cell."""
     parts = [f"{settings['train_steps']:,} steps"]
@@ -358,23 +355,23 @@ def _recipe_label(method: str, settings: dict) -> str:
         fs = settings.get("flow_samples", 1)
         parts.append(f"{fs} flow draw{'s' if fs > 1 else ''} per window")
         parts.append(f"k {0 if method == 'sfp_k0' else settings.get('sfp_k', SFP_K):g}")
-    else:
-        parts.append(_SAMPLERS.get(method, ""))
-    return ", ".join(p for p in parts if p)
+    elif method in settings.get("samplers", {}):  # as the run recorded it: "DDIM 10", "Euler 10", ...
+        parts.append(f"{settings['samplers'][method]} steps")
+    return ", ".join(parts)
 
 
 def merge_runs(docs: list[dict]) -> dict:
     """One document from several ``run`` JSONs of disjoint methods on one task (say SFP with its
     own step count and the U-Nets with theirs): their methods and variants side by side, the
     random and expert rows and settings of the first. Refuses a method two of them ran, or
-    runs on different tasks or evaluation episodes."""
+    runs on different tasks, datasets or evaluation episodes."""
     if not docs:
         raise ValueError("no run JSON given")
     out: dict = {"variants": {}, "stress": {"delay": {}, "delay_comp": {}, "rate5x": {}}}
     tasks = {d["settings"].get("task", "state") for d in docs}
-    evals = {(d["settings"]["episodes"], d["settings"]["max_steps"]) for d in docs}
+    evals = {(d["settings"]["episodes"], d["settings"]["max_steps"], d["settings"].get("dataset")) for d in docs}
     if len(tasks) > 1 or len(evals) > 1:
-        raise ValueError(f"the runs differ in task {sorted(tasks)} or (episodes, step limit) {sorted(evals)}")
+        raise ValueError(f"the runs differ in task {sorted(tasks)} or (episodes, step limit, dataset) {sorted(evals)}")
     for d in docs:
         for m in METHODS:
             if m in d:
@@ -419,7 +416,10 @@ def render_runs(docs: list[dict]) -> str:
         out.append(f"| expert (scripted) | - | - | - | {ex['score']:.3f} | {ex['success']:.2f} | {ex['episodes']} |")
     s = doc["settings"]
     walls = " and ".join(f"{d.get('seconds', 0.0):,.0f} s" for d in docs)
+    threads = {1 if d["settings"].get("jobs", 1) > 1 else d["settings"].get("threads", 0) for d in docs}
+    per = ("one torch thread" if threads == {1} else
+           "torch threads " + "/".join("default" if t == 0 else str(t) for t in sorted(threads)))
     out += ["", (f"Evaluation seeds 0..{s['episodes'] - 1}, {s['max_steps']} steps per episode; {s['demos']} demos; "
-            f"batch {s['batch_size']}, lr {s['lr']:g}; training time is wall seconds with one torch thread. "
+            f"batch {s['batch_size']}, lr {s['lr']:g}; training time is wall seconds per training, {per}. "
             f"Wall time of the run{'s' if len(docs) > 1 else ''}: {walls}.")]
     return "\n".join(out)
