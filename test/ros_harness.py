@@ -147,6 +147,20 @@ class Peer:
             time.sleep(0.01)
         raise TimeoutError(f"only {len(self.take(store, since))} of {count} messages in {timeout} s")
 
+    def settled(self, store: list, quiet: float = 0.5, timeout: float = 5.0) -> int | None:
+        """The message count once ``store`` has taken nothing new for ``quiet`` seconds (messages
+        still in flight under load land first); None if it keeps growing for ``timeout`` s."""
+        end = time.monotonic() + timeout
+        n, since = len(self.take(store)), time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.02)
+            now = len(self.take(store))
+            if now != n:
+                n, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return n
+        return None
+
     def close(self) -> None:
         self._stop.set()
         self._executor.shutdown()
