@@ -49,8 +49,9 @@ class ModelConfig:
         options, which a unimodal Gaussian prior covers with mass between them).
         At run time one draw per enable is kept across re-anchors and read through each plan's
         prior (z = mean(h) + std(h) x a standard normal draw, or the class where a uniform draw
-        falls in p(c | h)), so every plan of an episode follows the mode the draw stands for. SFP's own way to choose a mode, its start noise, decays with the
-        stabilising tube within one plan (docs/METHOD.md), so it cannot keep a choice.
+        falls in p(c | h)), so every plan of an episode follows the mode the draw stands for.
+        SFP's own way to choose a mode, its start noise, decays with the stabilising tube
+        within one plan (docs/METHOD.md), so it cannot keep a choice.
     hidden / depth: the velocity net's width and residual blocks; ``from_dict`` also accepts
         ``size`` (a VELOCITY_SIZES preset, "1m" .. "64m") in their place.
     """
