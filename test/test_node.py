@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rclpy
+from domain_coordinator import domain_id
 from lifecycle_msgs.srv import GetState
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -380,15 +381,16 @@ def test_presets_load_into_node_params(preset):
     args = ["policy_node", "--ros-args", "--params-file", str(ROOT / "config" / "policy.yaml"),
             "--params-file", str(ROOT / "config" / "robots" / f"{preset}.yaml")]
     ctx = rclpy.Context()
-    rclpy.init(args=args, context=ctx, domain_id=0)
-    try:
-        node = PolicyNode(context=ctx)
-        assert len(node.params.output.controller_joints) >= 3
-        assert len(node.params.limits.position_lower) == len(node.params.output.controller_joints)
-        assert node.params.enabled is False
-        node.destroy_node()
-    finally:
-        rclpy.try_shutdown(context=ctx)
+    with domain_id() as did:  # a private domain: the tests run two files at a time
+        rclpy.init(args=args, context=ctx, domain_id=did)
+        try:
+            node = PolicyNode(context=ctx)
+            assert len(node.params.output.controller_joints) >= 3
+            assert len(node.params.limits.position_lower) == len(node.params.output.controller_joints)
+            assert node.params.enabled is False
+            node.destroy_node()
+        finally:
+            rclpy.try_shutdown(context=ctx)
 
 
 def test_main_console_script_with_ros_args(ckpt):
