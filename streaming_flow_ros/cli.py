@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench reaction": ("streaming_flow_ros.bench.reaction", "reaction to a displaced block, per method and delay"),
     "bench defaults": ("streaming_flow_ros.bench.defaults", "the measurements behind reanchor / skip_elapsed defaults"),
     "bench cells": ("streaming_flow_ros.bench.cells", "manipulation success on the MuJoCo arm cells, per robot, task and method"),
+    "bench encoder-probe": ("streaming_flow_ros.bench.encoder_probe", "whether a cell policy's image encoder locates the objects"),
     "bench latency": ("streaming_flow_ros.bench.latency", "SFP vs chunk baselines, side by side"),
     "bench scale": ("streaming_flow_ros.bench.scale", "network size (1 M -> paper size) against the 100 Hz control rate"),
     "bench sim": ("streaming_flow_ros.bench.sim_quality", "simulator task quality (T4) through the node: SFP vs baselines"),

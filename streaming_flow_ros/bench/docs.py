@@ -26,7 +26,19 @@ from typing import Any
 from ..ros.bench import contention, soak
 from ..ros.bench import node as node_bench
 from ..toy import report as toy_report
-from . import camera_transport, cells, defaults, latency, plots, reaction, reliability, scale, sim_quality, step
+from . import (
+    camera_transport,
+    cells,
+    defaults,
+    encoder_probe,
+    latency,
+    plots,
+    reaction,
+    reliability,
+    scale,
+    sim_quality,
+    step,
+)
 from .common import replace_in_text
 from .pusht import run as pusht_run
 from .pusht import summarize
@@ -74,6 +86,10 @@ SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "pusht_state", ("pusht_state_sfp.json", "pusht_state_unets.json"), pusht_run.render_runs,
             "sfp bench pusht run --methods sfp ... --json docs/results/pusht_state_sfp.json (BENCHMARKS.md, "
             "Push-T (state))", together=True),
+    Section(BENCH, "pusht_pixels", ("pusht_pixels_sfp.json", "pusht_pixels_fm_chunk.json", "pusht_pixels_dp.json"),
+            pusht_run.render_runs,
+            "sfp bench pusht run --task pixels --methods sfp ... --json docs/results/pusht_pixels_sfp.json "
+            "(BENCHMARKS.md, Push-T with images)", together=True),
     Section(BENCH, "executors", ("executors.json",), summarize.render,
             "sfp bench pusht summarize EVAL.json... --json docs/results/executors.json"),
     Section(BENCH, "reaction", ("reaction.json",), reaction.render,
@@ -86,6 +102,8 @@ SECTIONS: tuple[Section, ...] = (
             "--json docs/results/reaction_cell.json"),
     Section(BENCH, "cells", ("cells.json",), cells.render,
             "sfp bench cells --run ROBOT:TASK:METHOD=CKPT ... --json docs/results/cells.json"),
+    Section(BENCH, "encoder_probe", ("encoder_probe.json",), encoder_probe.render,
+            "sfp bench encoder-probe --case LABEL=CKPT,RUN_DIR --json docs/results/encoder_probe.json"),
     Section(BENCH, "cells_methods", ("cells_methods.json",), cells.render,
             "sfp bench cells --run panda:lift:METHOD=CKPT (3 seeds each) --episodes 10 "
             "--json docs/results/cells_methods.json"),
@@ -115,6 +133,8 @@ def _in_dir(plot: Callable[[dict[str, Any], Path], Path]) -> Callable[[dict[str,
 FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
     Figure(("pusht_state_sfp.json", "pusht_state_unets.json"), "pusht.png",
+           lambda docs, png: plots.plot_pusht(pusht_run.merge_runs(docs), png.parent)),
+    Figure(("pusht_pixels_sfp.json", "pusht_pixels_fm_chunk.json", "pusht_pixels_dp.json"), "pusht_pixels.png",
            lambda docs, png: plots.plot_pusht(pusht_run.merge_runs(docs), png.parent)),
     Figure("latency.json", "latency.png", _in_dir(plots.plot_latency)),
     Figure("reaction_cell.json", "reaction_cell.png", reaction.plot),

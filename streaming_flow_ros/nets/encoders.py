@@ -91,10 +91,13 @@ class ImageEncoder(nn.Module):
             i, j = (H - self.crop_h) // 2, (W - self.crop_w) // 2
         return x[..., i : i + self.crop_h, j : j + self.crop_w]
 
-    def forward(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def keypoints_of(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 image (N, Hh, Ww, C) -> the spatial-softmax keypoints (N, 2K): x then y, in [-1, 1]."""
         x = img.permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0  # (N, C, Hh, Ww) in [-1, 1]
-        x = self.crop(x, generator)
-        return self.out(self.keypoints(self.conv(x)))
+        return self.keypoints(self.conv(self.crop(x, generator)))
+
+    def forward(self, img: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.out(self.keypoints_of(img, generator))
 
 
 class ObsEncoder(nn.Module):
