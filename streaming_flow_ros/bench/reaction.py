@@ -104,7 +104,7 @@ def rollout(checkpoint: str, method: str, reanchor_every: int, seed: int, delay:
     for i in range(n_ticks):
         if perturb and i == k * m:
             displace_block(env, shift, turn)
-            history[-1] = env._obs(np.array([*env.env.agent.position, *env.env.block.position, env.env.block.angle]))
+            history[-1] = env.observe()
         if i % m == 0:
             j = max(0, i - delay * m)
             idx = [max(0, j - m * (t_o - 1 - q)) for q in range(t_o)]

@@ -114,6 +114,11 @@ class PushTState:
         cov = float(info["coverage"])
         return StepOut(self._obs(obs), float(reward), cov, cov > SUCCESS_COVERAGE)
 
+    def observe(self) -> np.ndarray:
+        """The state observation of the scene as it is now (after the block was moved by hand)."""
+        e = self.env
+        return self._obs(np.array([*e.agent.position, *e.block.position, e.block.angle]))
+
     def coverage(self) -> float:
         return float(self.env._get_coverage())
 
