@@ -64,6 +64,9 @@ class Figure:
 
 
 BENCH, RELIABILITY = "BENCHMARKS.md", "RELIABILITY.md"
+# Push-T tables and figures merge several `sfp bench pusht run` JSONs (methods with their own step counts)
+PUSHT_STATE = ("pusht_state_sfp.json", "pusht_state_unets.json")
+PUSHT_PIXELS = ("pusht_pixels_sfp.json", "pusht_pixels_fm_chunk.json", "pusht_pixels_dp.json")
 SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "latency", ("latency.json",), latency.render,
             "sfp bench latency --node --node-seconds 10 --json docs/results/latency.json"),
@@ -83,10 +86,10 @@ SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "defaults", ("defaults.json",), defaults.render,
             "sfp bench defaults --pusht-checkpoint CKPT --json docs/results/defaults.json"),
     # SFP and the U-Nets train for about equal wall time (different step counts): two runs, one table
-    Section(BENCH, "pusht_state", ("pusht_state_sfp.json", "pusht_state_unets.json"), pusht_run.render_runs,
+    Section(BENCH, "pusht_state", PUSHT_STATE, pusht_run.render_runs,
             "sfp bench pusht run --methods sfp ... --json docs/results/pusht_state_sfp.json (BENCHMARKS.md, "
             "Push-T (state))", together=True),
-    Section(BENCH, "pusht_pixels", ("pusht_pixels_sfp.json", "pusht_pixels_fm_chunk.json", "pusht_pixels_dp.json"),
+    Section(BENCH, "pusht_pixels", PUSHT_PIXELS,
             pusht_run.render_runs,
             "sfp bench pusht run --task pixels --methods sfp ... --json docs/results/pusht_pixels_sfp.json "
             "(BENCHMARKS.md, Push-T with images)", together=True),
@@ -132,9 +135,9 @@ def _in_dir(plot: Callable[[dict[str, Any], Path], Path]) -> Callable[[dict[str,
 
 FIGURES: tuple[Figure, ...] = (
     Figure("reaction.json", "reaction.png", reaction.plot),
-    Figure(("pusht_state_sfp.json", "pusht_state_unets.json"), "pusht.png",
+    Figure(PUSHT_STATE, "pusht.png",
            lambda docs, png: plots.plot_pusht(pusht_run.merge_runs(docs), png.parent)),
-    Figure(("pusht_pixels_sfp.json", "pusht_pixels_fm_chunk.json", "pusht_pixels_dp.json"), "pusht_pixels.png",
+    Figure(PUSHT_PIXELS, "pusht_pixels.png",
            lambda docs, png: plots.plot_pusht(pusht_run.merge_runs(docs), png.parent)),
     Figure("latency.json", "latency.png", _in_dir(plots.plot_latency)),
     Figure("reaction_cell.json", "reaction_cell.png", reaction.plot),
