@@ -124,23 +124,29 @@ def _flow_ends(model, cond, zs):
     return np.array(ends)
 
 
-@pytest.mark.parametrize("prior", ["standard", "learned"])
+@pytest.mark.parametrize("prior", ["standard", "learned", "flow"])
 def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
     """Trained on the two late-parting ramps, the deterministic flow from the shared start
     follows one ramp per draw of z from the prior, both among 16 draws, and the same z the same one."""
     model, cond, gen = _trained_on_two_modes(prior)
     with torch.no_grad():
-        mean, logvar = model.mode_prior(cond)
-        zs = mean + torch.exp(0.5 * logvar) * torch.randn(16, 2, generator=gen)  # draws from the prior
+        noise = torch.randn(16, 2, generator=gen)
+        if prior == "flow":  # draws from the prior: its flow from standard normal noise
+            zs = model.mode_prior_sample(cond.expand(16, -1), noise)
+        else:
+            mean, logvar = model.mode_prior(cond)
+            zs = mean + torch.exp(0.5 * logvar) * noise
     ends = _flow_ends(model, cond, [*zs, zs[0]])
     assert (np.abs(ends) > 0.4).mean() >= 0.8, ends  # on a ramp's end, not between them
     assert (ends > 0.4).any() and (ends < -0.4).any(), ends  # both modes
     assert ends[-1] == pytest.approx(ends[0], abs=1e-6)  # z decides: the same z, the same end
 
 
-def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path):
-    """``sfp train``'s pipeline with a mode latent: the KL is logged next to the loss, the
-    checkpoint (safetensors + JSON) loads with its mode encoder and the runtime steps it."""
+@pytest.mark.parametrize("prior", ["learned", "flow"])
+def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path, prior):
+    """``sfp train``'s pipeline with a mode latent: the KL (and a flow prior's loss) is logged
+    next to the loss, the checkpoint (safetensors + JSON) loads with its mode encoder and prior
+    and the runtime steps it."""
     import json
 
     from _core_helpers import tiny_dataset
@@ -150,11 +156,12 @@ def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path):
     from streaming_flow_ros.train.pipeline import train_from_dataset
 
     cfg = TrainConfig(steps=60, batch_size=32, warmup_steps=5, save_every=60, eval_every=60, progress=False,
-                      model=ModelConfig(mode_dim=3, **SMALL))
+                      model=ModelConfig(mode_dim=3, mode_prior=prior, **SMALL))
     path, _ = train_from_dataset(tiny_dataset(tmp_path / "ds"), tmp_path / "run", cfg)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["kl"]) and r["kl"] >= 0 for r in log)
-    assert read_checkpoint(path).model_config.mode_dim == 3
+    assert all(np.isfinite(r["prior"]) and r["prior"] >= 0 for r in log) if prior == "flow" else "prior" not in log[-1]
+    assert read_checkpoint(path).model_config.mode_prior == prior
     p = load_policy(path, RuntimeConfig())
     p.reset(np.zeros(3))
     p.start(p.prepare(obs()))
@@ -191,3 +198,35 @@ def test_categorical_mode_latent_trains_one_class_per_mode_and_runs(tmp_path):
         zs.append(p.mode_latent)
         assert np.isfinite(p.step().action).all()
     assert all(z.sum() == 1.0 and set(z) <= {0.0, 1.0} for z in zs) and np.array_equal(zs[0], zs[1])
+
+
+def test_flow_prior_runtime_reads_one_draw_through_each_plans_flow(tmp_path):
+    """mode_prior "flow": a plan keeps its observation's features; start() carries the episode's
+    standard normal draw through that plan's prior flow (the same draw across re-anchors, a new
+    one per enable), and the field is stepped conditioned on the z it gives."""
+    cfg = ModelConfig(mode_dim=2, mode_prior="flow", mode_prior_steps=4, **SMALL)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and "mode_prior_steps" not in ModelConfig(mode_dim=2, **SMALL).to_dict()
+    c = make_untrained_checkpoint(tmp_path / "f.safetensors", tiny_spec(), config=cfg, seed=5)
+    p = load_policy(c, RuntimeConfig(seed=2))
+    p.reset(np.zeros(3))
+    draws = []
+    for i, fill in enumerate((0, 200, 0)):
+        if i == 2:
+            p.reset(np.zeros(3))
+        plan = p.prepare(obs(fill=fill))
+        assert plan.mode_prior is None and plan.mode_cond is not None
+        p.start(plan, anchor=np.zeros(3))
+        assert np.isfinite(p.step().action).all()
+        with torch.no_grad():
+            z = p.model.mode_prior_sample(plan.mode_cond, torch.from_numpy(p._mode_draw)[None].float())[0].numpy()
+        assert np.allclose(p.mode_latent, z, atol=1e-5)
+        draws.append(p._mode_draw.copy())
+    assert np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+    with pytest.raises(ValueError, match="mode_prior_sample"):
+        p.model.mode_prior(plan.mode_cond)
+
+
+@pytest.mark.parametrize("steps", [0, 101, 2.0, True])
+def test_config_rejects_bad_prior_steps(steps):
+    with pytest.raises(ValueError, match="mode_prior_steps"):
+        ModelConfig(mode_dim=2, mode_prior="flow", mode_prior_steps=steps)

@@ -46,7 +46,10 @@ class ModelConfig:
         tells costs z nothing, so z is left to carry what h cannot, such as which of two cubes);
         or z is one of mode_dim classes (one-hot), q and the prior p(c | h) categorical and the
         flow loss summed over the classes weighted by q ("categorical": a choice between a few
-        options, which a unimodal Gaussian prior covers with mass between them).
+        options, which a unimodal Gaussian prior covers with mass between them); or ("flow") q
+        is held near N(0, I) by the KL and p(z | h) is a conditional flow (rectified flow from
+        N(0, I), ``mode_prior_steps`` Euler steps at run time) fitted to q's draws of z, so the
+        prior can be as multimodal as the choices the demos make from h.
         At run time one draw per enable is kept across re-anchors and read through each plan's
         prior (z = mean(h) + std(h) x a standard normal draw, or the class where a uniform draw
         falls in p(c | h)), so every plan of an episode follows the mode the draw stands for.
@@ -77,7 +80,8 @@ class ModelConfig:
     image_encoder: Literal["small", "resnet18"] = "small"
     mode_dim: int = 0
     mode_beta: float = 1.0e-3
-    mode_prior: Literal["standard", "learned", "categorical"] = "learned"
+    mode_prior: Literal["standard", "learned", "categorical", "flow"] = "learned"
+    mode_prior_steps: int = 10
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -101,8 +105,11 @@ class ModelConfig:
             raise ValueError(f"mode_dim must be an integer in 0..64, got {self.mode_dim!r}")
         if not (isinstance(self.mode_beta, (int, float)) and math.isfinite(self.mode_beta) and self.mode_beta >= 0):
             raise ValueError(f"mode_beta must be a finite number >= 0, got {self.mode_beta!r}")
-        if self.mode_prior not in ("standard", "learned", "categorical"):
-            raise ValueError(f"mode_prior must be standard|learned|categorical, got {self.mode_prior!r}")
+        if self.mode_prior not in ("standard", "learned", "categorical", "flow"):
+            raise ValueError(f"mode_prior must be standard|learned|categorical|flow, got {self.mode_prior!r}")
+        if isinstance(self.mode_prior_steps, bool) or not isinstance(self.mode_prior_steps, int) or not (
+                1 <= self.mode_prior_steps <= 100):
+            raise ValueError(f"mode_prior_steps must be an integer in 1..100, got {self.mode_prior_steps!r}")
         if self.mode_prior == "categorical" and self.mode_dim == 1:
             raise ValueError("a categorical mode latent needs mode_dim >= 2 classes")
         if self.mode_dim and self.path != "stabilizing":
@@ -131,6 +138,8 @@ class ModelConfig:
         d["image_channels"] = list(self.image_channels)
         if not self.mode_dim:
             del d["mode_dim"], d["mode_beta"], d["mode_prior"]
+        if d.get("mode_prior") != "flow":
+            del d["mode_prior_steps"]
         return d
 
     @classmethod
@@ -194,7 +203,12 @@ class SFPModel(nn.Module):
                 nn.Linear(chunk_dim + self.encoder.cond_dim, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, n_out))
-            if config.mode_prior != "standard":  # p(z | h); a constant input makes it learnable without h
+            if config.mode_prior == "flow":  # p(z | h): velocity of z_t (t, h), rectified flow from N(0, I)
+                self.mode_prior_net = nn.Sequential(
+                    nn.Linear(self.mode_dim + 1 + self.encoder.cond_dim, config.hidden), nn.SiLU(),
+                    nn.Linear(config.hidden, config.hidden), nn.SiLU(),
+                    nn.Linear(config.hidden, self.mode_dim))
+            elif config.mode_prior != "standard":  # p(z | h); a constant input makes it learnable without h
                 self.mode_prior_net = nn.Sequential(
                     nn.Linear(self.encoder.cond_dim + 1, config.hidden), nn.SiLU(),
                     nn.Linear(config.hidden, n_out))
@@ -249,10 +263,34 @@ class SFPModel(nn.Module):
         """Categorical mode latent: cond (B, cond_dim) -> log p(c | h), (B, mode_dim)."""
         return torch.log_softmax(self._prior_out(cond), dim=-1)
 
+    @property
+    def flow_prior(self) -> bool:
+        """The mode latent's prior p(z | h) is a conditional flow (``mode_prior: flow``)."""
+        return bool(self.mode_dim) and self.config.mode_prior == "flow"
+
+    def mode_prior_velocity(self, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Flow prior: z_t (B, mode_dim), t (B,) in [0, 1], cond (B, cond_dim) -> dz/dt."""
+        return self.mode_prior_net(torch.cat([z_t, t[:, None].to(z_t.dtype), cond], dim=-1))
+
+    def mode_prior_sample(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Flow prior: z for cond (B, cond_dim) from the standard normal ``noise`` (B, mode_dim),
+        ``mode_prior_steps`` Euler steps of the prior's flow; the same noise, the same z for the
+        same h (the runtime keeps one noise draw per enable)."""
+        if not self.flow_prior:
+            raise ValueError("mode_prior_sample() needs mode_prior 'flow'")
+        n = self.config.mode_prior_steps
+        z = noise.to(cond.dtype)
+        for i in range(n):
+            t = torch.full((cond.shape[0],), i / n, dtype=cond.dtype, device=cond.device)
+            z = z + self.mode_prior_velocity(z, t, cond) / n
+        return z
+
     def mode_prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cond (B, cond_dim) -> (mean, log-variance) of the prior p(z | h), each (B, mode_dim)."""
         if self.categorical:
             raise ValueError("a categorical mode latent has class probabilities: mode_prior_logits()")
+        if self.flow_prior:
+            raise ValueError("a flow prior has no mean and variance: mode_prior_sample()")
         if self.config.mode_prior == "standard":
             zeros = cond.new_zeros(cond.shape[0], self.mode_dim)
             return zeros, zeros
@@ -275,8 +313,13 @@ class SFPModel(nn.Module):
             mean, logvar = self.mode_posterior(chunk, cond)
             noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
             z = mean + torch.exp(0.5 * logvar) * noise
-            p_mean, p_logvar = self.mode_prior(cond)
-            kl = 0.5 * (p_logvar - logvar + (logvar.exp() + (mean - p_mean).square()) / p_logvar.exp() - 1.0)
+            prior_loss = None
+            if self.flow_prior:  # q against N(0, I); the flow prior learns q's z from h (no gradient into q)
+                kl = 0.5 * (logvar.exp() + mean.square() - 1.0 - logvar)
+                prior_loss = self._flow_prior_loss(z.detach(), cond.detach(), generator)
+            else:
+                p_mean, p_logvar = self.mode_prior(cond)
+                kl = 0.5 * (p_logvar - logvar + (logvar.exp() + (mean - p_mean).square()) / p_logvar.exp() - 1.0)
             kl = kl.sum(-1).mean()
             cond = self.with_mode(cond, z)
         if self.config.flow_samples > 1:
@@ -289,7 +332,21 @@ class SFPModel(nn.Module):
             return loss
         if self.training:  # logged by the trainer: the KL in nats per window, before its weight
             self.loss_terms = {"kl": float(kl.detach())}
-        return loss + self.config.mode_beta * kl
+        loss = loss + self.config.mode_beta * kl
+        if prior_loss is not None:
+            if self.training:
+                self.loss_terms["prior"] = float(prior_loss.detach())
+            loss = loss + prior_loss
+        return loss
+
+    def _flow_prior_loss(self, z: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Rectified-flow loss of the prior p(z | h) on draws z (B, mode_dim) of q: z_t = (1 - t)
+        noise + t z, target velocity z - noise; the observation features enter detached, so the
+        prior shapes neither the encoder nor q."""
+        noise = torch.randn(z.shape, device=z.device, dtype=z.dtype, generator=generator)
+        t = torch.rand(z.shape[0], device=z.device, dtype=z.dtype, generator=generator)
+        z_t = (1.0 - t[:, None]) * noise + t[:, None] * z
+        return (self.mode_prior_velocity(z_t, t, cond) - (z - noise)).square().mean()
 
     def _categorical_loss(self, cond: torch.Tensor, chunk: torch.Tensor,
                           generator: torch.Generator | None) -> torch.Tensor:

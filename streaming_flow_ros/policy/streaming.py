@@ -43,6 +43,7 @@ class SFPPlan:
     stamp: float
     mode_prior: tuple[np.ndarray, np.ndarray] | None = None  # mode-latent models: (mean, std) of p(z | h)
     mode_probs: np.ndarray | None = None  # categorical mode latent: p(c | h)
+    mode_cond: torch.Tensor | None = None  # flow prior: the observation features z's flow is conditioned on
 
 
 def check_observation(obs: Observation, spec, obs_horizon: int) -> None:
@@ -142,9 +143,11 @@ class StreamingFlowPolicy:
         prior = None
         with torch.inference_mode():
             cache = self.model.velocity.precompute(self.model.with_mode(cond))  # z's part: start()
-            probs = None
+            probs = mode_cond = None
             if self.model.categorical:
                 probs = self.model.mode_prior_logits(cond)[0].exp().double().cpu().numpy()
+            elif self.model.flow_prior:  # z is integrated in start(), once the episode's draw exists
+                mode_cond = cond.detach().clone()
             elif self.model.mode_dim:
                 mean, logvar = self.model.mode_prior(cond)
                 prior = (mean[0].double().cpu().numpy(), torch.exp(0.5 * logvar[0]).double().cpu().numpy())
@@ -152,7 +155,8 @@ class StreamingFlowPolicy:
         if not torch.isfinite(cache).all() or not all(np.isfinite(v).all() for v in finite):
             raise ValueError("observation encoding produced non-finite features")
         cache_np = NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim) if self.device.type == "cpu" else None
-        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp), mode_prior=prior, mode_probs=probs)
+        return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp), mode_prior=prior, mode_probs=probs,
+                       mode_cond=mode_cond)
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
@@ -199,7 +203,7 @@ class StreamingFlowPolicy:
         """The plan conditioned on its z: a new draw on the first start after reset() (every
         start with start_noise "every"), read through this plan's prior: z = mean + std x a
         standard normal draw, or the one-hot class where a uniform draw falls in p(c | h)."""
-        if plan.mode_prior is None and plan.mode_probs is None:
+        if plan.mode_prior is None and plan.mode_probs is None and plan.mode_cond is None:
             raise ValueError("a mode-latent policy needs plans from its own prepare()")
         new_draw = self._fresh or self.config.start_noise == "every" or self._mode_draw is None
         if self.model.categorical:  # a uniform draw, read through this plan's p(c | h) (inverse CDF)
@@ -207,6 +211,17 @@ class StreamingFlowPolicy:
                 self._mode_draw = torch.rand(1, generator=self._gen, dtype=torch.float64).numpy()
             c = min(int(np.searchsorted(np.cumsum(plan.mode_probs), self._mode_draw[0])), self.model.mode_dim - 1)
             self._z = np.eye(self.model.mode_dim)[c]
+        elif self.model.flow_prior:  # the draw carried through this plan's prior flow
+            if new_draw:
+                self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
+            if plan.mode_cond is None:
+                raise ValueError("a flow-prior policy needs plans from its own prepare()")
+            with torch.inference_mode():
+                noise = torch.from_numpy(self._mode_draw)[None].to(plan.mode_cond)
+                z = self.model.mode_prior_sample(plan.mode_cond, noise)[0].double().cpu().numpy()
+            if not np.isfinite(z).all():
+                raise ValueError("the mode prior's flow produced a non-finite z")
+            self._z = z
         else:
             if new_draw:
                 self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
@@ -217,7 +232,7 @@ class StreamingFlowPolicy:
         if plan.cache_np is not None:
             cache_np = (plan.cache_np + self._z @ self._mode_basis_np).astype(np.float32)
         return SFPPlan(cache=plan.cache + zc, cache_np=cache_np, stamp=plan.stamp, mode_prior=plan.mode_prior,
-                       mode_probs=plan.mode_probs)
+                       mode_probs=plan.mode_probs, mode_cond=plan.mode_cond)
 
     @property
     def mode_latent(self) -> np.ndarray | None:
