@@ -108,8 +108,11 @@ SECTIONS: tuple[Section, ...] = (
     Section(BENCH, "encoder_probe", ("encoder_probe.json",), encoder_probe.render,
             "sfp bench encoder-probe --case LABEL=CKPT,RUN_DIR --json docs/results/encoder_probe.json"),
     Section(BENCH, "cells_methods", ("cells_methods.json",), cells.render,
-            "sfp bench cells --run panda:lift:METHOD=CKPT (3 seeds each) --episodes 10 "
+            "sfp bench cells --run panda:lift:METHOD=CKPT (3 seeds each, 6,000 steps) --episodes 20 "
             "--json docs/results/cells_methods.json"),
+    Section(BENCH, "cells_methods_2k", ("cells_methods_2k.json",), cells.render,
+            "sfp bench cells --run panda:lift:METHOD=CKPT (3 seeds each, 2,000 steps) --episodes 10 "
+            "--json docs/results/cells_methods_2k.json"),
     Section(RELIABILITY, "bad_inputs", ("reliability.json",), reliability.render,
             "python -m streaming_flow_ros.bench.reliability --json docs/results/reliability.json"),
     Section(RELIABILITY, "soak", ("soak.json",), soak.render,
