@@ -202,7 +202,8 @@ class StreamingFlowPolicy:
     def _with_mode(self, plan: SFPPlan) -> SFPPlan:
         """The plan conditioned on its z: a new draw on the first start after reset() (every
         start with start_noise "every"), read through this plan's prior: z = mean + std x a
-        standard normal draw, or the one-hot class where a uniform draw falls in p(c | h)."""
+        standard normal draw, the one-hot class where a uniform draw falls in p(c | h), or a
+        standard normal draw carried through the prior's flow (mode_prior "flow")."""
         if plan.mode_prior is None and plan.mode_probs is None and plan.mode_cond is None:
             raise ValueError("a mode-latent policy needs plans from its own prepare()")
         new_draw = self._fresh or self.config.start_noise == "every" or self._mode_draw is None
