@@ -130,12 +130,7 @@ def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
     follows one ramp per draw of z from the prior, both among 16 draws, and the same z the same one."""
     model, cond, gen = _trained_on_two_modes(prior)
     with torch.no_grad():
-        noise = torch.randn(16, 2, generator=gen)
-        if prior == "flow":  # draws from the prior: its flow from standard normal noise
-            zs = model.mode_prior_sample(cond.expand(16, -1), noise)
-        else:
-            mean, logvar = model.mode_prior(cond)
-            zs = mean + torch.exp(0.5 * logvar) * noise
+        zs = model.mode_prior_draw(cond.expand(16, -1), torch.randn(16, 2, generator=gen))  # draws from the prior
     ends = _flow_ends(model, cond, [*zs, zs[0]])
     assert (np.abs(ends) > 0.4).mean() >= 0.8, ends  # on a ramp's end, not between them
     assert (ends > 0.4).any() and (ends < -0.4).any(), ends  # both modes
@@ -222,6 +217,10 @@ def test_flow_prior_runtime_reads_one_draw_through_each_plans_flow(tmp_path):
         assert np.allclose(p.mode_latent, z, atol=1e-5)
         draws.append(p._mode_draw.copy())
     assert np.array_equal(draws[0], draws[1]) and not np.array_equal(draws[1], draws[2])
+    plan = p.prepare(obs(fill=200))  # the episode has its draw: prepare() integrates z off the control thread
+    assert plan.mode_z[0] is p._mode_draw and not np.array_equal(plan.mode_z[1], p.mode_latent)  # a new h, a new z
+    p.start(plan, anchor=np.zeros(3))
+    assert np.array_equal(p.mode_latent, plan.mode_z[1])
     with pytest.raises(ValueError, match="mode_prior_sample"):
         p.model.mode_prior(plan.mode_cond)
 

@@ -285,6 +285,14 @@ class SFPModel(nn.Module):
             z = z + self.mode_prior_velocity(z, t, cond) / n
         return z
 
+    def mode_prior_draw(self, cond: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """z from the prior p(z | h) for cond (B, cond_dim), given standard normal ``noise``
+        (B, mode_dim): mean + std x noise, or the noise carried through a flow prior."""
+        if self.flow_prior:
+            return self.mode_prior_sample(cond, noise)
+        mean, logvar = self.mode_prior(cond)
+        return mean + torch.exp(0.5 * logvar) * noise
+
     def mode_prior(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cond (B, cond_dim) -> (mean, log-variance) of the prior p(z | h), each (B, mode_dim)."""
         if self.categorical:

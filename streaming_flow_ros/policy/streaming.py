@@ -44,6 +44,7 @@ class SFPPlan:
     mode_prior: tuple[np.ndarray, np.ndarray] | None = None  # mode-latent models: (mean, std) of p(z | h)
     mode_probs: np.ndarray | None = None  # categorical mode latent: p(c | h)
     mode_cond: torch.Tensor | None = None  # flow prior: the observation features z's flow is conditioned on
+    mode_z: tuple[np.ndarray, np.ndarray] | None = None  # flow prior: (draw, its z), integrated in prepare()
 
 
 def check_observation(obs: Observation, spec, obs_horizon: int) -> None:
@@ -143,11 +144,14 @@ class StreamingFlowPolicy:
         prior = None
         with torch.inference_mode():
             cache = self.model.velocity.precompute(self.model.with_mode(cond))  # z's part: start()
-            probs = mode_cond = None
+            probs = mode_cond = mode_z = None
             if self.model.categorical:
                 probs = self.model.mode_prior_logits(cond)[0].exp().double().cpu().numpy()
-            elif self.model.flow_prior:  # z is integrated in start(), once the episode's draw exists
+            elif self.model.flow_prior:  # z for the episode's draw, if it has one, off the control thread
                 mode_cond = cond.detach().clone()
+                draw = self._mode_draw if self.config.start_noise == "first" else None  # replaced, never mutated
+                if draw is not None:
+                    mode_z = (draw, self._flow_z(mode_cond, draw))
             elif self.model.mode_dim:
                 mean, logvar = self.model.mode_prior(cond)
                 prior = (mean[0].double().cpu().numpy(), torch.exp(0.5 * logvar[0]).double().cpu().numpy())
@@ -156,7 +160,7 @@ class StreamingFlowPolicy:
             raise ValueError("observation encoding produced non-finite features")
         cache_np = NumpyVelocity.cache_from_torch(cache, self.model.velocity.film_dim) if self.device.type == "cpu" else None
         return SFPPlan(cache=cache, cache_np=cache_np, stamp=float(obs.stamp), mode_prior=prior, mode_probs=probs,
-                       mode_cond=mode_cond)
+                       mode_cond=mode_cond, mode_z=mode_z)
 
     def reset(self, action: np.ndarray) -> None:
         """Anchor at ``action`` (robot units, (D_a,)) and drop any plan: step() holds it."""
@@ -217,12 +221,10 @@ class StreamingFlowPolicy:
                 self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
             if plan.mode_cond is None:
                 raise ValueError("a flow-prior policy needs plans from its own prepare()")
-            with torch.inference_mode():
-                noise = torch.from_numpy(self._mode_draw)[None].to(plan.mode_cond)
-                z = self.model.mode_prior_sample(plan.mode_cond, noise)[0].double().cpu().numpy()
-            if not np.isfinite(z).all():
-                raise ValueError("the mode prior's flow produced a non-finite z")
-            self._z = z
+            if plan.mode_z is not None and plan.mode_z[0] is self._mode_draw:  # prepare() already did it
+                self._z = plan.mode_z[1]
+            else:  # the first plan of an episode (or start_noise "every"): on this thread
+                self._z = self._flow_z(plan.mode_cond, self._mode_draw)
         else:
             if new_draw:
                 self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()
@@ -233,7 +235,15 @@ class StreamingFlowPolicy:
         if plan.cache_np is not None:
             cache_np = (plan.cache_np + self._z @ self._mode_basis_np).astype(np.float32)
         return SFPPlan(cache=plan.cache + zc, cache_np=cache_np, stamp=plan.stamp, mode_prior=plan.mode_prior,
-                       mode_probs=plan.mode_probs, mode_cond=plan.mode_cond)
+                       mode_probs=plan.mode_probs, mode_cond=plan.mode_cond, mode_z=plan.mode_z)
+
+    def _flow_z(self, cond: torch.Tensor, draw: np.ndarray) -> np.ndarray:
+        """Flow prior: the standard normal ``draw`` carried through the prior's flow for ``cond``."""
+        with torch.inference_mode():
+            z = self.model.mode_prior_sample(cond, torch.from_numpy(draw)[None].to(cond))[0].double().cpu().numpy()
+        if not np.isfinite(z).all():
+            raise ValueError("the mode prior's flow produced a non-finite z")
+        return z
 
     @property
     def mode_latent(self) -> np.ndarray | None:

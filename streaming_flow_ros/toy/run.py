@@ -96,11 +96,8 @@ def sample_paths(model: SFPModel, n: int, a0: np.ndarray, start_sigma: float, se
     if model.config.path == "latent":
         x = torch.cat([x, torch.randn(n, D, generator=gen)], -1)
     z = None
-    if model.flow_prior:  # one mode latent per sample, drawn from the model's prior
-        z = model.mode_prior_sample(torch.zeros(n, 0), torch.randn(n, model.mode_dim, generator=gen))
-    elif model.mode_dim:
-        mean, logvar = model.mode_prior(torch.zeros(n, 0))
-        z = mean + torch.exp(0.5 * logvar) * torch.randn(n, model.mode_dim, generator=gen)
+    if model.mode_dim:  # one mode latent per sample, drawn from the model's prior
+        z = model.mode_prior_draw(torch.zeros(n, 0), torch.randn(n, model.mode_dim, generator=gen))
     cache = model.velocity.precompute(model.with_mode(torch.zeros(n, 0), z))
     tbuf = torch.zeros(n)
 
