@@ -26,8 +26,8 @@ CELL_ROBOTS = ("panda", "ur5e")
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", choices=(*CELL_ROBOTS, "sim"), default="panda",
                    help="a MuJoCo arm cell picking up a cube, or the 3-joint planar sim")
-    p.add_argument("--task", choices=("lift", "pick_either"), default="lift",
-                   help="cells: lift the cube, or lift either of two cubes (needs --checkpoint)")
+    p.add_argument("--task", choices=("lift", "pick_either", "place_either"), default="lift",
+                   help="cells: lift the cube, lift either of two cubes, or put it on either pad (the last two need --checkpoint)")
     p.add_argument("--episodes", type=int, default=None, help="default: 3 (cells), 6 (sim)")
     p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped default policy)")
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
@@ -99,29 +99,39 @@ def run_cell(args: argparse.Namespace, out: Path) -> int:
 
             r = loop.run_episode(i, progress)
             results.append(r)
-            cube = f"the {r.outcome['object']} cube" if r.outcome.get("object") else "the cube"
-            what = f"lifted {cube} in {r.time_to_success:.1f} s" if r.success else \
-                f"did not lift it (peak {r.max_cube_height * 100:.1f} cm)"
+            what = _verdict(args.task, r)
             print(("\r" if tty else "") + f"  episode {i + 1}/{args.episodes}: {what}"
                   f"{', touched the table' if r.collision else ''} (seed {r.seed})" + " " * 10, flush=True)
         node = loop.node_summary()
     s = summarize_cell(results, node)
     s.update(robot=args.robot, task=args.task, checkpoint=checkpoint, control_rate_hz=args.rate)
-    print(f"\nsummary: lifted {sum(r.success for r in results)}/{len(results)}, table contact "
+    done = "placed" if args.task == "place_either" else "lifted"
+    print(f"\nsummary: {done} {sum(r.success for r in results)}/{len(results)}, table contact "
           f"{s['collision_rate']:.2f}, ticks {s['ticks_ratio']:.3f} of expected, observation->command p50 "
           f"{s['obs_to_cmd_p50_ms']:.0f} ms (simulated)")
-    contact_sheet(results, out / "demo.png", f"{args.robot}: {args.task} through the policy node")
+    contact_sheet(results, out / "demo.png", f"{args.robot}: {args.task} through the policy node", done)
     (out / "demo.json").write_text(json.dumps(s, indent=2, default=float))
     print(f"\npicture: {out / 'demo.png'}\nnumbers: {out / 'demo.json'}")
     return 0
 
 
+def _verdict(task: str, r) -> str:
+    """One episode's result in words: what was lifted (or placed where), and how long it took."""
+    mode = r.outcome.get("object")
+    if task == "place_either":
+        return (f"placed the cube on the {mode} pad in {r.time_to_success:.1f} s" if r.success else
+                f"did not place it (peak {r.max_cube_height * 100:.1f} cm)")
+    cube = f"the {mode} cube" if mode else "the cube"
+    return (f"lifted {cube} in {r.time_to_success:.1f} s" if r.success else
+            f"did not lift it (peak {r.max_cube_height * 100:.1f} cm)")
+
+
 SHEET_COLUMNS = 7
 
 
-def contact_sheet(results, path: Path, title: str) -> None:
+def contact_sheet(results, path: Path, title: str, done: str = "lifted") -> None:
     """One row per episode: up to SHEET_COLUMNS scene-camera frames (snapshots once a
-    simulated second), the last one at the episode's end."""
+    simulated second), the last one at the episode's end; ``done``: the word for success."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,7 +152,7 @@ def contact_sheet(results, path: Path, title: str) -> None:
                 i, frame = sheet[k]
                 ax.imshow(frame)
                 ax.set_title(f"end ({r.duration:.1f} s)" if i == len(r.frames) - 1 else f"{i:d} s", fontsize=7)
-        verdict = f"lifted {r.time_to_success:.1f} s" if r.success else "not lifted"
+        verdict = f"{done} {r.time_to_success:.1f} s" if r.success else f"not {done}"
         row[0].text(-0.08, 0.5, f"seed {r.seed}\n{verdict}", transform=row[0].transAxes, ha="right",
                     va="center", fontsize=7)
     fig.suptitle(title, fontsize=9)

@@ -97,6 +97,8 @@ class Cell:
         self._cube_qpos = {c: int(m.jnt_qposadr[m.joint(f"{sc.cube_name(c)}_joint").id]) for c in sc.CUBE_COLORS}
         self._on_table: tuple[str, ...] = ("red",)
         self._table_geom = m.geom("table_top").id
+        self._pad_geoms = {n: m.geom(sc.pad_name(n)).id for n in sc.PADS}
+        self._pads_on_table = False
         robot_root = m.body("robot/base").id
         self._robot_bodies = {b for b in range(m.nbody) if self._is_under(b, robot_root)}
         self._cameras = {k: m.camera(v).id for k, v in CAMERAS.items()}
@@ -182,6 +184,12 @@ class Cell:
         MjData: the physics is untouched), limits = the model's, rest posture = home."""
         return ArmIK(self.model, self._qpos, self._dof, self.lower, self.upper, self.robot.home, **kwargs)
 
+    @property
+    def pads_on_table(self) -> tuple[str, ...]:
+        """The place pads the last :meth:`reset` put on the table (none or all of ``scene.PADS``)."""
+        with self.lock:
+            return tuple(sc.PADS) if self._pads_on_table else ()
+
     def cube_position(self, colour: str = "red") -> np.ndarray:
         """(3,) centre of the ``colour`` cube, m (world frame)."""
         c = self._cube_adr(colour)
@@ -190,11 +198,12 @@ class Cell:
 
     def reset(self, q: Sequence[float] | None = None, cube_xy: Sequence[float] = sc.CUBE_START,
               gripper_width: float | None = None, cube_yaw: float = 0.0,
-              green_cube: Sequence[float] | None = None) -> None:
+              green_cube: Sequence[float] | None = None, pads: bool = False) -> None:
         """Arm at rest at ``q`` (default: home; clipped to the model's ranges), gripper open
         (or at ``gripper_width``), the red cube at rest at ``cube_xy`` on the table, turned by
         ``cube_yaw`` rad about z; the green cube at rest on the table at ``green_cube`` = (x m,
-        y m, yaw rad), or parked off the table when None; commands dropped, measurements
+        y m, yaw rad), or parked off the table when None; the place pads on the table
+        (``scene.PADS``) with ``pads``, else parked; commands dropped, measurements
         restarted. The clock keeps running."""
         with self.lock:
             q = np.asarray(self.robot.home if q is None else q, np.float64)
@@ -216,6 +225,10 @@ class Cell:
                 half = 0.5 * float(yaw)
                 d.qpos[c:c + 7] = [x, y, z + sc.CUBE_HALF, np.cos(half), 0, 0, np.sin(half)]
             self._on_table = ("red", "green") if green_cube is not None else ("red",)
+            for name, g in self._pad_geoms.items():  # a world geom: its model position is its place
+                xy = sc.PADS[name] if pads else sc.PARKED_XY
+                self.model.geom_pos[g] = [*xy, (sc.TABLE_TOP if pads else 0.0) + sc.PAD_THICK]
+            self._pads_on_table = bool(pads)
             self.controller.reset(q)
             d.ctrl[self._act] = q
             width = self.robot.gripper.max_width if gripper_width is None else gripper_width

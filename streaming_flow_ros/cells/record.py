@@ -1,4 +1,4 @@
-"""`sfp dataset record-sim --cell ROBOT --task lift|pick_either`: scripted-expert demos on a
+"""`sfp dataset record-sim --cell ROBOT --task lift|pick_either|place_either`: scripted-expert demos on a
 MuJoCo cell, written as rosbag2 bags (``data/bags.py``) with the topics, types, names and stamps that the
 cell node (``ros/cell_nodes.py``) publishes and subscribes, so a bag looks like
 ``ros2 bag record --use-sim-time`` of the cell driven by the expert. No ROS is needed: the
@@ -24,10 +24,11 @@ are the cell's ROS time, ``CLOCK_START_NS + cell time`` (the cell clock runs on 
 episodes, so bags of one run never overlap in time). Commands are the expert's, computed from
 the state at their log time and applied to the cell at once; the JTC point has
 ``time_from_start`` = one command period and header stamp 0. ``OUT/episodes.json`` lists each
-bag's seed, scene and metrics, the cube the expert chose (``object``: always red in Lift; red
-or green in PickEither, ``cells/expert.py`` ``expert_cube``), the count of episodes per cube
-(``objects``), and the attempts that failed. An episode counts as a success only when the task
-saw the expert's own cube lifted.
+bag's seed, scene and metrics, the expert's mode (``object``: the cube it chose, always red in
+Lift, red or green in PickEither; in PlaceEither the pad, left or right: ``cells/expert.py``
+``make_expert``), the count of episodes per mode (``objects``), and the attempts that failed.
+An episode counts as a success only when the task saw the expert's own mode: its cube lifted,
+or placed on its pad.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from ..data.bags import BagWriter
 from ..presets import find_preset
 from ..sim.jtc import JointTrajectory, TrajectoryPoint
 from .cell import Cell
-from .expert import LiftExpert, LiftExpertConfig, PlanningError, expert_cube
+from .expert import LiftExpertConfig, PlanningError, make_expert
 from .tasks import make_task
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,7 @@ def record_episode(cell: Cell, task, seed: int, path: Path, *, storage: str = "m
     grip = cell.robot.gripper
     names = [*cell.joint_names, grip.joint]
     scene = task.reset(cell, seed)
-    expert = LiftExpert(cell, expert_config or LiftExpertConfig(command_rate_hz=command_rate_hz),
-                        cube=expert_cube(scene))
+    expert = make_expert(cell, scene, expert_config or LiftExpertConfig(command_rate_hz=command_rate_hz))
     dt_js = 1.0 / joint_state_rate_hz
     t0 = cell.time
     steps = round((expert.done_time + tail_s) / dt_js)
@@ -112,8 +112,8 @@ def record_episode(cell: Cell, task, seed: int, path: Path, *, storage: str = "m
                 cell.step(dt_js)
                 task.update(cell)
     m = cell.metrics()
-    return {"seed": int(seed), "scene": scene.to_dict(), "object": expert.cube,
-            "success": bool(task.success) and task.lifted_object == expert.cube,
+    return {"seed": int(seed), "scene": scene.to_dict(), "object": expert.mode,
+            "success": bool(task.success) and task.lifted_object == expert.mode,
             "lifted_object": task.lifted_object, "max_cube_height": task.max_height,
             "duration_s": round(cell.time - t0, 4), "table_contact": m.table_contact,
             "ik_max_error_m": expert.plan.max_ik_error}
@@ -169,13 +169,13 @@ def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | P
                 shutil.rmtree(tmp)
                 log.warning("seed %d: the expert failed (max cube height %.3f m, lifted %s, chose %s)", s,
                             info["max_cube_height"], info["lifted_object"], info["object"])
-                failed.append({"seed": s, "reason": "not lifted", **info})
+                failed.append({"seed": s, "reason": "task not met", **info})
                 continue
             tmp.rename(path)
             info["bag"] = path.name
             paths.append(path)
             index.append(info)
-            log.info("recorded %s (seed %d, %s cube, %.1f s sim, %.1f s wall)", path, s, info["object"],
+            log.info("recorded %s (seed %d, expert chose %s, %.1f s sim, %.1f s wall)", path, s, info["object"],
                      info["duration_s"], info["wall_s"])
     finally:
         cell.close()
@@ -185,7 +185,7 @@ def record_cell_bags(robot: str, task_name: str, episodes: int, out_dir: str | P
             "expert": asdict(expert_config),
             "topics": cell_topics(cell.robot.preset), "joints": [*cell.joint_names, cell.robot.gripper.joint],
             "success_rate": len(paths) / attempt,
-            "objects": {c: sum(e["object"] == c for e in index) for c in cell.cube_colors},
+            "objects": {m: sum(e["object"] == m for e in index) for m in sorted({e["object"] for e in index})},
             "episodes": index, "failed": failed}
     (out / "episodes.json").write_text(json.dumps(meta, indent=2, default=float))
     return paths

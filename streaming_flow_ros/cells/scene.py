@@ -11,6 +11,8 @@ cameras' near clipping plane (a fraction of the extent), is what it was with one
 renders byte for byte as it did before the second cube existed (its physics differs by
 rounding, ~1e-16 m, from the solver's scaling by the mean inertia).
 
+The two place pads (PlaceEither) are parked the same way, flat on the floor under the table.
+
 Frame (m): world z up, table top centred at (0, 0, TABLE_TOP); the arm base at
 (BASE_X, 0, BASE_Z), facing +x (robosuite's Lift layout). Model element names: the arm's under
 ``robot/``, the gripper's under ``robot/gripper/``.
@@ -34,6 +36,13 @@ CUBE_START = (0.0, 0.0)  # m, on the table
 # Cube colours (rgba), distinct for the cameras. The first is the one cube of a one-cube task.
 CUBE_COLORS = {"red": (0.85, 0.1, 0.1, 1.0), "green": (0.1, 0.65, 0.15, 1.0)}
 PARKED_XY = (0.0, 0.0)  # m, on the floor (z = 0) under the table top: a cube out of play
+# Place pads (PlaceEither's two targets): flat squares drawn on the table top, seen by the
+# cameras, touched by nothing (no collision). Centres in the table frame, m; a task that does
+# not use them leaves them parked under the table, like a cube out of play.
+PAD_HALF = 0.05  # m, half the side of a pad
+PAD_THICK = 0.0005  # m, half its thickness
+PADS = {"left": (0.0, 0.22), "right": (0.0, -0.22)}  # seen from the arm (+y is its left)
+PAD_RGBA = (0.15, 0.3, 0.85, 1.0)
 PHYSICS_DT = 0.002  # s: 500 Hz, the ros2_control update rate of most arm drivers
 
 
@@ -42,6 +51,13 @@ def cube_name(colour: str) -> str:
     if colour not in CUBE_COLORS:
         raise ValueError(f"unknown cube colour {colour!r}; cubes are {list(CUBE_COLORS)}")
     return f"cube_{colour}"
+
+
+def pad_name(name: str) -> str:
+    """The model name of the place pad ``name`` (a key of :data:`PADS`)."""
+    if name not in PADS:
+        raise ValueError(f"unknown pad {name!r}; pads are {list(PADS)}")
+    return f"pad_{name}"
 
 
 def _absolute_assets(spec: mujoco.MjSpec, xml: Path) -> None:
@@ -104,6 +120,9 @@ def build_spec(robot: RobotSpec, max_image_size: tuple[int, int] = (640, 480)) -
         cube.add_freejoint(name=f"{cube_name(colour)}_joint")
         cube.add_geom(name=cube_name(colour), type=mujoco.mjtGeom.mjGEOM_BOX, size=[CUBE_HALF] * 3, rgba=list(rgba),
                       density=500.0, friction=[1.0, 0.005, 0.0001], condim=4)
+    for name in PADS:  # parked: Cell.reset(pads=True) moves them onto the table
+        wb.add_geom(name=pad_name(name), type=mujoco.mjtGeom.mjGEOM_BOX, size=[PAD_HALF, PAD_HALF, PAD_THICK],
+                    pos=[*PARKED_XY, PAD_THICK], rgba=list(PAD_RGBA), contype=0, conaffinity=0)
     # robosuite's "agentview": in front of the table, looking back at the arm
     wb.add_camera(name="scene", pos=[0.5, 0, 1.35], quat=[0.653, 0.271, 0.271, 0.653], fovy=45)
 

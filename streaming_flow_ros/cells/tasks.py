@@ -11,7 +11,16 @@ equally good solutions, so demonstrations are multimodal when the demonstrator p
 random (``cells/expert.py``: ``expert_cube``). Which cube was lifted is the episode's mode:
 :attr:`lifted_object`, and :meth:`outcome` for a harness's per-episode results.
 
-In both, the arm starts at the robot's home posture, gripper open. Every task has the same
+**PlaceEither** (``place_either``): Lift's red cube (same places and yaws) and two place pads
+drawn on the table, one on each side of it (``scene.PADS``: ``left`` and ``right``, fixed);
+success is the cube, after it was lifted above ``lift_height``, resting on either pad (its
+centre over the pad, its bottom within ``place_height`` of the table) with the gripper open
+past ``release_width`` for ``hold_s`` s. The expert (``cells/expert.py``: ``expert_mode``)
+carries the cube to one pad, 50/50 from the seed: the choice comes after the grasp, where the
+cube is already found, so the modes differ in where to go and not in what to see. The pad the
+cube was placed on is the episode's mode (:attr:`lifted_object`, ``outcome()["object"]``).
+
+In all of them, the arm starts at the robot's home posture, gripper open. Every task has the same
 interface (what ``ros/cell_loop.py`` and ``cells/record.py`` use): ``name``,
 ``config.time_limit``, ``reset(cell, seed) -> scene`` (the scene has ``seed``, ``cubes``
 (the colours on the table) and ``to_dict()``), ``update(cell) -> success`` after each step,
@@ -26,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .cell import Cell
-from .scene import CUBE_HALF
+from .scene import CUBE_HALF, PAD_HALF, PADS
 
 
 @dataclass(frozen=True)
@@ -65,10 +74,9 @@ class LiftScene:
         return asdict(self)
 
 
-class _HeldAbove:
-    """Success tracking shared by the tasks: any cube on the table whose bottom stays above
-    ``config.lift_height`` for ``config.hold_s`` s (cell time) succeeds; the first to do so is
-    :attr:`lifted_object`. Subclasses set the scene up in ``reset`` and call :meth:`_restart`."""
+class _Task:
+    """What every task shares: ``config``, success latched, the mode (:attr:`lifted_object`),
+    :meth:`outcome`."""
 
     name = ""
 
@@ -77,10 +85,24 @@ class _HeldAbove:
         self._restart()
 
     def _restart(self) -> None:
-        self._above_since: dict[str, float] = {}  # colour -> cell-episode time it rose above, s
         self.success = False
         self.max_height = 0.0
         self.lifted_object: str | None = None
+
+    def outcome(self) -> dict:
+        """What the episode did beyond success, for per-episode results: ``object``, the cube
+        that was lifted, or the pad it was placed on (None without success)."""
+        return {"object": self.lifted_object}
+
+
+class _HeldAbove(_Task):
+    """Success tracking shared by the tasks: any cube on the table whose bottom stays above
+    ``config.lift_height`` for ``config.hold_s`` s (cell time) succeeds; the first to do so is
+    :attr:`lifted_object`. Subclasses set the scene up in ``reset`` and call :meth:`_restart`."""
+
+    def _restart(self) -> None:
+        super()._restart()
+        self._above_since: dict[str, float] = {}  # colour -> cell-episode time it rose above, s
 
     def update(self, cell: Cell) -> bool:
         """Track the cubes at the cell's current time; returns :attr:`success` (latched)."""
@@ -94,11 +116,6 @@ class _HeldAbove:
             else:
                 self._above_since.pop(colour, None)
         return self.success
-
-    def outcome(self) -> dict:
-        """What the episode did beyond success, for per-episode results: ``object``, the cube
-        that was lifted (None without success)."""
-        return {"object": self.lifted_object}
 
 
 class LiftTask(_HeldAbove):
@@ -196,11 +213,91 @@ class PickEitherTask(_HeldAbove):
         return s
 
 
-TASKS = {"lift": LiftTask, "pick_either": PickEitherTask}
-CONFIGS = {"lift": LiftConfig, "pick_either": PickEitherConfig}
+@dataclass(frozen=True)
+class PlaceEitherConfig(LiftConfig):
+    """Randomisation (Lift's) and success of PlaceEither (m, s): placed is the cube's centre
+    over a pad (within ``scene.PAD_HALF`` in x and y), its bottom at most ``place_height``
+    above the table and the measured finger opening above ``release_width``, all for
+    ``hold_s``, after the cube was once above ``lift_height``."""
+
+    place_height: float = 0.01  # m, cube bottom above the table: resting (not held up)
+    release_width: float = 2 * CUBE_HALF + 0.01  # m, fingers clear of the cube
+    time_limit: float = 20.0  # s
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (0.0 < self.place_height < self.lift_height and self.release_width > 0.0):
+            raise ValueError("place_height in (0, lift_height) m and release_width > 0 required")
 
 
-def make_task(name: str, **config) -> LiftTask | PickEitherTask:
+@dataclass(frozen=True)
+class PlaceEitherScene(LiftScene):
+    """One PlaceEither episode's initial condition: Lift's, plus the pads (fixed)."""
+
+    @property
+    def pads(self) -> tuple[str, ...]:
+        """The place pads on the table."""
+        return tuple(PADS)
+
+
+class PlaceEitherTask(_Task):
+    """PlaceEither: put the cube on either pad (see the module docstring). :meth:`reset` sets
+    the cell up from a seed; call :meth:`update` after each step, then read :attr:`success`
+    and :attr:`lifted_object` (the pad: "left", "right" or None)."""
+
+    name = "place_either"
+
+    def __init__(self, config: PlaceEitherConfig | None = None) -> None:
+        super().__init__(config or PlaceEitherConfig())
+
+    def _restart(self) -> None:
+        super()._restart()
+        self.lifted = False  # the cube has been above lift_height
+        self._placed_since: tuple[str, float] | None = None  # (pad, cell-episode time), s
+
+    def scene(self, seed: int) -> PlaceEitherScene:
+        """The initial condition of episode ``seed`` (deterministic): Lift's cube."""
+        s = LiftTask(self.config).scene(seed)
+        return PlaceEitherScene(s.seed, s.cube_xy, s.cube_yaw)
+
+    def reset(self, cell: Cell, seed: int) -> PlaceEitherScene:
+        """Arm home, gripper open, the red cube placed from ``seed``, the pads on the table;
+        success tracking restarted."""
+        s = self.scene(seed)
+        cell.reset(cube_xy=s.cube_xy, cube_yaw=s.cube_yaw, pads=True)
+        self._restart()
+        return s
+
+    def pad_under(self, xy) -> str | None:
+        """The pad whose square the point ``xy`` (m, table frame) lies over, or None."""
+        for name, (px, py) in PADS.items():
+            if abs(xy[0] - px) <= PAD_HALF and abs(xy[1] - py) <= PAD_HALF:
+                return name
+        return None
+
+    def update(self, cell: Cell) -> bool:
+        """Track the cube at the cell's current time; returns :attr:`success` (latched)."""
+        c = self.config
+        m = cell.metrics()
+        height = m.cube_heights["red"]
+        self.max_height = max(self.max_height, height)
+        self.lifted = self.lifted or height > c.lift_height
+        pad = self.pad_under(cell.cube_position("red")[:2]) if self.lifted else None
+        if pad is not None and height <= c.place_height and cell.gripper_width() > c.release_width:
+            if self._placed_since is None or self._placed_since[0] != pad:
+                self._placed_since = (pad, m.time)
+            if not self.success and m.time - self._placed_since[1] >= c.hold_s:
+                self.success, self.lifted_object = True, pad
+        else:
+            self._placed_since = None
+        return self.success
+
+
+TASKS = {"lift": LiftTask, "pick_either": PickEitherTask, "place_either": PlaceEitherTask}
+CONFIGS = {"lift": LiftConfig, "pick_either": PickEitherConfig, "place_either": PlaceEitherConfig}
+
+
+def make_task(name: str, **config) -> LiftTask | PickEitherTask | PlaceEitherTask:
     """The task ``name`` (a key of :data:`TASKS`), with its config's defaults overridden by
     ``config``."""
     if name not in TASKS:

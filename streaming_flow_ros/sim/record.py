@@ -16,7 +16,7 @@ The command topics carry the expert's command (one point, time_from_start = 0.1 
 stamp 0). Log times are ``EPOCH + episode * 1000 s + t``. ``OUT/episodes.json`` lists each
 bag's scene, side and metrics. No ROS install is needed (``rosbags`` writes the bags).
 
-With ``--cell ROBOT --task lift|pick_either`` the demos come from a MuJoCo cell instead (a
+With ``--cell ROBOT --task lift|pick_either|place_either`` the demos come from a MuJoCo cell instead (a
 scripted expert that lifts a cube, the arm's preset topics, arm + gripper, two cameras, /clock): see
 :mod:`streaming_flow_ros.cells.record`.
 """
@@ -46,7 +46,7 @@ ACTION = "/policy/action"
 EPOCH_NS = 1_700_000_000 * 10**9
 # The MuJoCo cells' task names (cells/tasks.py TASKS, spelled out here so that configuring this
 # command does not load mujoco; a test keeps the two equal).
-CELL_TASKS = ("lift", "pick_either")
+CELL_TASKS = ("lift", "pick_either", "place_either")
 
 
 def write_bag(rec: Recording, path: str | Path, *, storage: str = "mcap", start_ns: int = EPOCH_NS,
@@ -129,7 +129,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     cells.add_argument("--cell", choices=("panda", "ur5e", "gen3", "xarm7"), default=None,
                        help="record on this MuJoCo cell instead of the planar arm")
     cells.add_argument("--task", choices=CELL_TASKS, default=None,
-                       help="the cell's task (default lift; pick_either: two cubes, the expert lifts one at random)")
+                       help="the cell's task (default lift; pick_either: two cubes, the expert lifts one at random; "
+                            "place_either: the expert puts the cube on one of two pads at random)")
     cells.add_argument("--image-size", type=int, nargs=2, default=None, metavar=("W", "H"),
                        help="cell camera images, px (default 96 96)")
     cells.add_argument("--turn-above", type=float, default=None, metavar="S",
