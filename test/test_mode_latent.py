@@ -22,7 +22,11 @@ def obs(stamp=0.0, fill=0):
 @pytest.mark.parametrize(("kw", "match"), [({"mode_dim": -1}, "mode_dim"), ({"mode_dim": 2.5}, "mode_dim"),
                                            ({"mode_dim": True}, "mode_dim"), ({"mode_beta": float("nan")}, "mode_beta"),
                                            ({"mode_dim": 2, "path": "latent", "sigma1": 0.2}, "stabilizing"),
-                                           ({"mode_prior": "uniform"}, "mode_prior")])
+                                           ({"mode_prior": "uniform"}, "mode_prior"),
+                                           ({"mode_dim": 2, "mode_prior": "bank"}, "episode"),
+                                           ({"mode_dim": 2, "mode_source": "episode"}, "bank"),
+                                           ({"mode_source": "future"}, "mode_source"),
+                                           ({"mode_bank_size": 0}, "mode_bank_size")])
 def test_config_rejects_bad_mode_settings(kw, match):
     with pytest.raises(ValueError, match=match):
         ModelConfig(**kw)
@@ -91,7 +95,7 @@ def _two_mode_batch(n, H, gen):
     ramp = torch.clamp(2.0 * (torch.linspace(0, 1, H + 1) - 0.5), min=0.0)
     chunk = 0.6 * sign[:, None, None] * ramp[None, :, None].expand(n, H + 1, 3)
     return {"state_n": torch.zeros(n, 2, 3), "images": {"camera": torch.zeros(n, 2, 24, 24, 3, dtype=torch.uint8)},
-            "chunk_n": chunk}
+            "chunk_n": chunk, "end_n": chunk[:, -1]}  # each window its own episode, ending on its ramp
 
 
 def _trained_on_two_modes(prior):
@@ -99,8 +103,10 @@ def _trained_on_two_modes(prior):
     two ramps; returns (model in eval mode, its conditioning of the one observation, generator)."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
+    source = "episode" if prior == "bank" else "chunk"
     model = SFPModel(ModelConfig(mode_dim=2, sigma0=0.05, k=5.0, flow_samples=8, mode_beta=1e-3, mode_prior=prior,
-                                 hidden=64, depth=2, image_channels=(4,), num_keypoints=2, image_feat_dim=4), tiny_spec())
+                                 mode_source=source, hidden=64, depth=2, image_channels=(4,), num_keypoints=2,
+                                 image_feat_dim=4), tiny_spec())
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(300):
         loss = model.loss(_two_mode_batch(64, 16, gen), gen)
@@ -108,6 +114,8 @@ def _trained_on_two_modes(prior):
         loss.backward()
         opt.step()
     model.eval()
+    if prior == "bank":
+        model.fill_mode_bank(_two_mode_batch(64, 16, gen)["end_n"])
     with torch.no_grad():
         cond = model.encode(torch.zeros(1, 2, 3), {"camera": torch.zeros(1, 2, 24, 24, 3, dtype=torch.uint8)})
     return model, cond, gen
@@ -124,7 +132,7 @@ def _flow_ends(model, cond, zs):
     return np.array(ends)
 
 
-@pytest.mark.parametrize("prior", ["standard", "learned", "flow"])
+@pytest.mark.parametrize("prior", ["standard", "learned", "flow", "bank"])
 def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
     """Trained on the two late-parting ramps, the deterministic flow from the shared start
     follows one ramp per draw of z from the prior, both among 16 draws, and the same z the same one."""
@@ -137,7 +145,7 @@ def test_training_with_a_mode_latent_follows_one_mode_per_draw(prior):
     assert ends[-1] == pytest.approx(ends[0], abs=1e-6)  # z decides: the same z, the same end
 
 
-@pytest.mark.parametrize("prior", ["learned", "flow"])
+@pytest.mark.parametrize("prior", ["learned", "flow", "bank"])
 def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path, prior):
     """``sfp train``'s pipeline with a mode latent: the KL (and a flow prior's loss) is logged
     next to the loss, the checkpoint (safetensors + JSON) loads with its mode encoder and prior
@@ -151,7 +159,8 @@ def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path, prior):
     from streaming_flow_ros.train.pipeline import train_from_dataset
 
     cfg = TrainConfig(steps=60, batch_size=32, warmup_steps=5, save_every=60, eval_every=60, progress=False,
-                      model=ModelConfig(mode_dim=3, mode_prior=prior, **SMALL))
+                      model=ModelConfig(mode_dim=3, mode_prior=prior, mode_source="episode" if prior == "bank" else "chunk",
+                                        **SMALL))
     path, _ = train_from_dataset(tiny_dataset(tmp_path / "ds"), tmp_path / "run", cfg)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["kl"]) and r["kl"] >= 0 for r in log)
@@ -161,6 +170,11 @@ def test_pipeline_trains_logs_the_kl_and_the_checkpoint_runs(tmp_path, prior):
     p.reset(np.zeros(3))
     p.start(p.prepare(obs()))
     assert np.isfinite(p.step().action).all() and p.mode_latent.shape == (3,)
+    if prior == "bank":  # the saved bank: q's codes of the training episodes' ends; z is one of them
+        bank = p.model.mode_bank.numpy()
+        assert bank.shape == (64, 3) and np.isfinite(bank).all() and np.abs(bank).max() > 0
+        assert np.abs(bank - p.mode_latent).sum(1).min() < 1e-6
+        assert len({tuple(np.round(b, 6)) for b in bank}) > 1  # the episodes differ, so do their codes
 
 
 def test_config_without_a_mode_latent_is_written_as_before():

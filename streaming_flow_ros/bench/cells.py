@@ -79,7 +79,7 @@ def render(doc: dict[str, Any]) -> str:
         groups.setdefault((r["robot"], r["task"], r["method"]), []).append(r)
     lines = [
         ("| robot | task | method | seeds | episodes | success | table contact | time to success (s) | "
-        "jerk (rad/s³) | ticks delivered | modes lifted | grasp: off centre / turned |"),
+        "jerk (rad/s³) | ticks delivered | modes (cube lifted, pad placed on) | grasp: off centre / turned |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (robot, task, method), rs in groups.items():

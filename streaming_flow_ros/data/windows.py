@@ -30,14 +30,16 @@ def window_indices(n: int, obs_horizon: int, pred_horizon: int) -> tuple[np.ndar
 
 @dataclass
 class WindowBatch:
-    """state_n (B, T_o, D_s) float32; images name -> (B, T_o, Hh, Ww, C) uint8; chunk_n (B, H+1, D_a)."""
+    """state_n (B, T_o, D_s) float32; images name -> (B, T_o, Hh, Ww, C) uint8; chunk_n (B, H+1, D_a);
+    end_n (B, D_a): the last action of each window's episode (what an episode-level mode latent reads)."""
 
     state_n: torch.Tensor
     images: dict[str, torch.Tensor]
     chunk_n: torch.Tensor
+    end_n: torch.Tensor
 
     def as_dict(self) -> dict:
-        return {"state_n": self.state_n, "images": self.images, "chunk_n": self.chunk_n}
+        return {"state_n": self.state_n, "images": self.images, "chunk_n": self.chunk_n, "end_n": self.end_n}
 
 
 class WindowDataset:
@@ -55,14 +57,17 @@ class WindowDataset:
     ) -> None:
         if not episodes:
             raise ValueError("WindowDataset needs at least one episode")
-        obs_idx, act_idx, offset = [], [], 0
+        obs_idx, act_idx, end_idx, offset = [], [], [], 0
         for ep in episodes:
             o, a = window_indices(len(ep), obs_horizon, pred_horizon)
             obs_idx.append(o + offset)
             act_idx.append(a + offset)
+            end_idx.append(np.full(len(ep), offset + len(ep) - 1))
             offset += len(ep)
         self.obs_idx = np.concatenate(obs_idx)  # (M, T_o)
         self.act_idx = np.concatenate(act_idx)  # (M, H+1)
+        self.end_idx = np.concatenate(end_idx)  # (M,)
+        self.episode_end_idx = np.cumsum([len(ep) for ep in episodes]) - 1  # (E,)
         state = np.concatenate([ep.state for ep in episodes]).astype(np.float64)
         action = np.concatenate([ep.action for ep in episodes]).astype(np.float64)
         self.state_n = torch.as_tensor(state_norm.normalize(state), dtype=torch.float32)
@@ -79,7 +84,12 @@ class WindowDataset:
             state_n=self.state_n[o],
             images={c: img[o] for c, img in self.images.items()},
             chunk_n=self.action_n[a],
+            end_n=self.action_n[torch.from_numpy(self.end_idx[idx])],
         )
+
+    def episode_ends(self) -> torch.Tensor:
+        """(E, D_a): each episode's last action, normalised."""
+        return self.action_n[torch.from_numpy(self.episode_end_idx)]
 
 
 def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -50,9 +50,16 @@ class ModelConfig:
         is held near N(0, I) by the KL and p(z | h) is a conditional flow (rectified flow from
         N(0, I), ``mode_prior_steps`` Euler steps at run time) fitted to q's draws of z, so the
         prior can be as multimodal as the choices the demos make from h.
+        Or ("bank") q reads the episode, not the chunk (``mode_source: episode``: the demo's
+        last action, where it ended up, so every window of a demo shares one code and a fixed z
+        is what training saw for a whole episode), is held near N(0, I) by the KL, and the prior
+        is the demos themselves: ``mode_bank_size`` of the training episodes' codes (q's means)
+        are kept in the checkpoint, and an episode draws one of them uniformly. A draw is
+        always some demo's choice, never a point between two.
         At run time one draw per enable is kept across re-anchors and read through each plan's
-        prior (z = mean(h) + std(h) x a standard normal draw, or the class where a uniform draw
-        falls in p(c | h)), so every plan of an episode follows the mode the draw stands for.
+        prior (z = mean(h) + std(h) x a standard normal draw, the class where a uniform draw
+        falls in p(c | h), or the bank's entry a uniform draw picks), so every plan of an
+        episode follows the mode the draw stands for.
         SFP's own way to choose a mode, its start noise, decays with the stabilising tube
         within one plan (docs/METHOD.md), so it cannot keep a choice.
     hidden / depth: the velocity net's width and residual blocks; ``from_dict`` also accepts
@@ -80,8 +87,10 @@ class ModelConfig:
     image_encoder: Literal["small", "resnet18"] = "small"
     mode_dim: int = 0
     mode_beta: float = 1.0e-3
-    mode_prior: Literal["standard", "learned", "categorical", "flow"] = "learned"
+    mode_prior: Literal["standard", "learned", "categorical", "flow", "bank"] = "learned"
     mode_prior_steps: int = 10
+    mode_source: Literal["chunk", "episode"] = "chunk"
+    mode_bank_size: int = 64
 
     def __post_init__(self) -> None:
         if self.kind != "sfp":
@@ -105,8 +114,16 @@ class ModelConfig:
             raise ValueError(f"mode_dim must be an integer in 0..64, got {self.mode_dim!r}")
         if not (isinstance(self.mode_beta, (int, float)) and math.isfinite(self.mode_beta) and self.mode_beta >= 0):
             raise ValueError(f"mode_beta must be a finite number >= 0, got {self.mode_beta!r}")
-        if self.mode_prior not in ("standard", "learned", "categorical", "flow"):
-            raise ValueError(f"mode_prior must be standard|learned|categorical|flow, got {self.mode_prior!r}")
+        if self.mode_prior not in ("standard", "learned", "categorical", "flow", "bank"):
+            raise ValueError(f"mode_prior must be standard|learned|categorical|flow|bank, got {self.mode_prior!r}")
+        if self.mode_source not in ("chunk", "episode"):
+            raise ValueError(f"mode_source must be chunk|episode, got {self.mode_source!r}")
+        if (self.mode_prior == "bank") != (self.mode_source == "episode") and self.mode_dim:
+            raise ValueError("mode_prior 'bank' goes with mode_source 'episode' (a bank of the demos' codes), "
+                             "and mode_source 'episode' with mode_prior 'bank'")
+        if isinstance(self.mode_bank_size, bool) or not isinstance(self.mode_bank_size, int) or not (
+                1 <= self.mode_bank_size <= 4096):
+            raise ValueError(f"mode_bank_size must be an integer in 1..4096, got {self.mode_bank_size!r}")
         if isinstance(self.mode_prior_steps, bool) or not isinstance(self.mode_prior_steps, int) or not (
                 1 <= self.mode_prior_steps <= 100):
             raise ValueError(f"mode_prior_steps must be an integer in 1..100, got {self.mode_prior_steps!r}")
@@ -140,6 +157,8 @@ class ModelConfig:
             del d["mode_dim"], d["mode_beta"], d["mode_prior"]
         if d.get("mode_prior") != "flow":
             del d["mode_prior_steps"]
+        if d.get("mode_prior") != "bank":
+            del d["mode_source"], d["mode_bank_size"]
         return d
 
     @classmethod
@@ -195,12 +214,14 @@ class SFPModel(nn.Module):
         self.x_dim = spec.action_dim * self.path.state_dim_factor
         self.mode_dim = config.mode_dim
         self.categorical = False
-        if self.mode_dim:  # q(z | chunk motion, h): ACT's CVAE encoder, an MLP here
+        self.banked = bool(self.mode_dim) and config.mode_prior == "bank"
+        if self.mode_dim:  # q(z | chunk motion, h): ACT's CVAE encoder, an MLP here; banked: q(z | episode end)
             chunk_dim = (config.pred_horizon + 1) * spec.action_dim
+            in_dim = spec.action_dim if self.banked else chunk_dim + self.encoder.cond_dim
             self.categorical = config.mode_prior == "categorical"
             n_out = self.mode_dim if self.categorical else 2 * self.mode_dim  # logits | mean, log-variance
             self.mode_encoder = nn.Sequential(
-                nn.Linear(chunk_dim + self.encoder.cond_dim, config.hidden), nn.SiLU(),
+                nn.Linear(in_dim, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, config.hidden), nn.SiLU(),
                 nn.Linear(config.hidden, n_out))
             if config.mode_prior == "flow":  # p(z | h): velocity of z_t (t, h), rectified flow from N(0, I)
@@ -208,6 +229,8 @@ class SFPModel(nn.Module):
                     nn.Linear(self.mode_dim + 1 + self.encoder.cond_dim, config.hidden), nn.SiLU(),
                     nn.Linear(config.hidden, config.hidden), nn.SiLU(),
                     nn.Linear(config.hidden, self.mode_dim))
+            elif self.banked:  # the prior: training episodes' codes, filled by fill_mode_bank() when saved
+                self.register_buffer("mode_bank", torch.zeros(config.mode_bank_size, self.mode_dim))
             elif config.mode_prior != "standard":  # p(z | h); a constant input makes it learnable without h
                 self.mode_prior_net = nn.Sequential(
                     nn.Linear(self.encoder.cond_dim + 1, config.hidden), nn.SiLU(),
@@ -256,8 +279,39 @@ class SFPModel(nn.Module):
         each (B, mode_dim)."""
         if self.categorical:
             raise ValueError("a categorical mode latent has class probabilities, not a Gaussian posterior")
+        if self.banked:
+            raise ValueError("a banked mode latent reads the episode's end: episode_posterior()")
         mean, logvar = self._posterior_out(chunk, cond).chunk(2, dim=-1)
         return mean, logvar.clamp(-10.0, 5.0)
+
+    def episode_posterior(self, end: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Banked mode latent: end_n (B, D_a), the episode's last action (normalised) -> (mean,
+        log-variance) of q(z | episode), each (B, mode_dim)."""
+        if not self.banked:
+            raise ValueError("episode_posterior() needs mode_prior 'bank'")
+        mean, logvar = self.mode_encoder(end).chunk(2, dim=-1)
+        return mean, logvar.clamp(-10.0, 5.0)
+
+    @torch.no_grad()
+    def fill_mode_bank(self, ends: torch.Tensor) -> None:
+        """Banked mode latent: the bank from the training episodes' last actions, end_n (N, D_a):
+        q's means, ``mode_bank_size`` of them spread evenly over the N episodes (repeating
+        when N is smaller)."""
+        if not self.banked:
+            raise ValueError("fill_mode_bank() needs mode_prior 'bank'")
+        if ends.ndim != 2 or ends.shape[0] < 1:
+            raise ValueError(f"fill_mode_bank() needs (N >= 1, D_a) episode ends, got {tuple(ends.shape)}")
+        k = self.mode_bank.shape[0]
+        idx = (torch.arange(k) * ends.shape[0]) // k
+        mean, _ = self.episode_posterior(ends[idx].to(self.mode_bank))
+        if not torch.isfinite(mean).all():
+            raise ValueError("the mode bank came out non-finite")
+        self.mode_bank.copy_(mean)
+
+    def mode_bank_pick(self, u: float) -> torch.Tensor:
+        """Banked mode latent: the entry a uniform draw u in [0, 1) picks, (mode_dim,)."""
+        k = self.mode_bank.shape[0]
+        return self.mode_bank[min(int(u * k), k - 1)]
 
     def mode_prior_logits(self, cond: torch.Tensor) -> torch.Tensor:
         """Categorical mode latent: cond (B, cond_dim) -> log p(c | h), (B, mode_dim)."""
@@ -290,6 +344,9 @@ class SFPModel(nn.Module):
         (B, mode_dim): mean + std x noise, or the noise carried through a flow prior."""
         if self.flow_prior:
             return self.mode_prior_sample(cond, noise)
+        if self.banked:  # noise's first coordinate read as a uniform draw (its normal CDF)
+            u = 0.5 * (1.0 + torch.erf(noise[:, 0].double() / math.sqrt(2.0)))
+            return torch.stack([self.mode_bank_pick(float(v)) for v in u]).to(cond)
         mean, logvar = self.mode_prior(cond)
         return mean + torch.exp(0.5 * logvar) * noise
 
@@ -299,7 +356,7 @@ class SFPModel(nn.Module):
             raise ValueError("a categorical mode latent has class probabilities: mode_prior_logits()")
         if self.flow_prior:
             raise ValueError("a flow prior has no mean and variance: mode_prior_sample()")
-        if self.config.mode_prior == "standard":
+        if self.config.mode_prior in ("standard", "bank"):  # bank: trained against N(0, I)
             zeros = cond.new_zeros(cond.shape[0], self.mode_dim)
             return zeros, zeros
         mean, logvar = self._prior_out(cond).chunk(2, dim=-1)
@@ -318,7 +375,12 @@ class SFPModel(nn.Module):
             return self._categorical_loss(cond, chunk, generator)
         kl = None
         if self.mode_dim:  # one z per window, shared by its flow draws
-            mean, logvar = self.mode_posterior(chunk, cond)
+            if self.banked:
+                if "end_n" not in batch:
+                    raise ValueError("a banked mode latent trains on batches with end_n (the episode's last action)")
+                mean, logvar = self.episode_posterior(batch["end_n"])
+            else:
+                mean, logvar = self.mode_posterior(chunk, cond)
             noise = torch.randn(mean.shape, device=mean.device, dtype=mean.dtype, generator=generator)
             z = mean + torch.exp(0.5 * logvar) * noise
             prior_loss = None

@@ -113,6 +113,11 @@ class StreamingFlowPolicy:
             self._mode_basis_np = (np.stack([NumpyVelocity.cache_from_torch(basis[i:i + 1], model.velocity.film_dim)
                                              for i in range(model.mode_dim)]).astype(np.float64)
                                    if self.device.type == "cpu" else None)
+        if getattr(model, "banked", False):  # the demos' codes, drawn uniformly per enable
+            self._bank = model.mode_bank.detach().double().cpu().numpy()
+            if not np.isfinite(self._bank).all():
+                raise ValueError("the checkpoint's mode bank is not finite")
+            self._bank_probs = np.full(len(self._bank), 1.0 / len(self._bank))
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -147,6 +152,8 @@ class StreamingFlowPolicy:
             probs = mode_cond = mode_z = None
             if self.model.categorical:
                 probs = self.model.mode_prior_logits(cond)[0].exp().double().cpu().numpy()
+            elif self.model.banked:  # the demos' codes, uniformly: the same for every observation
+                probs = self._bank_probs
             elif self.model.flow_prior:  # z for the episode's draw, if it has one, off the control thread
                 mode_cond = cond.detach().clone()
                 draw = self._mode_draw if self.config.start_noise == "first" else None  # replaced, never mutated
@@ -206,16 +213,17 @@ class StreamingFlowPolicy:
     def _with_mode(self, plan: SFPPlan) -> SFPPlan:
         """The plan conditioned on its z: a new draw on the first start after reset() (every
         start with start_noise "every"), read through this plan's prior: z = mean + std x a
-        standard normal draw, the one-hot class where a uniform draw falls in p(c | h), or a
-        standard normal draw carried through the prior's flow (mode_prior "flow")."""
+        standard normal draw, the one-hot class where a uniform draw falls in p(c | h), the
+        bank entry a uniform draw picks (mode_prior "bank"), or a standard normal draw carried
+        through the prior's flow (mode_prior "flow")."""
         if plan.mode_prior is None and plan.mode_probs is None and plan.mode_cond is None:
             raise ValueError("a mode-latent policy needs plans from its own prepare()")
         new_draw = self._fresh or self.config.start_noise == "every" or self._mode_draw is None
-        if self.model.categorical:  # a uniform draw, read through this plan's p(c | h) (inverse CDF)
+        if self.model.categorical or self.model.banked:  # a uniform draw, read through p(c | h) (inverse CDF)
             if new_draw:
                 self._mode_draw = torch.rand(1, generator=self._gen, dtype=torch.float64).numpy()
-            c = min(int(np.searchsorted(np.cumsum(plan.mode_probs), self._mode_draw[0])), self.model.mode_dim - 1)
-            self._z = np.eye(self.model.mode_dim)[c]
+            c = min(int(np.searchsorted(np.cumsum(plan.mode_probs), self._mode_draw[0])), len(plan.mode_probs) - 1)
+            self._z = self._bank[c] if self.model.banked else np.eye(self.model.mode_dim)[c]
         elif self.model.flow_prior:  # the draw carried through this plan's prior flow
             if new_draw:
                 self._mode_draw = torch.randn(self.model.mode_dim, generator=self._gen, dtype=torch.float64).numpy()

@@ -66,6 +66,8 @@ def train_model_on_dataset(
     )
 
     def save(ema_model, info):
+        if getattr(ema_model, "banked", False):  # a banked mode latent's prior: the training demos' codes
+            ema_model.fill_mode_bank(source.episode_ends())
         info = {
             **info,
             "episodes_train": len(tr),
