@@ -70,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.episodes):
             r = loop.run_episode(i)
             results.append(r)
-            obj = f"the {r.outcome['object']} cube " if r.outcome.get("object") else ""
-            what = f"lifted {obj}in {r.time_to_success:.1f} s" if r.success else f"failed (peak {r.max_cube_height * 100:.1f} cm)"
+            mode = r.outcome.get("object")
+            obj = (f"on the {mode} pad " if args.task == "place_either" else f"the {mode} cube ") if mode else ""
+            done = "placed the cube " if args.task == "place_either" else "lifted "
+            what = f"{done}{obj}in {r.time_to_success:.1f} s" if r.success else f"failed (peak {r.max_cube_height * 100:.1f} cm)"
             print(f"episode {i + 1}/{args.episodes}: {what}{', table contact' if r.collision else ''} "
                   f"(seed {r.seed}, {r.duration:.1f} s simulated)", flush=True)
         node = loop.node_summary()
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     s.update(robot=args.robot, task=args.task, checkpoint=checkpoint, control_rate_hz=args.rate)
     print(f"success {s['success_rate']:.2f} over {s['episodes']} episodes, collisions {s['collision_rate']:.2f}, "
           f"ticks {s['ticks_ratio']:.3f} of expected, observation->command p50 {s['obs_to_cmd_p50_ms']:.1f} ms "
-          f"(simulated time), jerk {s['jerk_rms']:.1f} rad/s^3" + (f", lifted {s['modes']}" if len(s["modes"]) > 1 else ""))
+          f"(simulated time), jerk {s['jerk_rms']:.1f} rad/s^3" + (f", modes {s['modes']}" if len(s["modes"]) > 1 else ""))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(s, indent=2, default=float))
