@@ -108,12 +108,15 @@ default-policy: $(STAMP)
 	mkdir -p streaming_flow_ros/assets
 	cp $(DEFAULT_RUN)/train/policy.safetensors streaming_flow_ros/assets/default_policy.safetensors
 
-# Regenerates streaming_flow_ros/assets/<robot>_lift.safetensors (ROBOT=panda|ur5e|gen3|xarm7) the way a user
-# would from their own arm: 100 scripted-expert demos recorded as rosbag2 through the cell's
-# topics -> sfp dataset build -> sfp train (config/train/cell_lift.yaml; UR5e below) -> sfp compact
-# (float16 weights, 2.7 MB). ~7 min recording and ~30 min training on 2 idle CPU cores.
+# Regenerates streaming_flow_ros/assets/<robot>_<task>.safetensors (ROBOT=panda|ur5e|gen3|xarm7,
+# TASK=lift|place_either) the way a user would from their own arm: 100 scripted-expert demos
+# recorded as rosbag2 through the cell's topics -> sfp dataset build -> sfp train
+# (config/train/cell_lift.yaml, for place_either too; UR5e below) -> sfp compact (float16
+# weights, 2.7 MB). ~5-7 min recording and ~20-30 min training on 2 idle CPU cores. Only
+# panda_lift is committed; make cell-policy writes the others next to it.
 ROBOT ?= panda
-CELL_RUN := runs/cells/$(ROBOT)_lift
+TASK ?= lift
+CELL_RUN := runs/cells/$(ROBOT)_$(TASK)
 CELL_TOPICS_panda := --joint-topic /franka/joint_states --action-topic /fr3_arm_controller/joint_trajectory \
 	--action-topic /gripper_controller/commands=fr3_finger_joint1
 CELL_TOPICS_ur5e := --joint-topic /joint_states --action-topic /scaled_joint_trajectory_controller/joint_trajectory \
@@ -128,18 +131,19 @@ CELL_RECORD_ur5e := --turn-above 1.0
 CELL_CONFIG_ur5e := config/train/cell_lift_fine.yaml
 CELL_CONFIG = $(or $(CELL_CONFIG_$(ROBOT)),config/train/cell_lift.yaml)
 cell-policy: $(STAMP)
-	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task lift --episodes 100 --out $(CELL_RUN)/bags --compress \
+	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task $(TASK) --episodes 100 --out $(CELL_RUN)/bags --compress \
 	    $(CELL_RECORD_$(ROBOT))
 	$(VENV)/bin/sfp dataset build $(CELL_RUN)/bags/episode_* --out $(CELL_RUN)/dataset --overwrite \
 	    $(CELL_TOPICS_$(ROBOT)) --camera-topic scene=/camera/image_raw --camera-topic wrist=/wrist_camera/image_raw \
 	    --rate 10 --action-source command
 	$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp --config $(CELL_CONFIG) \
 	    --no-resume --no-progress
-	$(VENV)/bin/sfp compact $(CELL_RUN)/sfp/policy.safetensors streaming_flow_ros/assets/$(ROBOT)_lift.safetensors
+	$(VENV)/bin/sfp compact $(CELL_RUN)/sfp/policy.safetensors streaming_flow_ros/assets/$(ROBOT)_$(TASK).safetensors
 
-# Lift success of the shipped policy through the node (ROBOT=panda|ur5e).
+# Success of the policy in assets/ through the node (panda lift as shipped; others after
+# make cell-policy with the same ROBOT and TASK).
 eval-cell: $(STAMP)
-	$(VENV)/bin/sfp eval cell --robot $(ROBOT) --task lift --episodes 20 --json runs/cells/eval_$(ROBOT)_lift.json
+	$(VENV)/bin/sfp eval cell --robot $(ROBOT) --task $(TASK) --episodes 20 --json runs/cells/eval_$(ROBOT)_$(TASK).json
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet ruff==0.17.6
