@@ -38,3 +38,21 @@ def _no_real_time_leftovers():
     rt = real_time_threads()
     if rt:
         pytest.fail(f"real-time threads left running: {rt[:8]}")
+
+
+@pytest.fixture(scope="module")
+def cells():
+    """MuJoCo arm cells by robot name, 32x32 cameras, made on first use and closed after the
+    module (the cell test modules skip themselves without mujoco and robosuite's models)."""
+    from streaming_flow_ros.cells.cell import Cell
+
+    made: dict = {}
+
+    def get(robot: str) -> Cell:
+        if robot not in made:
+            made[robot] = Cell(robot, image_size=(32, 32))
+        return made[robot]
+
+    yield get
+    for c in made.values():
+        c.close()

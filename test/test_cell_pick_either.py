@@ -19,27 +19,12 @@ if importlib.util.find_spec("robosuite") is None:
     pytest.skip("robosuite's model files are not installed", allow_module_level=True)
 
 from streaming_flow_ros.cells import scene as sc
-from streaming_flow_ros.cells.cell import Cell
 from streaming_flow_ros.cells.expert import expert_cube, run_expert_episode
 from streaming_flow_ros.cells.robots import robot_spec
 from streaming_flow_ros.cells.tasks import TASKS, LiftTask, PickEitherConfig, PickEitherTask, make_task
 
 # Seeds whose expert choice is known (test_expert_choice_is_a_fair_seeded_coin pins them).
 RED_SEEDS, GREEN_SEEDS = (2, 3), (0, 1)
-
-
-@pytest.fixture(scope="module")
-def cells():
-    made: dict[str, Cell] = {}
-
-    def get(robot: str) -> Cell:
-        if robot not in made:
-            made[robot] = Cell(robot, image_size=(32, 32))
-        return made[robot]
-
-    yield get
-    for c in made.values():
-        c.close()
 
 
 def _colour_pixels(img: np.ndarray) -> dict[str, int]:

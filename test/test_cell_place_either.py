@@ -29,20 +29,6 @@ from streaming_flow_ros.sim.jtc import JointTrajectory, TrajectoryPoint
 LEFT_SEEDS, RIGHT_SEEDS = (1, 2), (0, 5)
 
 
-@pytest.fixture(scope="module")
-def cells():
-    made: dict[str, Cell] = {}
-
-    def get(robot: str) -> Cell:
-        if robot not in made:
-            made[robot] = Cell(robot, image_size=(32, 32))
-        return made[robot]
-
-    yield get
-    for c in made.values():
-        c.close()
-
-
 def _blue_pixels(img: np.ndarray) -> int:
     r, g, b = (img[..., k].astype(int) for k in range(3))
     return int(((b > r + 80) & (b > g + 60)).sum())

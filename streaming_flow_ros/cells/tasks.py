@@ -15,7 +15,7 @@ random (``cells/expert.py``: ``expert_cube``). Which cube was lifted is the epis
 drawn on the table, one on each side of it (``scene.PADS``: ``left`` and ``right``, fixed);
 success is the cube, after it was lifted above ``lift_height``, resting on either pad (its
 centre over the pad, its bottom within ``place_height`` of the table) with the gripper open
-past ``release_width`` for ``hold_s`` s. The expert (``cells/expert.py``: ``expert_mode``)
+past ``release_width`` for ``hold_s`` s. The expert (``cells/expert.py``: ``expert_pad``)
 carries the cube to one pad, 50/50 from the seed: the choice comes after the grasp, where the
 cube is already found, so the modes differ in where to go and not in what to see. The pad the
 cube was placed on is the episode's mode (:attr:`lifted_object`, ``outcome()["object"]``).
@@ -74,6 +74,13 @@ class LiftScene:
         return asdict(self)
 
 
+def _lift_scene(c: LiftConfig, seed: int, scene_type: type = LiftScene):
+    """Lift's cube place and yaw for ``seed`` (PlaceEither uses the same), as ``scene_type``."""
+    rng = np.random.default_rng([int(seed), 7031])
+    x, y = rng.uniform(*c.cube_x), rng.uniform(*c.cube_y)
+    return scene_type(int(seed), (float(x), float(y)), float(rng.uniform(*c.cube_yaw)))
+
+
 class _Task:
     """What every task shares: ``config``, success latched, the mode (:attr:`lifted_object`),
     :meth:`outcome`."""
@@ -129,10 +136,7 @@ class LiftTask(_HeldAbove):
 
     def scene(self, seed: int) -> LiftScene:
         """The initial condition of episode ``seed`` (deterministic)."""
-        c = self.config
-        rng = np.random.default_rng([int(seed), 7031])
-        x, y = rng.uniform(*c.cube_x), rng.uniform(*c.cube_y)
-        return LiftScene(int(seed), (float(x), float(y)), float(rng.uniform(*c.cube_yaw)))
+        return _lift_scene(self.config, seed)
 
     def reset(self, cell: Cell, seed: int) -> LiftScene:
         """Arm home, gripper open, the red cube placed from ``seed`` (the green one parked);
@@ -257,8 +261,7 @@ class PlaceEitherTask(_Task):
 
     def scene(self, seed: int) -> PlaceEitherScene:
         """The initial condition of episode ``seed`` (deterministic): Lift's cube."""
-        s = LiftTask(self.config).scene(seed)
-        return PlaceEitherScene(s.seed, s.cube_xy, s.cube_yaw)
+        return _lift_scene(self.config, seed, PlaceEitherScene)
 
     def reset(self, cell: Cell, seed: int) -> PlaceEitherScene:
         """Arm home, gripper open, the red cube placed from ``seed``, the pads on the table;

@@ -113,7 +113,7 @@ class StreamingFlowPolicy:
             self._mode_basis_np = (np.stack([NumpyVelocity.cache_from_torch(basis[i:i + 1], model.velocity.film_dim)
                                              for i in range(model.mode_dim)]).astype(np.float64)
                                    if self.device.type == "cpu" else None)
-        if getattr(model, "banked", False):  # the demos' codes, drawn uniformly per enable
+        if model.banked:  # the demos' codes, drawn uniformly per enable
             self._bank = model.mode_bank.detach().double().cpu().numpy()
             if not np.isfinite(self._bank).all():
                 raise ValueError("the checkpoint's mode bank is not finite")
