@@ -46,7 +46,9 @@ def test_scene_is_lifts_cube_plus_the_pads(cells):
     for camera in cell.camera_names:
         assert _blue_pixels(cell.render(camera, size=(96, 96))[1]) > 30, camera
     cell.step(1.0)
-    assert not task.update(cell) and task.outcome() == {"object": None}
+    assert not task.update(cell)
+    out = task.outcome()  # the cube within 8 cm of the centre, the pads' inner edges 17 cm out
+    assert out["object"] is None and out["miss"] == "not lifted" and out["pad_gap_mm"] > 80
     for other in (LiftTask(), PickEitherTask()):  # the pads are parked under the table
         other.reset(cell, 3)
         assert cell.pads_on_table == ()
@@ -111,16 +113,47 @@ def test_placed_means_lifted_released_and_on_a_pad(cells):
            until=expert.plan.phases["retreat"])  # on the pad, closed, for release_s > hold_s
     assert not task.success and task.lifted and cell.metrics().cube_height < task.config.place_height
     assert task.pad_under(cell.cube_position("red")[:2]) == "left"
+    assert task.outcome() == {"object": None, "miss": "not released", "pad_gap_mm": 0.0}
     task.reset(cell, 0)
     cell.reset(cube_xy=sc.PADS["right"], pads=True)  # on the pad from the start: never lifted
     cell.step(1.5)
     assert not task.update(cell) and not task.lifted
+    assert task.outcome() == {"object": None, "miss": "not lifted", "pad_gap_mm": 0.0}
     # put down in the middle of the table (no pad there)
     scene = task.reset(cell, LEFT_SEEDS[1])
     expert = make_expert(cell, scene)
     assert task.pad_under((0.0, 0.0)) is None
     _drive(cell, task, expert)
     assert task.success and task.lifted_object == "left"
+    assert task.outcome() == {"object": "left", "miss": None, "pad_gap_mm": 0.0}
+
+
+def test_a_miss_says_why_and_how_far_from_a_pad(cells):
+    """``outcome()["miss"]`` of a failed episode, from where it stopped: the cube still carried
+    ("held") or dropped on the way ("off pad"), with the cube's distance from the nearest pad;
+    ``summarize`` counts the reasons."""
+    from streaming_flow_ros.ros.cell_loop import CellEpisode, summarize
+
+    cell, task = cells("panda"), PlaceEitherTask()
+    scene = task.reset(cell, RIGHT_SEEDS[0])
+    expert = make_expert(cell, scene)
+    mid = expert.plan.phases["transport"] + 0.5
+    _drive(cell, task, expert, until=mid)  # carried at lift height, half way to the pad
+    held = task.outcome()
+    xy = cell.cube_position("red")[:2]
+    assert held["miss"] == "held" and held["object"] is None
+    assert held["pad_gap_mm"] == pytest.approx(task.pad_gap(xy)[1] * 1000, abs=0.1) and held["pad_gap_mm"] > 20
+    task.reset(cell, RIGHT_SEEDS[0])
+    _drive(cell, task, make_expert(cell, scene), gripper=lambda t, w: 0.08 if t >= mid else w, until=mid + 1.5)
+    dropped = task.outcome()  # let go half way: the cube falls between the start and the pad
+    assert dropped["miss"] == "off pad" and dropped["pad_gap_mm"] > 20 and task.lifted
+    assert task.pad_gap(sc.PADS["left"]) == ("left", 0.0)
+    assert task.pad_gap((sc.PADS["right"][0], sc.PADS["right"][1] + sc.PAD_HALF + 0.03))[1] == pytest.approx(0.03)
+    runs = [CellEpisode(episode=i, seed=i, success=False, collision=False, time_to_success=None, duration=20.0,
+                        max_cube_height=0.15, jerk_rms=1.0, gripper_between=0.0, gripper_switches=2, outcome=o)
+            for i, o in enumerate((held, dropped, dropped))]
+    s = summarize(runs, {"ticks": 1, "ticks_expected": 1})
+    assert s["misses"] == {"held": 1, "off pad": 2} and s["modes"] == {}
     assert PlaceEitherTask().pad_under((sc.PADS["right"][0] + sc.PAD_HALF - 1e-3, sc.PADS["right"][1])) == "right"
 
 

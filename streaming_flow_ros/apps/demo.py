@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 def run_cell(args: argparse.Namespace, out: Path) -> int:
     from ..ros.cell_loop import CellLoop
     from ..ros.cell_loop import summarize as summarize_cell
-    from .eval_cell import shipped_checkpoint
+    from .eval_cell import shipped_checkpoint, verdict
 
     checkpoint = args.checkpoint or shipped_checkpoint(args.robot, args.task)
     tty = sys.stdout.isatty()
@@ -99,7 +99,7 @@ def run_cell(args: argparse.Namespace, out: Path) -> int:
 
             r = loop.run_episode(i, progress)
             results.append(r)
-            what = _verdict(args.task, r)
+            what = verdict(args.task, r)
             print(("\r" if tty else "") + f"  episode {i + 1}/{args.episodes}: {what}"
                   f"{', touched the table' if r.collision else ''} (seed {r.seed})" + " " * 10, flush=True)
         node = loop.node_summary()
@@ -113,17 +113,6 @@ def run_cell(args: argparse.Namespace, out: Path) -> int:
     (out / "demo.json").write_text(json.dumps(s, indent=2, default=float))
     print(f"\npicture: {out / 'demo.png'}\nnumbers: {out / 'demo.json'}")
     return 0
-
-
-def _verdict(task: str, r) -> str:
-    """One episode's result in words: what was lifted (or placed where), and how long it took."""
-    mode = r.outcome.get("object")
-    if task == "place_either":
-        return (f"placed the cube on the {mode} pad in {r.time_to_success:.1f} s" if r.success else
-                f"did not place it (peak {r.max_cube_height * 100:.1f} cm)")
-    cube = f"the {mode} cube" if mode else "the cube"
-    return (f"lifted {cube} in {r.time_to_success:.1f} s" if r.success else
-            f"did not lift it (peak {r.max_cube_height * 100:.1f} cm)")
 
 
 SHEET_COLUMNS = 7

@@ -56,6 +56,20 @@ def shipped_checkpoint(robot: str, task: str) -> str:
     return str(path)
 
 
+def verdict(task: str, r) -> str:
+    """One episode's result in words (``sfp eval cell``, ``sfp demo``): what was lifted or
+    placed where and how long it took, or why it failed (place either: the task's ``miss``)."""
+    mode = r.outcome.get("object")
+    if r.success:
+        if task == "place_either":
+            return f"placed the cube on the {mode} pad in {r.time_to_success:.1f} s"
+        return f"lifted {f'the {mode} cube' if mode else 'the cube'} in {r.time_to_success:.1f} s"
+    why, gap = r.outcome.get("miss"), r.outcome.get("pad_gap_mm")
+    why = (f"{why}, {gap:.0f} mm from a pad" if why in ("off pad", "held") and gap is not None else why)
+    peak = f"peak {r.max_cube_height * 100:.1f} cm"
+    return f"did not {'place' if task == 'place_either' else 'lift'} it ({f'{why}, ' if why else ''}{peak})"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..ros.cell_loop import EVAL_SEED, CellLoop, summarize
 
@@ -70,18 +84,15 @@ def run(args: argparse.Namespace) -> int:
         for i in range(args.episodes):
             r = loop.run_episode(i)
             results.append(r)
-            mode = r.outcome.get("object")
-            obj = (f"on the {mode} pad " if args.task == "place_either" else f"the {mode} cube ") if mode else ""
-            done = "placed the cube " if args.task == "place_either" else "lifted "
-            what = f"{done}{obj}in {r.time_to_success:.1f} s" if r.success else f"failed (peak {r.max_cube_height * 100:.1f} cm)"
-            print(f"episode {i + 1}/{args.episodes}: {what}{', table contact' if r.collision else ''} "
+            print(f"episode {i + 1}/{args.episodes}: {verdict(args.task, r)}{', table contact' if r.collision else ''} "
                   f"(seed {r.seed}, {r.duration:.1f} s simulated)", flush=True)
         node = loop.node_summary()
     s = summarize(results, node)
     s.update(robot=args.robot, task=args.task, checkpoint=checkpoint, control_rate_hz=args.rate)
     print(f"success {s['success_rate']:.2f} over {s['episodes']} episodes, collisions {s['collision_rate']:.2f}, "
           f"ticks {s['ticks_ratio']:.3f} of expected, observation->command p50 {s['obs_to_cmd_p50_ms']:.1f} ms "
-          f"(simulated time), jerk {s['jerk_rms']:.1f} rad/s^3" + (f", modes {s['modes']}" if len(s["modes"]) > 1 else ""))
+          f"(simulated time), jerk {s['jerk_rms']:.1f} rad/s^3" + (f", modes {s['modes']}" if len(s["modes"]) > 1 else "")
+          + (f", misses {s['misses']}" if s["misses"] else ""))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(s, indent=2, default=float))

@@ -258,6 +258,7 @@ class PlaceEitherTask(_Task):
         super()._restart()
         self.lifted = False  # the cube has been above lift_height
         self._placed_since: tuple[str, float] | None = None  # (pad, cell-episode time), s
+        self._last: tuple[tuple[float, float], float, float] | None = None  # cube xy, height, fingers
 
     def scene(self, seed: int) -> PlaceEitherScene:
         """The initial condition of episode ``seed`` (deterministic): Lift's cube."""
@@ -278,6 +279,38 @@ class PlaceEitherTask(_Task):
                 return name
         return None
 
+    def pad_gap(self, xy) -> tuple[str, float]:
+        """The pad nearest the point ``xy`` (m, table frame) and the distance from the point to
+        its square, m (0 over it)."""
+        gaps = {name: float(np.hypot(max(abs(xy[0] - px) - PAD_HALF, 0.0), max(abs(xy[1] - py) - PAD_HALF, 0.0)))
+                for name, (px, py) in PADS.items()}
+        name = min(gaps, key=gaps.get)
+        return name, gaps[name]
+
+    def outcome(self) -> dict:
+        """Beyond :meth:`_Task.outcome`: where the cube ended, ``miss`` (None on success), why an
+        episode failed, from the last update: "not lifted" (never above lift_height), "held"
+        (still above place_height: carried, or never set down), "off pad" (resting beside the
+        pads), "not released" (resting on a pad, the fingers not open past release_width),
+        "not settled" (released on a pad for less than hold_s when the episode ended);
+        ``pad_gap_mm``: the cube's centre from the nearest pad's square (0 over it)."""
+        out = super().outcome()
+        if self._last is None:
+            return {**out, "miss": None if self.success else "not lifted", "pad_gap_mm": None}
+        (xy, height, fingers), c = self._last, self.config
+        gap = round(self.pad_gap(xy)[1] * 1000.0, 1)
+        if self.success:
+            miss = None
+        elif not self.lifted:
+            miss = "not lifted"
+        elif height > c.place_height:
+            miss = "held"
+        elif self.pad_under(xy) is None:
+            miss = "off pad"
+        else:
+            miss = "not released" if fingers <= c.release_width else "not settled"
+        return {**out, "miss": miss, "pad_gap_mm": gap}
+
     def update(self, cell: Cell) -> bool:
         """Track the cube at the cell's current time; returns :attr:`success` (latched)."""
         c = self.config
@@ -285,8 +318,10 @@ class PlaceEitherTask(_Task):
         height = m.cube_heights["red"]
         self.max_height = max(self.max_height, height)
         self.lifted = self.lifted or height > c.lift_height
-        pad = self.pad_under(cell.cube_position("red")[:2]) if self.lifted else None
-        if pad is not None and height <= c.place_height and cell.gripper_width() > c.release_width:
+        xy, fingers = cell.cube_position("red")[:2], cell.gripper_width()
+        self._last = ((float(xy[0]), float(xy[1])), float(height), float(fingers))
+        pad = self.pad_under(xy) if self.lifted else None
+        if pad is not None and height <= c.place_height and fingers > c.release_width:
             if self._placed_since is None or self._placed_since[0] != pad:
                 self._placed_since = (pad, m.time)
             if not self.success and m.time - self._placed_since[1] >= c.hold_s:

@@ -249,18 +249,23 @@ class CellLoop:
 
 def summarize(results: list[CellEpisode], node: dict[str, float]) -> dict[str, Any]:
     """The headline numbers; ``modes`` counts successful episodes per object lifted (the
-    multimodal task's split)."""
+    multimodal task's split), ``misses`` failed ones per reason where the task gives one
+    (place either: the task's ``outcome()["miss"]``)."""
     n = len(results)
     ok = [r.time_to_success for r in results if r.success]
     expected = node.get("ticks_expected") or 0
     modes: dict[str, int] = {}
+    misses: dict[str, int] = {}
     for r in results:
         if r.success and r.outcome.get("object"):
             modes[r.outcome["object"]] = modes.get(r.outcome["object"], 0) + 1
+        if not r.success and r.outcome.get("miss"):
+            misses[r.outcome["miss"]] = misses.get(r.outcome["miss"], 0) + 1
     return {
         "episodes": n,
         "success_rate": sum(r.success for r in results) / n,
         "modes": modes,
+        "misses": misses,
         "collision_rate": sum(r.collision for r in results) / n,
         "ticks_ratio": min(1.0, node["ticks"] / expected) if expected else float("nan"),
         "time_to_success_mean_s": float(np.mean(ok)) if ok else None,
