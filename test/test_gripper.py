@@ -44,11 +44,12 @@ def test_gripper_params_bind_by_name():
         controller_joints(NodeParams.from_mapping({"gripper_joints": ["thumb"]}), spec)
 
 
-@pytest.mark.parametrize("mode", ["continuous", "binary"])
-def test_gripper_streams_on_its_own_topic(ckpt, mode):
+@pytest.mark.parametrize("mode,band", [("continuous", 0.0), ("binary", 0.0), ("binary", 0.3)])
+def test_gripper_streams_on_its_own_topic(ckpt, mode, band):
     got: list[list[float]] = []
     # the gripper's state comes in the same message as j3, j1 and j2 in another (a split state)
-    with live_node(ckpt, {**GRIP, "gripper_mode": mode}, peer_kw={"split": True, "extra": ("finger", 0.04)}) as lv:
+    with live_node(ckpt, {**GRIP, "gripper_mode": mode, "gripper_hysteresis": band},
+                   peer_kw={"split": True, "extra": ("finger", 0.04)}) as lv:
         lv.inject.create_subscription(Float64MultiArray, "gripper_commands", lambda m: got.append(list(m.data)), 10)
         assert wait_until(lambda: len(got) > 100, 10.0), (len(got), lv.node.status_reason)
         trajs = lv.peer.take(lv.peer.trajectories)

@@ -177,7 +177,7 @@ CHANGED = {
     "sync_tolerance": 0.02, "diagnostics_period": 2.0, "log_period": 5.0,
     "control_rate_hz": 250.0, "reanchor": "ticks", "reanchor_ticks": 7, "max_obs_age": 0.2, "on_stale": "silent",
     "command_mode": "forward", "controller_joints": ("a", "b"), "gripper_joints": ("g",), "gripper_mode": "binary",
-    "gripper_output": "action", "gripper_action": "/g/gripper_cmd", "gripper_max_effort": 20.0,
+    "gripper_hysteresis": 0.3, "gripper_output": "action", "gripper_action": "/g/gripper_cmd", "gripper_max_effort": 20.0,
     "gripper_goal_deadband": 0.05, "gripper_goal_rate_hz": 5.0,
     "lookahead_ticks": 3, "publish_velocities": True,
     "position_lower": (-1.0, -1.0, 0.0), "position_upper": (1.0, 1.0, 0.1), "max_velocity": (2.0,),

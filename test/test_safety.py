@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from streaming_flow_ros.policy.safety import SafetyFilter, SafetyLimits, filter_action
+from streaming_flow_ros.policy.safety import BinaryGripper, SafetyFilter, SafetyLimits, filter_action
 
 D = 4
 finite = st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False)
@@ -138,3 +138,31 @@ def test_bad_inputs_raise():
         f.reset(np.array([np.inf]))
     with pytest.raises(ValueError):
         SafetyLimits.from_velocity([-1.0], [1.0], [1.0], 0.0)
+
+
+def test_binary_gripper_threshold_and_hysteresis():
+    """gripper_mode binary: exactly a limit out; without a band the midpoint decides each value,
+    with one a command lingering near the midpoint keeps the last output."""
+    rng = np.random.default_rng(0)
+    plain, values = BinaryGripper([0.0], [0.08]), rng.uniform(-0.01, 0.09, (200, 1))
+    for v in values:
+        np.testing.assert_array_equal(plain(v), np.where(v >= 0.04, 0.08, 0.0))
+    g = BinaryGripper([0.0], [0.08], hysteresis=0.5)  # opens above 0.06, closes below 0.02
+    seq = [0.0, 0.045, 0.059, 0.061, 0.03, 0.021, float("nan"), 0.019, 0.05, np.inf, 0.07]
+    assert [float(g([v])[0]) for v in seq] == [0.0, 0.0, 0.0, 0.08, 0.08, 0.08, 0.08, 0.0, 0.0, 0.08, 0.08]
+    g.reset()
+    assert float(g([0.045])[0]) == 0.08  # after a reset: the side of the midpoint
+    # a command dithering around the midpoint: chatter without a band, none with one
+    t = np.arange(500) / 100.0
+    dither = 0.04 + 0.006 * np.sin(2 * np.pi * 3 * t) + rng.normal(0, 0.002, t.size)
+    for band, most in ((0.0, None), (0.4, 0)):
+        b = BinaryGripper([0.0], [0.08], band)
+        switches = int(np.count_nonzero(np.diff([b([v])[0] for v in dither])))
+        assert switches > 20 if most is None else switches <= most, (band, switches)
+    two = BinaryGripper([0.0, -1.0], [0.08, 1.0], 0.2)  # element-wise
+    np.testing.assert_array_equal(two([0.05, -0.5]), [0.08, -1.0])
+    np.testing.assert_array_equal(two([0.039, 0.05]), [0.08, -1.0])
+    for bad in ({"lower": [0.0], "upper": [0.0]}, {"lower": [0.0], "upper": [np.inf]}, {"hysteresis": 1.0},
+                {"hysteresis": -0.1}):
+        with pytest.raises(ValueError):
+            BinaryGripper(**{"lower": [0.0], "upper": [0.08], **bad})

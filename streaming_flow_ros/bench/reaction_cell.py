@@ -38,7 +38,7 @@ from ..cells.tasks import make_task
 from ..data.image_codec import to_model_image
 from ..policy.control import ControlLoop, LatestObservation, TickInputs
 from ..policy.protocol import Observation, RuntimePolicy
-from ..policy.safety import binary_gripper
+from ..policy.safety import BinaryGripper
 from ..policy.streaming import load_policy
 from ..presets import load_preset
 from ..ros.params import NodeParams, controller_joints, resolve_limits  # plain dataclasses, no rclpy
@@ -119,6 +119,9 @@ class CellIO:
         self.arm_idx = np.array([spec.action_names.index(n) for n in self.arm], np.intp)
         self._grip_idx = spec.action_names.index(grip.joint)
         self._tfs = params.output.lookahead_ticks / params.loop.control_rate_hz
+        i = self._grip_idx
+        self._binary = (BinaryGripper(self.limits.lower[i], self.limits.upper[i], params.output.gripper_hysteresis)
+                        if params.output.gripper_mode == "binary" else None)
 
     def measured(self) -> tuple[np.ndarray, np.ndarray]:
         """(action joints (D_a,), state channels (D_s,)): the arm's positions and the gripper
@@ -145,8 +148,8 @@ class CellIO:
         if not r.accepted:
             raise RuntimeError(f"the cell rejected the arm command: {r.reason}")
         g = command[self._grip_idx]
-        if out.gripper_mode == "binary":
-            g = binary_gripper(g, self.limits.lower[self._grip_idx], self.limits.upper[self._grip_idx])
+        if self._binary is not None:
+            g = self._binary(g)
         self.cell.command_gripper(self.cell.robot.gripper.width_from_joint(float(g)))
 
 

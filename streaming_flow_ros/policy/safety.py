@@ -89,10 +89,38 @@ class SafetyResult:
     rejected: bool
 
 
-def binary_gripper(value, lower, upper):
-    """``gripper_mode: binary``: the gripper command snapped to its lower or upper limit,
-    whichever side of the midpoint it is (arrays element-wise)."""
-    return np.where(value >= 0.5 * (lower + upper), upper, lower)
+class BinaryGripper:
+    """``gripper_mode: binary``: the gripper command (arrays element-wise) snapped to its upper
+    limit (open) or its lower limit (closed), whichever side of the midpoint it is; with
+    ``gripper_hysteresis`` h in [0, 1), a closed output opens only once the command rises above
+    the midpoint + h/2 of the travel, and an open one closes only below the midpoint - h/2, so
+    a command that lingers near the midpoint (a flow between two demos' gripper states) does not
+    make the gripper chatter. The first call (and the first after :meth:`reset`) takes the side
+    of the midpoint; a non-finite value keeps the last output (closed before any)."""
+
+    def __init__(self, lower, upper, hysteresis: float = 0.0) -> None:
+        lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+        if not (np.isfinite(lower).all() and np.isfinite(upper).all() and (lower < upper).all()):
+            raise ValueError(f"a binary gripper needs finite limits with lower < upper, got {lower} / {upper}")
+        if not (0.0 <= hysteresis < 1.0):
+            raise ValueError(f"gripper_hysteresis must be in [0, 1), got {hysteresis}")
+        self.lower, self.upper = lower, upper
+        mid, half = 0.5 * (lower + upper), 0.5 * hysteresis * (upper - lower)
+        self._open_above, self._close_below = mid + half, mid - half
+        self._open: np.ndarray | None = None
+
+    def __call__(self, value) -> np.ndarray:
+        value = np.asarray(value, np.float64)
+        if self._open is None:
+            state = value >= 0.5 * (self.lower + self.upper)
+        else:
+            state = np.where(value >= self._open_above, True, np.where(value < self._close_below, False, self._open))
+        self._open = state
+        return np.where(state, self.upper, self.lower)
+
+    def reset(self) -> None:
+        """Forget the last output: the next command takes the side of the midpoint."""
+        self._open = None
 
 
 def filter_action(action: np.ndarray, previous: np.ndarray, limits: SafetyLimits) -> SafetyResult:

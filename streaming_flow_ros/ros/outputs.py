@@ -32,7 +32,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from ..policy.control import TickOutput
 from ..policy.gripper import GripperGoalGate
-from ..policy.safety import SafetyLimits, binary_gripper
+from ..policy.safety import BinaryGripper, SafetyLimits
 from ..spec import IOSpec
 from . import conversions as cv
 from .params import OutputParams
@@ -106,7 +106,8 @@ class Outputs:
         self._ctrl_index = np.array([names.index(n) for n in controller_joints], np.intp)
         self._grip_index = np.array([names.index(n) for n in params.gripper_joints], np.intp)
         self._grip_lower, self._grip_upper = limits.lower[self._grip_index], limits.upper[self._grip_index]
-        self._binary = params.gripper_mode == "binary"
+        self._binary = (BinaryGripper(self._grip_lower, self._grip_upper, params.gripper_hysteresis)
+                        if params.gripper_mode == "binary" else None)
         self._tfs = cv.lookahead_time(params.lookahead_ticks, control_rate_hz)
         self._action = node.create_publisher(JointTrajectoryPoint, "~/action", COMMAND_QOS)
         self._jtc = self._fwd = self._grip = self._goals = None
@@ -149,8 +150,8 @@ class Outputs:
             self._fwd.publish(cv.make_forward_command(action[self._ctrl_index]))
         if self._grip is not None or self._goals is not None:
             grip = action[self._grip_index]
-            if self._binary:  # open/close at the midpoint of its limits
-                grip = binary_gripper(grip, self._grip_lower, self._grip_upper)
+            if self._binary is not None:  # open/close at the midpoint of its limits, +- the hysteresis band
+                grip = self._binary(grip)
             if self._goals is not None:
                 self._goals.offer(float(grip[0]))
             else:

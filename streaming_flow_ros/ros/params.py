@@ -61,6 +61,7 @@ class OutputParams:
     controller_joints: tuple[str, ...] = ()
     gripper_joints: tuple[str, ...] = ()
     gripper_mode: Literal["continuous", "binary"] = "continuous"
+    gripper_hysteresis: float = 0.0  # binary: the band around the midpoint, a fraction of the travel
     # "topic": gripper_commands (Float64MultiArray); "action": control_msgs/action/GripperCommand
     # goals to the server ``gripper_action`` names, gated by policy/gripper.py's GripperGoalGate
     gripper_output: Literal["topic", "action"] = "topic"
@@ -242,6 +243,7 @@ def _validate(v: Mapping[str, Any]) -> None:
     if v["gripper_mode"] == "binary" and not grip:
         raise ValueError("gripper_mode binary needs gripper_joints")
     in_range("gripper_max_effort", 0.0, 1e4)
+    in_range("gripper_hysteresis", 0.0, 0.9)
     in_range("gripper_goal_deadband", 0.0, 0.99)
     in_range("gripper_goal_rate_hz", 0.1, 100.0)
     if v["gripper_output"] == "action":
