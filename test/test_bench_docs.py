@@ -71,8 +71,14 @@ def test_cells_table_groups_seeds_and_reports_modes():
          "per_episode": [{"grasp": {"lateral_mm": 2.0, "yaw_deg": -30.0}}, {"grasp": None},
                          {"grasp": {"lateral_mm": 4.0, "yaw_deg": 10.0}}, {"grasp": {"lateral_mm": 9.0, "yaw_deg": 5.0}}]},
         {**run, "robot": "panda", "task": "pick_either", "method": "sfp", "success_rate": 0.9,
-         "modes": {"red": 5, "green": 4}}]}
+         "modes": {"red": 5, "green": 4}},
+        *({**run, "robot": "panda", "task": "place_either", "method": "sfp", "success_rate": 0.6,
+           "modes": {"left": 3, "right": 3}, "misses": m} for m in ({"held": 1, "off pad": 3}, {})),
+        {**run, "robot": "panda", "task": "place_either", "method": "fm_chunk", "success_rate": 0.6,
+         "modes": {"left": 6}}]}  # a run that predates misses
     text = render_cells(doc)
+    assert "| left 6, right 6; missed: off pad 3, held 1 | - |" in text  # summed over the seeds, most first
+    assert "| left 6 | - |" in text
     assert "| panda | lift | sfp | 2 | 20 | 0.90 ± 0.10 | 0.10 ± 0.00 | 4.00 ± 0.00 |" in text
     assert "| panda | pick_either | sfp | 1 | 10 | 0.90 |" in text and "green 4, red 5 | - |" in text
     assert "| 4 mm / 10° |" in text  # medians over the episodes that closed, |yaw|
