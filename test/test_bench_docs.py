@@ -75,9 +75,12 @@ def test_cells_table_groups_seeds_and_reports_modes():
         *({**run, "robot": "panda", "task": "place_either", "method": "sfp", "success_rate": 0.6,
            "modes": {"left": 3, "right": 3}, "misses": m} for m in ({"held": 1, "off pad": 3}, {})),
         {**run, "robot": "panda", "task": "place_either", "method": "fm_chunk", "success_rate": 0.6,
-         "modes": {"left": 6}}]}  # a run that predates misses
+         "modes": {"left": 6}},  # a run that predates misses
+        {**run, "robot": "panda", "task": "place_either", "method": "dp", "success_rate": 0.0, "modes": {},
+         "misses": {"off pad": 2, "held": 2}}]}
     text = render_cells(doc)
-    assert "| left 6, right 6; missed: off pad 3, held 1 | - |" in text  # summed over the seeds, most first
+    assert "| left 6, right 6; misses: off pad 3, held 1 | - |" in text  # summed over the seeds, most first
+    assert "| misses: held 2, off pad 2 | - |" in text  # none placed; ties by name
     assert "| left 6 | - |" in text
     assert "| panda | lift | sfp | 2 | 20 | 0.90 ± 0.10 | 0.10 ± 0.00 | 4.00 ± 0.00 |" in text
     assert "| panda | pick_either | sfp | 1 | 10 | 0.90 |" in text and "green 4, red 5 | - |" in text

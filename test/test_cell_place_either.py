@@ -6,6 +6,7 @@ of the model's extent) in the other tasks. Skips without mujoco or robosuite's m
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -154,6 +155,19 @@ def test_a_miss_says_why_and_how_far_from_a_pad(cells):
             for i, o in enumerate((held, dropped, dropped))]
     s = summarize(runs, {"ticks": 1, "ticks_expected": 1})
     assert s["misses"] == {"held": 1, "off pad": 2} and s["modes"] == {}
+    # the episode line of `sfp eval cell` and `sfp demo`
+    from streaming_flow_ros.apps.eval_cell import verdict
+
+    gap = f"{dropped['pad_gap_mm']:.0f} mm from a pad"
+    assert verdict("place_either", runs[1]) == f"did not place it (off pad, {gap}, peak 15.0 cm)"
+    over = dataclasses.replace(runs[0], outcome={**held, "pad_gap_mm": 0.0})  # held over a pad: no distance
+    assert verdict("place_either", over) == "did not place it (held, peak 15.0 cm)"
+    placed = dataclasses.replace(runs[0], success=True, time_to_success=8.25, outcome={"object": "left", "miss": None})
+    assert verdict("place_either", placed) == "placed the cube on the left pad in 8.2 s"
+    lift = dataclasses.replace(runs[0], outcome={"object": None}, max_cube_height=0.004)
+    assert verdict("lift", lift) == "did not lift it (peak 0.4 cm)"
+    assert verdict("pick_either", dataclasses.replace(placed, outcome={"object": "green"})) == \
+        "lifted the green cube in 8.2 s"
     assert PlaceEitherTask().pad_under((sc.PADS["right"][0] + sc.PAD_HALF - 1e-3, sc.PADS["right"][1])) == "right"
 
 

@@ -235,6 +235,22 @@ def test_reenable_after_a_pause_anchors_at_the_arm_even_when_it_is_near_the_last
     np.testing.assert_allclose(out.command, near)
 
 
+def test_anchored_marks_each_start_from_the_measured_state():
+    """``anchored`` is set on the tick the loop starts from the measured state (first anchor,
+    enable after a pause), not on the ticks after it, nor when a quick re-enable continues the
+    last command: outputs with memory (the binary gripper's band) start over only then."""
+    loop, _, slot = make()
+    assert not loop.tick(0.0, inputs(measured=None)).anchored  # nothing to anchor at yet
+    outs = run(loop, slot, 30, 0.01, target=[0.5, 0.5], every=10)
+    assert [o.anchored for o in outs] == [True] + [False] * 29
+    sent = loop.last_sent.copy()
+    loop.tick(0.4, inputs(measured=sent, enabled=False))
+    assert not loop.tick(0.41, inputs(measured=sent, enabled=True)).anchored  # quick: continued
+    loop.tick(0.42, inputs(measured=sent, enabled=False))
+    out = loop.tick(0.42 + AGREE_S + 0.02, inputs(measured=sent, enabled=True))
+    assert out.anchored and out.to_controller  # after a pause: from the arm
+
+
 def test_walk_in_from_outside_the_limits_and_refusal_further_out():
     loop, _, slot = make()
     out = loop.tick(0.0, inputs(measured=(1.2, 0.0)))  # 0.2 rad out, margin 0.5 rad (1 s at 0.5)

@@ -37,6 +37,7 @@ def test_gripper_params_bind_by_name():
     for bad, match in (({**GRIP, "gripper_joints": ["j1"]}, "not controller_joints"),
                        ({"gripper_mode": "binary"}, "needs gripper_joints"),
                        ({**GRIP, "gripper_mode": "pinch"}, "gripper_mode"),
+                       ({**GRIP, "gripper_mode": "binary", "gripper_hysteresis": 0.95}, "gripper_hysteresis"),
                        ({**GRIP, "position_lower": [-1.0] * 3, "position_upper": [1.0] * 3}, "4 controller_joints")):
         with pytest.raises(ValueError, match=match):
             NodeParams.from_mapping(bad)
@@ -44,12 +45,11 @@ def test_gripper_params_bind_by_name():
         controller_joints(NodeParams.from_mapping({"gripper_joints": ["thumb"]}), spec)
 
 
-@pytest.mark.parametrize("mode,band", [("continuous", 0.0), ("binary", 0.0), ("binary", 0.3)])
-def test_gripper_streams_on_its_own_topic(ckpt, mode, band):
+@pytest.mark.parametrize("mode", ["continuous", "binary"])
+def test_gripper_streams_on_its_own_topic(ckpt, mode):
     got: list[list[float]] = []
     # the gripper's state comes in the same message as j3, j1 and j2 in another (a split state)
-    with live_node(ckpt, {**GRIP, "gripper_mode": mode, "gripper_hysteresis": band},
-                   peer_kw={"split": True, "extra": ("finger", 0.04)}) as lv:
+    with live_node(ckpt, {**GRIP, "gripper_mode": mode}, peer_kw={"split": True, "extra": ("finger", 0.04)}) as lv:
         lv.inject.create_subscription(Float64MultiArray, "gripper_commands", lambda m: got.append(list(m.data)), 10)
         assert wait_until(lambda: len(got) > 100, 10.0), (len(got), lv.node.status_reason)
         trajs = lv.peer.take(lv.peer.trajectories)
@@ -63,3 +63,48 @@ def test_gripper_streams_on_its_own_topic(ckpt, mode, band):
             assert np.abs(np.diff(values[:, 0])).max() <= 1.0 / 100 + 1e-9  # max_velocity 1.0 at 100 Hz
     s = assert_clean(lv.inv, min_controller=20)
     assert s["gripper_msgs"] >= 20  # the checker judged the gripper stream too
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def publish(self, msg) -> None:
+        self.sent.append(msg)
+
+
+class _Node:
+    """What ros/outputs.py's Outputs uses of a node: a logger and publishers (recorded)."""
+
+    def __init__(self) -> None:
+        self.pubs: dict[str, _Publisher] = {}
+
+    def get_logger(self):
+        import logging
+
+        return logging.getLogger("outputs-test")
+
+    def create_publisher(self, _type, topic, _qos) -> _Publisher:
+        return self.pubs.setdefault(topic, _Publisher())
+
+
+def test_binary_band_holds_near_the_midpoint_and_restarts_from_the_arm():
+    """Outputs with gripper_hysteresis 0.5 (open above 0.06, closed below 0.02 of 0-0.08): a
+    command wandering inside the band keeps the gripper as it was; the tick the loop anchors at
+    the measured state (``anchored``) takes that state's side of the midpoint, as a stateless
+    threshold would, instead of what the band remembered from before."""
+    from streaming_flow_ros.policy.control import TickOutput
+    from streaming_flow_ros.policy.safety import SafetyLimits
+    from streaming_flow_ros.ros.outputs import Outputs
+
+    p = NodeParams.from_mapping({**GRIP, "gripper_mode": "binary", "gripper_hysteresis": 0.5})
+    spec = IOSpec(ARM_GRIP, ARM_GRIP)
+    lim = SafetyLimits.from_velocity([-1.0, -1.0, -1.0, 0.0], [1.0, 1.0, 1.0, 0.08], [1.0] * 4, 100.0)
+    node = _Node()
+    out = Outputs(node, p.output, spec, lim, JOINTS, 100.0)
+    for g, anchored in [(0.08, True), (0.03, False), (0.05, False), (0.019, False), (0.05, False),
+                        (0.061, False), (0.03, True), (0.05, False)]:
+        out.publish(TickOutput(command=np.array([0.0, 0.0, 0.0, g]), to_controller=True, anchored=anchored), False)
+    grip = [m.data[0] for m in node.pubs["gripper_commands"].sent]
+    assert grip == [0.08, 0.08, 0.08, 0.0, 0.0, 0.08, 0.0, 0.0]
+    assert len(node.pubs["joint_trajectory"].sent) == 8

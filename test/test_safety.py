@@ -148,8 +148,8 @@ def test_binary_gripper_threshold_and_hysteresis():
     for v in values:
         np.testing.assert_array_equal(plain(v), np.where(v >= 0.04, 0.08, 0.0))
     g = BinaryGripper([0.0], [0.08], hysteresis=0.5)  # opens above 0.06, closes below 0.02
-    seq = [0.0, 0.045, 0.059, 0.061, 0.03, 0.021, float("nan"), 0.019, 0.05, np.inf, 0.07]
-    assert [float(g([v])[0]) for v in seq] == [0.0, 0.0, 0.0, 0.08, 0.08, 0.08, 0.08, 0.0, 0.0, 0.08, 0.08]
+    seq = [0.0, 0.045, 0.059, 0.061, 0.03, 0.021, float("nan"), 0.019, 0.05, np.inf, 0.07, -np.inf]
+    assert [float(g([v])[0]) for v in seq] == [0.0, 0.0, 0.0, 0.08, 0.08, 0.08, 0.08, 0.0, 0.0, 0.0, 0.08, 0.08]
     g.reset()
     assert float(g([0.045])[0]) == 0.08  # after a reset: the side of the midpoint
     # a command dithering around the midpoint: chatter without a band, none with one

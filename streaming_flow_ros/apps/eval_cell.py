@@ -65,7 +65,7 @@ def verdict(task: str, r) -> str:
             return f"placed the cube on the {mode} pad in {r.time_to_success:.1f} s"
         return f"lifted {f'the {mode} cube' if mode else 'the cube'} in {r.time_to_success:.1f} s"
     why, gap = r.outcome.get("miss"), r.outcome.get("pad_gap_mm")
-    why = (f"{why}, {gap:.0f} mm from a pad" if why in ("off pad", "held") and gap is not None else why)
+    why = f"{why}, {gap:.0f} mm from a pad" if why in ("off pad", "held") and gap else why
     peak = f"peak {r.max_cube_height * 100:.1f} cm"
     return f"did not {'place' if task == 'place_either' else 'lift'} it ({f'{why}, ' if why else ''}{peak})"
 

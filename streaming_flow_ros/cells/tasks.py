@@ -18,7 +18,9 @@ centre over the pad, its bottom within ``place_height`` of the table) with the g
 past ``release_width`` for ``hold_s`` s. The expert (``cells/expert.py``: ``expert_pad``)
 carries the cube to one pad, 50/50 from the seed: the choice comes after the grasp, where the
 cube is already found, so the modes differ in where to go and not in what to see. The pad the
-cube was placed on is the episode's mode (:attr:`lifted_object`, ``outcome()["object"]``).
+cube was placed on is the episode's mode (:attr:`lifted_object`, ``outcome()["object"]``);
+a failed episode's ``outcome()`` also says where it ended (``miss``: not lifted, held, off
+pad, not released, not settled; ``pad_gap_mm``: the cube from the nearest pad).
 
 In all of them, the arm starts at the robot's home posture, gripper open. Every task has the same
 interface (what ``ros/cell_loop.py`` and ``cells/record.py`` use): ``name``,

@@ -169,7 +169,9 @@ class TickOutput:
     ``to_controller``); None: publish nothing. velocity: (D_a,) rad/s of the step (zeros on a
     hold). controller_hold: a hold to send to the controller *before* ``command`` (the one hold
     at disable). hold: why the loop is not streaming a plan ("" when it is). started: the stamp
-    of the plan started this tick (obs-to-command latency). notices: (level, text) for the log,
+    of the plan started this tick (obs-to-command latency). anchored: the loop (re)started from
+    the measured state this tick (activate, enable after a pause): outputs that remember past
+    commands (the binary gripper's band) start over from it. notices: (level, text) for the log,
     level "info" | "warning" | "error", only when something changed.
     """
 
@@ -177,6 +179,7 @@ class TickOutput:
     velocity: np.ndarray | None = None
     to_controller: bool = False
     controller_hold: np.ndarray | None = None
+    anchored: bool = False
     hold: str = ""
     started: float | None = None
     stale: bool = False
@@ -217,6 +220,7 @@ class ControlLoop:
         self.enabled: bool | None = None  # None: the first tick takes inputs.enabled as is
         self.reason = "waiting for a joint state"
         self.last_sent: np.ndarray | None = None  # the last command the controller got
+        self._at_state = False  # the last anchor was the measured state (not a continued command)
         self._last_sent_at = self._now = -np.inf  # s: when it went out; the last tick's time
         self._since_start = self.period  # the first plan is due at once
         self._travel = limits.max_step * config.control_rate_hz  # rad/s per joint
@@ -236,10 +240,12 @@ class ControlLoop:
                 self.anchored = False  # re-anchor where the controller's command meets the arm
             elif self.anchored:
                 hold_to_ctrl = self._send(self.safety.last)
+        fresh = False
         if not self.anchored:
             why = self._anchor(now, inp, notices)
             if why:
                 return TickOutput(controller_hold=hold_to_ctrl, hold=why, stale=True, notices=tuple(notices))
+            fresh = self._at_state
         if inp.stale_reason is not None:
             if not self.stale:
                 notices.append(("warning", f"holding: {inp.stale_reason}"))
@@ -249,8 +255,8 @@ class ControlLoop:
             held = self.safety.last if self.config.on_stale == "hold" else None
             return TickOutput(
                 command=held, velocity=None if held is None else np.zeros(self.limits.dim),
-                to_controller=self._to_controller(held), controller_hold=hold_to_ctrl, hold=inp.stale_reason,
-                stale=True, notices=tuple(notices))
+                to_controller=self._to_controller(held), controller_hold=hold_to_ctrl, anchored=fresh,
+                hold=inp.stale_reason, stale=True, notices=tuple(notices))
         if self.stale:
             notices.append(("info", "inputs fresh: streaming resumes with the next plan"))
             self.stale, self.reason = False, ""
@@ -271,7 +277,7 @@ class ControlLoop:
             self._reset_policy(safe.action)  # non-finite proposal: hold, drop the plan
         return TickOutput(
             command=safe.action, velocity=safe.delta * self.config.control_rate_hz,
-            to_controller=self._to_controller(safe.action), controller_hold=hold_to_ctrl,
+            to_controller=self._to_controller(safe.action), controller_hold=hold_to_ctrl, anchored=fresh,
             hold="plan used up" if result.hold else "", started=started,
             plan_dropped=dropped, policy_held=bool(result.hold), clamped=safe.clamped,
             rate_limited=safe.rate_limited, rejected=safe.rejected, flow_time=float(result.t),
@@ -322,10 +328,10 @@ class ControlLoop:
                 notices.append(("error", outside))
             self.stale, self.reason = True, outside
             return outside
-        at = inp.measured
+        at, self._at_state = inp.measured, True
         quick = self.last_sent is not None and now - self._last_sent_at <= self.config.agree_s + 1e-9
         if quick and (np.abs(inp.measured - self.last_sent) <= self._travel * self.config.agree_s).all():
-            at = self.last_sent  # the arm is on its way there: continue from it, no jump
+            at, self._at_state = self.last_sent, False  # the arm is on its way there: continue from it, no jump
         self._reset_policy(at)
         self.safety.reset(at)
         self.anchored = True

@@ -96,7 +96,8 @@ class BinaryGripper:
     the midpoint + h/2 of the travel, and an open one closes only below the midpoint - h/2, so
     a command that lingers near the midpoint (a flow between two demos' gripper states) does not
     make the gripper chatter. The first call (and the first after :meth:`reset`) takes the side
-    of the midpoint; a non-finite value keeps the last output (closed before any)."""
+    of the midpoint; a non-finite value keeps the last output (closed before any: the node's
+    safety filter never lets one through)."""
 
     def __init__(self, lower, upper, hysteresis: float = 0.0) -> None:
         lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
@@ -114,7 +115,8 @@ class BinaryGripper:
         if self._open is None:
             state = value >= 0.5 * (self.lower + self.upper)
         else:
-            state = np.where(value >= self._open_above, True, np.where(value < self._close_below, False, self._open))
+            keep = ~np.isfinite(value) | ((value < self._open_above) & (value >= self._close_below))
+            state = np.where(keep, self._open, value >= self._open_above)
         self._open = state
         return np.where(state, self.upper, self.lower)
 

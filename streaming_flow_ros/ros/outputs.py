@@ -9,7 +9,8 @@ Topics (relative, remap them), all RELIABLE:
   ``commands`` (command_mode forward, std_msgs/Float64MultiArray in the controller's order);
 - ``gripper_commands`` (with ``gripper_joints`` and a command_mode other than none:
   Float64MultiArray in that order; ``gripper_mode: binary`` sends the lower or upper limit,
-  whichever side of the midpoint the command is);
+  whichever side of the midpoint the command is, or with ``gripper_hysteresis`` of a band around
+  it, started over from the measured gripper whenever the loop anchors there);
 - or, with ``gripper_output: action``, ``control_msgs/action/GripperCommand`` goals to the
   server named by ``gripper_action`` (one gripper joint), as sparse as policy/gripper.py's
   GripperGoalGate makes them: a new goal when the command moved ``gripper_goal_deadband`` of the
@@ -132,6 +133,8 @@ class Outputs:
                 self._log.info(text)
         if out.controller_hold is not None:
             self.to_controller(out.controller_hold, None)
+        if out.anchored and self._binary is not None:  # started from the measured gripper: its side
+            self._binary.reset()
         if out.command is not None:
             vel = out.velocity if publish_velocities else None
             self._action.publish(cv.make_trajectory_point(out.command, self._tfs, vel))
