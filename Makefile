@@ -114,6 +114,9 @@ default-policy: $(STAMP)
 # (config/train/cell_lift.yaml, for place_either too; UR5e below) -> sfp compact (float16
 # weights, 2.7 MB). ~5-7 min recording and ~20-30 min training on 2 idle CPU cores. Only
 # panda_lift is committed; make cell-policy writes the others next to it.
+# place_either: the 6,000 steps are then resumed to a 12,000-step schedule (the learning rate
+# warms back up to half): its episodes last twice Lift's, and at 6,000 steps the policy is
+# still undertrained (docs/BENCHMARKS.md, place either). About twice the training time.
 ROBOT ?= panda
 TASK ?= lift
 CELL_RUN := runs/cells/$(ROBOT)_$(TASK)
@@ -130,6 +133,7 @@ CELL_TOPICS_xarm7 := --joint-topic /joint_states --action-topic /xarm7_traj_cont
 CELL_RECORD_ur5e := --turn-above 1.0
 CELL_CONFIG_ur5e := config/train/cell_lift_fine.yaml
 CELL_CONFIG = $(or $(CELL_CONFIG_$(ROBOT)),config/train/cell_lift.yaml)
+CELL_EXTEND_place_either := 12000
 cell-policy: $(STAMP)
 	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task $(TASK) --episodes 100 --out $(CELL_RUN)/bags --compress \
 	    $(CELL_RECORD_$(ROBOT))
@@ -138,6 +142,8 @@ cell-policy: $(STAMP)
 	    --rate 10 --action-source command
 	$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp --config $(CELL_CONFIG) \
 	    --no-resume --no-progress
+	$(if $(CELL_EXTEND_$(TASK)),$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp \
+	    --config $(CELL_CONFIG) --steps $(CELL_EXTEND_$(TASK)) --no-progress)
 	$(VENV)/bin/sfp compact $(CELL_RUN)/sfp/policy.safetensors streaming_flow_ros/assets/$(ROBOT)_$(TASK).safetensors
 
 # Success of the policy in assets/ through the node (panda lift as shipped; others after
