@@ -200,3 +200,24 @@ def test_half_precision_copy_is_half_the_size_and_loads_as_float32(ckpt, tmp_pat
     with torch.no_grad():
         a, b = model.velocity(x, t, cond), half.velocity(x, t, cond)
     assert not torch.equal(a, b) and torch.allclose(a, b, atol=1e-2, rtol=1e-2)
+
+
+def test_shipped_cell_policies_load_on_their_presets_joints():
+    """Every assets/<robot>_<task>.safetensors (`sfp eval cell` / `sfp demo` without
+    --checkpoint) loads without unpickling and acts on its robot preset's joints plus the
+    gripper, in order, with the cell's two cameras."""
+    from streaming_flow_ros.apps.eval_cell import ASSETS, shipped_checkpoint
+    from streaming_flow_ros.cells.robots import robot_spec
+    from streaming_flow_ros.presets import load_preset
+
+    shipped = sorted(p.stem for p in ASSETS.glob("*_*.safetensors") if p.stem != "default_policy")
+    assert {"panda_lift", "panda_place_either"} <= set(shipped)
+    for stem in shipped:
+        robot, task = stem.split("_", 1)
+        model, ckpt = load_model(shipped_checkpoint(robot, task))
+        preset = load_preset(robot_spec(robot).preset, gripper=True)
+        assert list(ckpt.spec.action_names) == [*preset["controller_joints"], *preset["gripper_joints"]], stem
+        assert [c.name for c in ckpt.spec.cameras] == ["scene", "wrist"], stem
+        assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters()), stem
+    with pytest.raises(ValueError, match="no shipped policy for ur5e pick_either"):
+        shipped_checkpoint("ur5e", "pick_either")
