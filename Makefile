@@ -112,8 +112,9 @@ default-policy: $(STAMP)
 # TASK=lift|place_either) the way a user would from their own arm: 100 scripted-expert demos
 # recorded as rosbag2 through the cell's topics -> sfp dataset build -> sfp train
 # (config/train/cell_lift.yaml, for place_either too; UR5e below) -> sfp compact (float16
-# weights, 2.7 MB). ~5-7 min recording and ~20-30 min training on 2 idle CPU cores. Only
-# panda_lift is committed; make cell-policy writes the others next to it.
+# weights, 2.7 MB). ~5-7 min recording and ~20-30 min training on 2 idle CPU cores (place_either:
+# 46-58 min on one thread beside another job, below).
+# panda_lift and panda_place_either are committed; make cell-policy writes the others next to it.
 # place_either: the 6,000 steps are then resumed to a 12,000-step schedule (the learning rate
 # warms back up to half): its episodes last twice Lift's, and at 6,000 steps the policy is
 # still undertrained (docs/BENCHMARKS.md, place either). About twice the training time.
