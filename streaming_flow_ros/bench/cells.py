@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +84,9 @@ def render(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (robot, task, method), rs in groups.items():
-        modes: dict[str, int] = {}
-        for r in rs:
-            for k, v in (r.get("modes") or {}).items():
-                modes[k] = modes.get(k, 0) + v
+        modes = sum((Counter(r.get("modes") or {}) for r in rs), Counter())
         mode_text = ", ".join(f"{k} {v}" for k, v in sorted(modes.items())) if len(modes) > 1 or task != "lift" else ""
-        misses: dict[str, int] = {}
-        for r in rs:
-            for k, v in (r.get("misses") or {}).items():
-                misses[k] = misses.get(k, 0) + v
+        misses = sum((Counter(r.get("misses") or {}) for r in rs), Counter())
         if misses:  # why the others failed, where the task says (place either)
             miss_text = "misses: " + ", ".join(f"{k} {v}" for k, v in sorted(misses.items(), key=lambda kv: (-kv[1], kv[0])))
             mode_text = f"{mode_text}; {miss_text}" if mode_text else miss_text

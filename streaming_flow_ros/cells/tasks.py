@@ -276,10 +276,8 @@ class PlaceEitherTask(_Task):
 
     def pad_under(self, xy) -> str | None:
         """The pad whose square the point ``xy`` (m, table frame) lies over, or None."""
-        for name, (px, py) in PADS.items():
-            if abs(xy[0] - px) <= PAD_HALF and abs(xy[1] - py) <= PAD_HALF:
-                return name
-        return None
+        name, gap = self.pad_gap(xy)
+        return name if gap == 0.0 else None
 
     def pad_gap(self, xy) -> tuple[str, float]:
         """The pad nearest the point ``xy`` (m, table frame) and the distance from the point to

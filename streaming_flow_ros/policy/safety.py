@@ -106,14 +106,14 @@ class BinaryGripper:
         if not (0.0 <= hysteresis < 1.0):
             raise ValueError(f"gripper_hysteresis must be in [0, 1), got {hysteresis}")
         self.lower, self.upper = lower, upper
-        mid, half = 0.5 * (lower + upper), 0.5 * hysteresis * (upper - lower)
-        self._open_above, self._close_below = mid + half, mid - half
+        self._mid, half = 0.5 * (lower + upper), 0.5 * hysteresis * (upper - lower)
+        self._open_above, self._close_below = self._mid + half, self._mid - half
         self._open: np.ndarray | None = None
 
     def __call__(self, value) -> np.ndarray:
         value = np.asarray(value, np.float64)
         if self._open is None:
-            state = value >= 0.5 * (self.lower + self.upper)
+            state = value >= self._mid
         else:
             keep = ~np.isfinite(value) | ((value < self._open_above) & (value >= self._close_below))
             state = np.where(keep, self._open, value >= self._open_above)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -254,13 +255,8 @@ def summarize(results: list[CellEpisode], node: dict[str, float]) -> dict[str, A
     n = len(results)
     ok = [r.time_to_success for r in results if r.success]
     expected = node.get("ticks_expected") or 0
-    modes: dict[str, int] = {}
-    misses: dict[str, int] = {}
-    for r in results:
-        if r.success and r.outcome.get("object"):
-            modes[r.outcome["object"]] = modes.get(r.outcome["object"], 0) + 1
-        if not r.success and r.outcome.get("miss"):
-            misses[r.outcome["miss"]] = misses.get(r.outcome["miss"], 0) + 1
+    modes = dict(Counter(r.outcome["object"] for r in results if r.success and r.outcome.get("object")))
+    misses = dict(Counter(r.outcome["miss"] for r in results if not r.success and r.outcome.get("miss")))
     return {
         "episodes": n,
         "success_rate": sum(r.success for r in results) / n,
