@@ -109,12 +109,12 @@ default-policy: $(STAMP)
 	cp $(DEFAULT_RUN)/train/policy.safetensors streaming_flow_ros/assets/default_policy.safetensors
 
 # Regenerates streaming_flow_ros/assets/<robot>_<task>.safetensors (ROBOT=panda|ur5e|gen3|xarm7,
-# TASK=lift|place_either) the way a user would from their own arm: 100 scripted-expert demos
+# TASK=lift|place_either) the way a user would from their own arm: 100 scripted-expert demos (UR5e: 200)
 # recorded as rosbag2 through the cell's topics -> sfp dataset build -> sfp train
 # (config/train/cell_lift.yaml, for place_either too; UR5e below) -> sfp compact (float16
 # weights, 2.7 MB). ~5-7 min recording and ~20-30 min training on 2 idle CPU cores (place_either:
 # 46-58 min on one thread beside another job, below).
-# panda_lift and panda_place_either are committed; make cell-policy writes the others next to it.
+# panda_lift, panda_place_either and ur5e_lift are committed; make cell-policy writes the others next to it.
 # place_either: the 6,000 steps are then resumed to a 12,000-step schedule (the learning rate
 # warms back up to half): its episodes last twice Lift's, and at 6,000 steps the policy is
 # still undertrained (docs/BENCHMARKS.md, place either). About twice the training time.
@@ -129,20 +129,24 @@ CELL_TOPICS_gen3 := --joint-topic /joint_states --action-topic /joint_trajectory
 	--action-topic /gripper_controller/commands=robotiq_85_left_knuckle_joint
 CELL_TOPICS_xarm7 := --joint-topic /joint_states --action-topic /xarm7_traj_controller/joint_trajectory \
 	--action-topic /gripper_controller/commands=drive_joint
-# UR5e: the expert turns the hand above the cube and the encoder keeps 22x22 keypoint maps; with
-# the Panda's recipe its policy does not turn the hand with the cube (docs/BENCHMARKS.md, cells).
+# UR5e: the expert turns the hand above the cube, the encoder keeps 22x22 keypoint maps, and it
+# takes 200 demos and 8,000 steps; with the Panda's recipe its policy does not turn the hand with
+# the cube (docs/BENCHMARKS.md, cells). ~10 min recording, ~35 min training on one thread.
 CELL_RECORD_ur5e := --turn-above 1.0
+CELL_EPISODES_ur5e := 200
 CELL_CONFIG_ur5e := config/train/cell_lift_fine.yaml
+CELL_STEPS_ur5e := --steps 8000
 CELL_CONFIG = $(or $(CELL_CONFIG_$(ROBOT)),config/train/cell_lift.yaml)
+CELL_EPISODES = $(or $(CELL_EPISODES_$(ROBOT)),100)
 CELL_EXTEND_place_either := 12000
 cell-policy: $(STAMP)
-	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task $(TASK) --episodes 100 --out $(CELL_RUN)/bags --compress \
+	$(VENV)/bin/sfp dataset record-sim --cell $(ROBOT) --task $(TASK) --episodes $(CELL_EPISODES) --out $(CELL_RUN)/bags --compress \
 	    $(CELL_RECORD_$(ROBOT))
 	$(VENV)/bin/sfp dataset build $(CELL_RUN)/bags/episode_* --out $(CELL_RUN)/dataset --overwrite \
 	    $(CELL_TOPICS_$(ROBOT)) --camera-topic scene=/camera/image_raw --camera-topic wrist=/wrist_camera/image_raw \
 	    --rate 10 --action-source command
 	$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp --config $(CELL_CONFIG) \
-	    --no-resume --no-progress
+	    $(CELL_STEPS_$(ROBOT)) --no-resume --no-progress
 	$(if $(CELL_EXTEND_$(TASK)),$(VENV)/bin/sfp train --dataset $(CELL_RUN)/dataset --out $(CELL_RUN)/sfp \
 	    --config $(CELL_CONFIG) --steps $(CELL_EXTEND_$(TASK)) --no-progress)
 	$(VENV)/bin/sfp compact $(CELL_RUN)/sfp/policy.safetensors streaming_flow_ros/assets/$(ROBOT)_$(TASK).safetensors
