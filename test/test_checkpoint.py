@@ -211,7 +211,7 @@ def test_shipped_cell_policies_load_on_their_presets_joints():
     from streaming_flow_ros.presets import load_preset
 
     shipped = sorted(p.stem for p in ASSETS.glob("*_*.safetensors") if p.stem != "default_policy")
-    assert {"panda_lift", "panda_place_either"} <= set(shipped)
+    assert {"panda_lift", "panda_place_either", "ur5e_lift"} <= set(shipped)
     for stem in shipped:
         robot, task = stem.split("_", 1)
         model, ckpt = load_model(shipped_checkpoint(robot, task))

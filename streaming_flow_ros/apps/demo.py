@@ -27,8 +27,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", choices=(*CELL_ROBOTS, "sim"), default="panda",
                    help="a MuJoCo arm cell picking up a cube, or the 3-joint planar sim")
     p.add_argument("--task", choices=("lift", "pick_either", "place_either"), default="lift",
-                   help="cells: lift the cube, lift either of two cubes, or put it on either pad (shipped for the Panda: "
-                        "lift, place_either; others need --checkpoint)")
+                   help="cells: lift the cube, lift either of two cubes, or put it on either pad (shipped: Panda "
+                        "lift and place_either, UR5e lift; others need --checkpoint)")
     p.add_argument("--episodes", type=int, default=None, help="default: 3 (cells), 6 (sim)")
     p.add_argument("--checkpoint", help="policy checkpoint (default: the shipped default policy)")
     p.add_argument("--rate", type=float, default=100.0, help="control rate, Hz")
